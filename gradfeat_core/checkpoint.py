@@ -1,0 +1,49 @@
+"""Checkpoints: a state dict of tensors plus plain JSON-able metadata, in one torch file that
+loads with `weights_only=True` (no pickled code runs on load)."""
+import os
+from pathlib import Path
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, or made for something else."""
+
+
+def save_checkpoint(path, state_dict, meta):
+    """Write atomically: a run killed mid-write leaves the previous file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu() for k, v in state_dict.items()}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"state_dict": tensors, "meta": dict(meta)}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, expect=None):
+    """(state_dict, meta); raises CheckpointError when meta disagrees with `expect`."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        state, meta = obj["state_dict"], obj["meta"]
+    except Exception as e:  # any unreadable file gets the same one-line answer
+        raise CheckpointError(f"checkpoint {path} is not readable ({type(e).__name__}); "
+                              "it must be a file written by gradfeat_core") from None
+    for key, wanted in (expect or {}).items():
+        if meta.get(key) != wanted:
+            raise CheckpointError(f"checkpoint {path} was made for {key}={meta.get(key)!r}, "
+                                  f"not {wanted!r}; use a checkpoint made for this setting")
+    return state, meta
+
+
+def load_into(module, path, expect=None):
+    """Load a checkpoint into `module`, all keys or nothing (checked before anything is copied)."""
+    state, meta = load_checkpoint(path, expect)
+    own = module.state_dict()
+    wrong = sorted(set(own) ^ set(state)) or [k for k in own if own[k].shape != state[k].shape]
+    if wrong:
+        raise CheckpointError(f"checkpoint {path} does not fit this network (first mismatch: "
+                              f"{wrong[0]}); it was made for another architecture")
+    module.load_state_dict(state, strict=True)
+    return meta

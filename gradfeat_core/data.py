@@ -1,0 +1,211 @@
+"""Datasets for the gradient-features reproduction, as 32x32 float tensors on a device.
+
+`load_dataset(name)` reads CIFAR-10/100 (python pickle batches), SVHN (.mat; train on
+`extra`, test on `test`, as the paper does), Fashion-MNIST (IDX, padded 28->32) or an
+in-memory synthetic set, and returns `DataSplits`. It never downloads: a missing or corrupt
+file raises `DataError` with a one-line message saying what/where and how to get the data.
+"""
+import gzip
+import os
+import pickle
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10}
+
+_HOWTO = {
+    "cifar10": "download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and extract it under {root}",
+    "cifar100": "download cifar-100-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and extract it under {root}",
+    "svhn": "download train/test/extra_32x32.mat from http://ufldl.stanford.edu/housenumbers/ into {root}",
+    "fashion-mnist": "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) "
+                     "or pass root=... pointing at the gzip IDX files",
+}
+
+
+class DataError(ValueError):
+    """A dataset is unknown, missing or corrupt; the message is one line."""
+
+
+@dataclass
+class DataSplits:
+    x_train: torch.Tensor  # float32, N x C x 32 x 32, values in pixel_range
+    y_train: torch.Tensor  # int64, N
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    in_channels: int
+    name: str = ""
+
+
+def default_root(name: str) -> str | None:
+    if name == "synthetic":
+        return None
+    return "/usr/share/datasets/fashion-mnist" if name == "fashion-mnist" else f"data/{name}"
+
+
+def _one_line(e) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _missing(name, fname, root):
+    return DataError(f"{name} not found: looked for {fname} in {root}; {_HOWTO[name].format(root=root)}")
+
+
+def _corrupt(name, path, why, root=None):
+    return DataError(f"{name} file {path} is corrupt: {_one_line(why)}; replace it: "
+                     f"{_HOWTO[name].format(root=root or os.path.dirname(path))}")
+
+
+def _cifar(name, root):
+    sub, train, test, key = {
+        "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels"),
+        "cifar100": ("cifar-100-python", ["train"], ["test"], "fine_labels"),
+    }[name]
+    # Accept both torchvision's layout (root/<sub>/...) and root pointing at <sub> itself.
+    folder = next((d for d in (os.path.join(root, sub), root) if os.path.isfile(os.path.join(d, train[0]))), None)
+    if folder is None:
+        raise _missing(name, f"{sub}/{train[0]}", root)
+
+    def read(files):
+        xs, ys = [], []
+        for f in files:
+            path = os.path.join(folder, f)
+            if not os.path.isfile(path):
+                raise _missing(name, f, folder)
+            try:  # Read the pickles ourselves: torchvision's md5 check rejects anything but the official files.
+                with open(path, "rb") as fh:
+                    d = pickle.load(fh, encoding="latin1")
+                d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+                x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+                y = np.asarray(d[key], dtype=np.int64)
+            except Exception as e:
+                raise _corrupt(name, path, f"not a CIFAR pickle batch ({_one_line(e)})", root) from e
+            if len(x) != len(y):
+                raise _corrupt(name, path, f"{len(x)} images but {len(y)} labels", root)
+            xs.append(x)
+            ys.append(y)
+        return np.concatenate(xs), np.concatenate(ys)
+
+    return read(train) + read(test)
+
+
+def _svhn(root):
+    def read(fname):
+        path = os.path.join(root, fname)
+        if not os.path.isfile(path):
+            raise _missing("svhn", fname, root)
+        try:
+            import scipy.io
+            m = scipy.io.loadmat(path, variable_names=["X", "y"])
+            x, y = m["X"], np.asarray(m["y"]).reshape(-1).astype(np.int64)
+        except Exception as e:
+            raise _corrupt("svhn", path, f"cannot read as .mat ({_one_line(e)})") from e
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.shape[3] != len(y):
+            raise _corrupt("svhn", path, f"X is {x.dtype} {x.shape}, y has {len(y)} labels")
+        y[y == 10] = 0  # SVHN stores digit 0 as label 10
+        return x.transpose(3, 2, 0, 1), y  # H x W x C x N -> N x C x H x W (a view; copied later)
+
+    return read("extra_32x32.mat") + read("test_32x32.mat")
+
+
+def _read_idx(path, ndim):
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as fh:
+            buf = fh.read()
+    except (OSError, EOFError) as e:  # bad gzip header, truncated gzip stream
+        raise _corrupt("fashion-mnist", path, e) from e
+    magic = int.from_bytes(buf[:4], "big")
+    if magic != 0x0800 + ndim:  # 0x08 = unsigned byte, then the number of dimensions
+        raise _corrupt("fashion-mnist", path, f"bad magic number {magic:#x}, expected {0x0800 + ndim:#x}")
+    dims = tuple(int.from_bytes(buf[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    start = 4 + 4 * ndim
+    if len(buf) != start + int(np.prod(dims)):
+        raise _corrupt("fashion-mnist", path, f"{len(buf) - start} data bytes for shape {dims} (truncated?)")
+    return np.frombuffer(buf, dtype=np.uint8, offset=start).reshape(dims)
+
+
+def _fashion(root):
+    def find(base):
+        for d in (root, os.path.join(root, "FashionMNIST", "raw")):  # Debian layout, torchvision layout
+            for f in (base + ".gz", base):
+                if os.path.isfile(os.path.join(d, f)):
+                    return os.path.join(d, f)
+        raise _missing("fashion-mnist", base + ".gz", root)
+
+    out = []
+    for split in ("train", "t10k"):
+        xpath, ypath = find(f"{split}-images-idx3-ubyte"), find(f"{split}-labels-idx1-ubyte")
+        x, y = _read_idx(xpath, 3), _read_idx(ypath, 1).astype(np.int64)
+        if x.shape[1:] != (28, 28) or len(x) != len(y):
+            raise _corrupt("fashion-mnist", xpath, f"images {x.shape} do not match {len(y)} labels in {ypath}")
+        out += [np.pad(x, ((0, 0), (2, 2), (2, 2)))[:, None], y]  # pad 28->32 with background 0
+    return tuple(out)
+
+
+def _synthetic(n_train, n_test, seed):
+    """10 classes, each a fixed smooth random pattern; samples add pixel noise (in [0,1] units)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(10, 1, 6, 6, generator=g)  # upsampled -> smooth, distinct per class
+    patterns = torch.nn.functional.interpolate(coarse, size=(32, 32), mode="bicubic", align_corners=False)
+
+    def sample(n):
+        y = torch.randperm(n, generator=g) % 10  # balanced classes, shuffled
+        x = patterns[y] + 0.25 * torch.randn(n, 1, 32, 32, generator=g)
+        return x.clamp(0, 1), y
+
+    return sample(n_train) + sample(n_test)
+
+
+def _to_device(x, device, lo, hi, chunk=8192):
+    """uint8 numpy (N,C,32,32) -> float32 on device, converted in chunks to bound host memory."""
+    out = torch.empty(x.shape, dtype=torch.float32, device=device)
+    for i in range(0, len(x), chunk):
+        out[i:i + chunk] = torch.from_numpy(np.ascontiguousarray(x[i:i + chunk])).to(device)
+    return _rescale(out.div_(255.0), lo, hi)
+
+
+def _rescale(x01, lo, hi):
+    return x01 if (lo, hi) == (0.0, 1.0) else x01.mul_(hi - lo).add_(lo)
+
+
+def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=None, n_test=None,
+                 seed=0) -> DataSplits:
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    lo, hi = (float(v) for v in pixel_range)
+    if not lo < hi:
+        raise DataError(f"pixel_range must be (low, high) with low < high, got {pixel_range!r}")
+    device = torch.device(device)
+    if name == "synthetic":  # n_train / n_test are the generated sizes
+        xtr, ytr, xte, yte = _synthetic(n_train or 512, n_test or 256, seed)
+        return DataSplits(_rescale(xtr, lo, hi).to(device), ytr.to(device), _rescale(xte, lo, hi).to(device),
+                          yte.to(device), DATASETS[name], 1, name)
+    root = default_root(name) if root is None else os.fspath(root)
+    if name in ("cifar10", "cifar100"):
+        xtr, ytr, xte, yte = _cifar(name, root)
+    elif name == "svhn":
+        xtr, ytr, xte, yte = _svhn(root)
+    else:
+        xtr, ytr, xte, yte = _fashion(root)
+
+    for y, split in ((ytr, "train"), (yte, "test")):
+        if len(y) and not 0 <= y.min() <= y.max() < DATASETS[name]:
+            raise DataError(f"{name} {split} labels under {root} lie outside 0..{DATASETS[name] - 1}; "
+                            f"{_HOWTO[name].format(root=root)}")
+    g = torch.Generator().manual_seed(seed)
+
+    def subset(x, y, n, what):  # index before converting to float: cheap even for SVHN extra
+        if n is None:
+            return x, y
+        if not 0 < n <= len(x):
+            raise DataError(f"{what}={n} is out of range: {name} has {len(x)} {what[2:]} images")
+        idx = torch.randperm(len(x), generator=g)[:n].numpy()
+        return x[idx], y[idx]
+
+    xtr, ytr = subset(xtr, ytr, n_train, "n_train")
+    xte, yte = subset(xte, yte, n_test, "n_test")
+    return DataSplits(_to_device(xtr, device, lo, hi), torch.from_numpy(np.ascontiguousarray(ytr)).to(device),
+                      _to_device(xte, device, lo, hi), torch.from_numpy(np.ascontiguousarray(yte)).to(device),
+                      DATASETS[name], xtr.shape[1], name)

@@ -1,0 +1,153 @@
+"""Base networks and the surgery the linear model needs.
+
+The encoder f of the BiGAN/ALI experiments (Dumoulin et al. 2016, as used by Mu et al. 2020):
+five convolutions without padding, each followed by batch norm and a leaky ReLU, then average
+pooling to a 512-d feature. 32×32 inputs (28×28 data is padded by the data module).
+
+    conv1  C→32  k5 s1  32→28        conv4  128→256 k4 s2  10→4
+    conv2  32→64 k4 s2  28→13        conv5  256→512 k4 s1   4→1
+    conv3  64→128 k4 s1 13→10        pool   average → 512-d f(x)
+
+θ2 is a set of top blocks (conv5, conv4-5 or conv3-5); θ1 is every block below them.
+"""
+import copy
+import math
+import re
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+ALI_CONVS = ((32, 5, 1), (64, 4, 2), (128, 4, 1), (256, 4, 2), (512, 4, 1))  # (out, kernel, stride)
+FEATURE_DIM = 512
+# NTK scale rules: (weight scale from the weight's shape, bias scale).
+NTK_RULES = {
+    "authors": (lambda shape: math.sqrt(1.0 / shape[0]), math.sqrt(0.1)),  # public code
+    "fan_in": (lambda shape: 1.0 / math.sqrt(math.prod(shape[1:])), 0.1),  # Jacot et al., β = 0.1
+}
+
+
+class Encoder(nn.Sequential):
+    """f(x): blocks conv1..conv5 (conv [→ batch norm] → leaky ReLU), then `pool`."""
+
+    def __init__(self, in_channels=1, leak=0.01, batchnorm=True):
+        blocks, channels = OrderedDict(), in_channels
+        for name, (out, kernel, stride) in zip(LAYERS, ALI_CONVS):
+            layers = [nn.Conv2d(channels, out, kernel, stride, bias=not batchnorm)]
+            layers += [nn.BatchNorm2d(out)] if batchnorm else []
+            blocks[name] = nn.Sequential(*layers, nn.LeakyReLU(leak))
+            channels = out
+        blocks["pool"] = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        super().__init__(blocks)
+        self.config = dict(in_channels=in_channels, leak=leak, batchnorm=batchnorm)
+
+    def reset_parameters(self, generator=None):
+        """ALI's initialisation: conv weights N(0, 0.01), biases 0, batch-norm scale 1."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                with torch.no_grad():
+                    m.weight.copy_(torch.randn(m.weight.shape, generator=generator) * 0.01)
+                    if m.bias is not None:
+                        m.bias.zero_()
+            elif isinstance(m, nn.BatchNorm2d):
+                m.reset_parameters()
+        return self
+
+
+@torch.no_grad()
+def calibrate_batchnorm(net, x, batch_size=500):
+    """Set batch-norm running statistics to their average over `x` (a fresh network has 0/1).
+
+    A randomly initialised encoder is only meaningful in eval mode once its statistics describe
+    the data; this is the cumulative average over batches, as in train mode with momentum=None.
+    """
+    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not bns:
+        return net
+    saved = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    net.train()
+    for start in range(0, len(x), batch_size):
+        net(x[start:start + batch_size])
+    for bn, momentum in zip(bns, saved):
+        bn.momentum = momentum
+    return net.eval()
+
+
+@torch.no_grad()
+def fold_batchnorm(net):
+    """A copy of `net` in which every Conv2d→BatchNorm2d pair is one Conv2d with a bias.
+
+    Exact in eval mode: bn(conv(z)) = γ (w*z + b − μ)/σ + β = (γw/σ)*z + γ(b − μ)/σ + β.
+    """
+    net = copy.deepcopy(net).eval()
+    for parent in net.modules():
+        if not isinstance(parent, nn.Sequential):
+            continue
+        names = list(parent._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = parent._modules[a], parent._modules[b]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
+                                   conv.stride, conv.padding, conv.dilation, conv.groups, bias=True)
+                folded.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+                folded.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+                parent._modules[a], parent._modules[b] = folded, nn.Identity()
+    if hasattr(net, "config"):
+        net.config = dict(net.config, batchnorm=False)
+    return net
+
+
+def parse_layers(spec, available=LAYERS):
+    """'conv5' → ['conv5'];  'conv3-5' → ['conv3', 'conv4', 'conv5']; unknown names raise."""
+    m = re.fullmatch(r"([a-z]+)(\d+)(?:-(\d+))?", spec or "")
+    names = []
+    if m:
+        lo, hi = int(m[2]), int(m[3] or m[2])
+        names = [f"{m[1]}{i}" for i in range(lo, hi + 1)]
+    if not names or any(n not in available for n in names):
+        raise ValueError(f"layers '{spec}' do not exist: choose conv5, conv4-5 or conv3-5 "
+                         f"(blocks of this network: {', '.join(available)})")
+    return names
+
+
+def split(net, theta2_layers):
+    """(bottom, top): bottom is every block below the first θ2 block and stays frozen."""
+    names = list(net._modules)
+    first = min(names.index(n) for n in theta2_layers)
+    bottom = nn.Sequential(OrderedDict((n, net._modules[n]) for n in names[:first]))
+    top = nn.Sequential(OrderedDict((n, net._modules[n]) for n in names[first:]))
+    return bottom, top
+
+
+def theta2_names(top, theta2_layers):
+    """Names (in `top`) of the parameters that form θ2."""
+    return [n for n, _ in top.named_parameters() if n.split(".")[0] in theta2_layers]
+
+
+def ntk_scales(params, rule="authors"):
+    """s per θ2 tensor: an NTK layer stores w and computes with s·w."""
+    weight_scale, bias_scale = NTK_RULES[rule]
+    return {n: weight_scale(p.shape) if p.dim() > 1 else bias_scale for n, p in params.items()}
+
+
+def to_ntk(params, scales):
+    """Standard → NTK parametrisation: stored values divided by s, so s·w is unchanged."""
+    return {n: p / scales[n] for n, p in params.items()}
+
+
+def to_standard(params, scales):
+    return {n: p * scales[n] for n, p in params.items()}
+
+
+def mix(sources, layers_from):
+    """A network whose block `n` comes from sources[layers_from[n]] (for Table 1's ablation)."""
+    net = copy.deepcopy(sources["pretrained"])
+    for name, source in layers_from.items():
+        net._modules[name] = copy.deepcopy(sources[source]._modules[name])
+    return net

@@ -1,0 +1,153 @@
+"""Parameters as data: params/base.yaml (every key, commented), a profile of overrides, --set.
+
+base.yaml is the schema: an override may only name keys it has, with values of the same type
+(an int where a float is expected is fine; a key whose default is null takes any scalar).
+"""
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from .data import DATASETS
+from .linear_model import HEADS
+from .nets import LAYERS, NTK_RULES, parse_layers
+
+# Keys whose default is null, and the type they take otherwise.
+NULLABLE = {"out_dir": str, "data.root": str, "data.num_classes": int, "data.n_train": int,
+            "data.n_test": int, "base.checkpoint": str, "base.random_checkpoint": str}
+PARAMS_DIR = Path(os.environ.get("GRADFEAT_PARAMS", Path(__file__).resolve().parent.parent / "params"))
+
+
+class ParamError(ValueError):
+    """A bad parameter: the message names the key and what would be accepted."""
+
+
+def _read_yaml(path):
+    try:
+        return yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+
+
+def _type_ok(default, value):
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def merge(base, override, origin, prefix=""):
+    """A copy of `base` with `override` applied; unknown keys and wrong types raise ParamError."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        name = prefix + str(key)
+        if key not in base:
+            raise ParamError(f"unknown key '{name}' in {origin}; known keys here: "
+                             f"{', '.join(map(str, base))}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ParamError(f"'{name}' in {origin} must be a section of keys, not {value!r}")
+            out[key] = merge(base[key], value, origin, name + ".")
+        elif base[key] is None:
+            if isinstance(value, (dict, list)):
+                raise ParamError(f"'{name}' in {origin} must be a single value, not {value!r}")
+            out[key] = value
+        elif not _type_ok(base[key], value):
+            raise ParamError(f"'{name}' in {origin} must be {type(base[key]).__name__} "
+                             f"(like the default {base[key]!r}), not {value!r}")
+        else:
+            out[key] = float(value) if isinstance(base[key], float) else value
+    return out
+
+
+def parse_set(assignment):
+    """'train.actv.lr=0.1' → {'train': {'actv': {'lr': 0.1}}} (the value is read as YAML)."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key:
+        raise ParamError(f"--set '{assignment}' must look like section.key=value")
+    value = yaml.safe_load(text) if text.strip() else None
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def load_params(profile, sets=(), params_dir=None):
+    """Resolved, validated parameters of `profile` with `--set` assignments applied."""
+    params_dir = Path(params_dir or PARAMS_DIR)
+    params = _read_yaml(params_dir / "base.yaml")
+    path = params_dir / "profiles" / f"{profile}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (params_dir / "profiles").glob("*.yaml"))
+        raise ParamError(f"unknown profile '{profile}': no {path}; profiles: {', '.join(known)}")
+    params = merge(params, _read_yaml(path), str(path))
+    for assignment in sets:
+        params = merge(params, parse_set(assignment), f"--set {assignment}")
+    params["profile"] = profile
+    if params["out_dir"] is None:
+        params["out_dir"] = f"reports/{profile}"
+    validate(params)
+    return params
+
+
+def _get(params, key):
+    for part in key.split("."):
+        params = params[part]
+    return params
+
+
+def _choice(params, key, choices):
+    value = _get(params, key)
+    if value not in choices:
+        raise ParamError(f"'{key}' is {value!r}; choose one of: {', '.join(map(str, choices))}")
+
+
+def validate(params):
+    """Checks that need more than types: names, ranges, paths, consistency."""
+    data, base, model, train = params["data"], params["base"], params["model"], params["train"]
+    for key, kind in NULLABLE.items():
+        value = _get(params, key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)
+                                  or kind is int and value <= 0):
+            what = "a positive integer" if kind is int else "a path"
+            raise ParamError(f"'{key}' is {value!r}; it must be null or {what}")
+    _choice(params, "data.dataset", list(DATASETS))
+    _choice(params, "model.head", HEADS)
+    for key in ("theta1", "theta2", "omega"):
+        _choice(params, f"model.{key}", ("pretrained", "random"))
+    _choice(params, "model.ntk_scale", list(NTK_RULES))
+    try:
+        parse_layers(model["layers"], LAYERS)
+    except ValueError as e:
+        raise ParamError(f"'model.layers': {e}") from None
+    classes = DATASETS[data["dataset"]]
+    if data["num_classes"] is not None and data["num_classes"] != classes:
+        raise ParamError(f"'data.num_classes' is {data['num_classes']} but {data['dataset']} "
+                         f"has {classes} classes; remove the key or set it to {classes}")
+    device = str(params["device"])
+    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+        raise ParamError(f"'device' is {device!r}; choose auto, cpu, cuda or cuda:N")
+    if list(base["pixel_range"]) not in ([0, 1], [-1, 1]):
+        raise ParamError(f"'base.pixel_range' is {base['pixel_range']}; choose [0, 1] or [-1, 1]")
+    for key in ("batch_size", "eval_batch_size"):
+        if train[key] <= 0:
+            raise ParamError(f"'train.{key}' is {train[key]}; it must be a positive integer")
+    for head in HEADS:
+        for key in ("lr", "iterations", "stepsize"):
+            if train[head][key] <= 0:
+                raise ParamError(f"'train.{head}.{key}' is {train[head][key]}; it must be positive")
+        _choice(params, f"train.{head}.optimizer", ("sgd", "adam"))
+    for key in ("checkpoint", "random_checkpoint"):
+        path = base[key]
+        if path is not None and not Path(path).is_file():
+            raise ParamError(f"'base.{key}' points at {path}, which does not exist; "
+                             "run `python -m gradfeat_core pretrain` or fix the path")
+
+
+def digest(obj, length=10):
+    """A short stable hash of a JSON-able object (keys runs and caches by their parameters)."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]

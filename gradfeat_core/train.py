@@ -1,0 +1,111 @@
+"""Training by iterations (as the paper), evaluation in large batches, the frozen-part cache."""
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+
+def pick_device(name="auto"):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def in_batches(fn, x, batch_size):
+    """fn over x in chunks; fn returns a dict of tensors, concatenated along the batch."""
+    parts = [fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+class FrozenInputs:
+    """What the trainable part sees for a set of images: `frozen(x)`, cached or computed per batch.
+
+    The frozen part (every layer below the first trainable one) never changes during training,
+    so computing it once per data set gives the same logits at a fraction of the cost.
+    """
+
+    def __init__(self, frozen, x, cache=True, batch_size=1000):
+        self.frozen, self.x = frozen, x
+        self.cache = in_batches(frozen, x, batch_size) if cache else None
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, idx):
+        if self.cache is not None:
+            return {k: v[idx] for k, v in self.cache.items()}
+        with torch.no_grad():
+            return self.frozen(self.x[idx])
+
+
+def make_optimizer(params, schedule):
+    if schedule["optimizer"] == "adam":
+        opt = torch.optim.Adam(params, lr=schedule["lr"], betas=(0.5, 0.999),
+                               weight_decay=schedule["weight_decay"])
+    else:
+        opt = torch.optim.SGD(params, lr=schedule["lr"], momentum=0.9,
+                              weight_decay=schedule["weight_decay"])
+    # lr halved every `stepsize` iterations (stepped once per iteration).
+    return opt, torch.optim.lr_scheduler.StepLR(opt, schedule["stepsize"], gamma=0.5)
+
+
+def batch_order(n, batch_size, iterations, generator):
+    """Indices of each iteration's batch: a fresh permutation per epoch, the last batch of an
+    epoch completed from the next permutation so that every batch has `batch_size` items."""
+    batch_size = min(batch_size, n)
+    needed, order = iterations * batch_size, []
+    while needed > 0:
+        order.append(torch.randperm(n, generator=generator))
+        needed -= n
+    order = torch.cat(order)
+    for it in range(iterations):
+        yield order[it * batch_size:(it + 1) * batch_size]
+
+
+def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_every=100,
+          seed=0, desc="train"):
+    """Minimise softmax cross-entropy; returns [(iteration, mean loss since last record)]."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt, lr_schedule = make_optimizer(params, schedule)
+    generator = torch.Generator().manual_seed(seed)
+    history, running = [], []
+    batches = batch_order(len(labels), batch_size, schedule["iterations"], generator)
+    model.train()
+    for it, idx in enumerate(tqdm(batches, total=schedule["iterations"], desc=desc,
+                                  mininterval=2.0), start=1):
+        idx = idx.to(labels.device)
+        loss = F.cross_entropy(model(inputs[idx]), labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+        opt.step()
+        lr_schedule.step()
+        running.append(loss.detach())
+        if it % log_every == 0 or it == schedule["iterations"]:
+            history.append((it, torch.stack(running).mean().item()))
+            running = []
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def predict(model, inputs, batch_size=1000):
+    """Logits for every item of `inputs`, in large batches."""
+    model.eval()
+    n = len(inputs)
+    return torch.cat([model(inputs[torch.arange(i, min(i + batch_size, n))])
+                      for i in range(0, n, batch_size)])
+
+
+def accuracy(logits, labels):
+    return (logits.argmax(1) == labels).float().mean().item()
