@@ -1,5 +1,6 @@
 """Checkpoints: a state dict of tensors plus plain JSON-able metadata, in one torch file that
 loads with `weights_only=True` (no pickled code runs on load)."""
+import json
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ def save_checkpoint(path, state_dict, meta):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu() for k, v in state_dict.items()}
+    meta = json.loads(json.dumps(meta))  # plain values only, or it would not load back
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"state_dict": tensors, "meta": dict(meta)}, tmp)
     os.replace(tmp, path)

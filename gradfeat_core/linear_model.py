@@ -31,15 +31,24 @@ from .nets import ntk_scales, theta2_names
 HEADS = ("actv", "grad", "full", "finetune")
 
 
+def linearize(top, theta2_bar, direction, z):
+    """(top(z; θ̄2), J_θ̄2(z)·direction): the network and its directional derivative
+    d/dr top(z; θ̄2 + r·direction) at r = 0, in one forward-mode pass (Eq. 5)."""
+    return jvp(lambda theta2: functional_call(top, theta2, (z,)), (theta2_bar,), (direction,))
+
+
 def gradient_term(top, theta2_bar, omega_bar, direction, z):
-    """ω̄ᵀ J_θ̄2(z) direction = d/dr ω̄ᵀ top(z; θ̄2 + r·direction) at r = 0 (Eq. 5)."""
-    _, df = jvp(lambda theta2: functional_call(top, theta2, (z,)), (theta2_bar,), (direction,))
-    return df @ omega_bar.T
+    """ω̄ᵀ J_θ̄2(z) direction."""
+    return linearize(top, theta2_bar, direction, z)[1] @ omega_bar.T
 
 
 def g_hat(w1, features, top, theta2_bar, omega_bar, direction, z):
-    """Eq. 2: w1ᵀ f_θ̄(x) + ω̄ᵀ J_θ̄2(x) w2, with w1 an nn.Linear and direction = s·w2."""
-    return w1(features) + gradient_term(top, theta2_bar, omega_bar, direction, z)
+    """Eq. 2: w1ᵀ f_θ̄(x) + ω̄ᵀ J_θ̄2(x) w2, with w1 an nn.Linear and direction = s·w2.
+
+    features=None: f_θ̄(x) is the primal output of the same pass (the activation and the
+    gradient term then share one network, as everywhere but Table 1's ablation)."""
+    f, df = linearize(top, theta2_bar, direction, z)
+    return w1(f if features is None else features) + df @ omega_bar.T
 
 
 class LinearModel(nn.Module):
@@ -75,7 +84,7 @@ class LinearModel(nn.Module):
         args = self.top, self.theta2_bar(), self.omega_bar, self.direction(), inputs["z"]
         if self.head == "grad":
             return gradient_term(*args)
-        return g_hat(self.w1, inputs["features"], *args)
+        return g_hat(self.w1, inputs.get("features"), *args)
 
 
 class FineTuned(nn.Module):

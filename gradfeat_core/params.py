@@ -4,6 +4,7 @@ base.yaml is the schema: an override may only name keys it has, with values of t
 (an int where a float is expected is fine; a key whose default is null takes any scalar).
 """
 import copy
+import re
 import hashlib
 import json
 import os
@@ -40,6 +41,14 @@ def _type_ok(default, value):
     return isinstance(value, type(default))
 
 
+def _is_float(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def merge(base, override, origin, prefix=""):
     """A copy of `base` with `override` applied; unknown keys and wrong types raise ParamError."""
     out = copy.deepcopy(base)
@@ -56,6 +65,8 @@ def merge(base, override, origin, prefix=""):
             if isinstance(value, (dict, list)):
                 raise ParamError(f"'{name}' in {origin} must be a single value, not {value!r}")
             out[key] = value
+        elif isinstance(base[key], float) and isinstance(value, str) and _is_float(value):
+            out[key] = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
         elif not _type_ok(base[key], value):
             raise ParamError(f"'{name}' in {origin} must be {type(base[key]).__name__} "
                              f"(like the default {base[key]!r}), not {value!r}")
@@ -107,7 +118,7 @@ def _choice(params, key, choices):
 
 def validate(params):
     """Checks that need more than types: names, ranges, paths, consistency."""
-    data, base, model, train = params["data"], params["base"], params["model"], params["train"]
+    data, base, model = params["data"], params["base"], params["model"]
     for key, kind in NULLABLE.items():
         value = _get(params, key)
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)
@@ -120,25 +131,31 @@ def validate(params):
         _choice(params, f"model.{key}", ("pretrained", "random"))
     _choice(params, "model.ntk_scale", list(NTK_RULES))
     try:
-        parse_layers(model["layers"], LAYERS)
+        theta2 = parse_layers(model["layers"], LAYERS)
     except ValueError as e:
         raise ParamError(f"'model.layers': {e}") from None
+    if theta2[-1] != LAYERS[-1]:
+        raise ParamError(f"'model.layers' is {model['layers']!r}: θ2 must be the top blocks, "
+                         f"ending at {LAYERS[-1]} (conv5, conv4-5 or conv3-5)")
     classes = DATASETS[data["dataset"]]
     if data["num_classes"] is not None and data["num_classes"] != classes:
         raise ParamError(f"'data.num_classes' is {data['num_classes']} but {data['dataset']} "
                          f"has {classes} classes; remove the key or set it to {classes}")
     device = str(params["device"])
-    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise ParamError(f"'device' is {device!r}; choose auto, cpu, cuda or cuda:N")
     if list(base["pixel_range"]) not in ([0, 1], [-1, 1]):
         raise ParamError(f"'base.pixel_range' is {base['pixel_range']}; choose [0, 1] or [-1, 1]")
-    for key in ("batch_size", "eval_batch_size"):
-        if train[key] <= 0:
-            raise ParamError(f"'train.{key}' is {train[key]}; it must be a positive integer")
+    positive = ["train.batch_size", "train.eval_batch_size", "train.log_every",
+                "base.calibrate_images"]
+    positive += [f"train.{h}.{k}" for h in HEADS for k in ("lr", "iterations", "stepsize")]
+    for key in positive:
+        if _get(params, key) <= 0:
+            raise ParamError(f"'{key}' is {_get(params, key)}; it must be positive")
+    for key in ["train.clip_grad_norm"] + [f"train.{h}.weight_decay" for h in HEADS]:
+        if _get(params, key) < 0:
+            raise ParamError(f"'{key}' is {_get(params, key)}; it must be 0 or more")
     for head in HEADS:
-        for key in ("lr", "iterations", "stepsize"):
-            if train[head][key] <= 0:
-                raise ParamError(f"'train.{head}.{key}' is {train[head][key]}; it must be positive")
         _choice(params, f"train.{head}.optimizer", ("sgd", "adam"))
     for key in ("checkpoint", "random_checkpoint"):
         path = base[key]

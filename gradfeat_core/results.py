@@ -2,12 +2,12 @@
 import json
 import os
 import platform
+from importlib.metadata import version
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 
 from . import __version__
 
@@ -39,6 +39,6 @@ def environment(device):
     name = (torch.cuda.get_device_name(device) if device.type == "cuda"
             else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
     return {"python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "numpy": np.__version__,
+            "torchvision": version("torchvision"), "numpy": np.__version__,
             "device": str(device), "device_name": name, "code_version": code_version(),
             "gradfeat_core": __version__}

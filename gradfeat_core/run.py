@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, load_into, save_checkpoint
+from .checkpoint import load_into, save_checkpoint
 from .data import load_dataset
 from .linear_model import build_head
 from .nets import FEATURE_DIM, LAYERS, Encoder, calibrate_batchnorm, fold_batchnorm, mix, \
@@ -68,11 +68,13 @@ def omega_bar(params, data, nets, log):
     return classifier.requires_grad_(False)
 
 
-def frozen_part(head, nets, bottom):
-    """x → the inputs of the trainable part: pooled features and/or the input z of `top`."""
+def frozen_part(head, nets, bottom, shared=True):
+    """x → the inputs of the trainable part: pooled features and/or the input z of `top`.
+    shared: the gradient term uses the pre-trained network itself, so the full model takes
+    f_θ̄(x) from its own forward pass instead of a second one."""
     def frozen(x):
         out = {}
-        if head in ("actv", "full"):
+        if head == "actv" or head == "full" and not shared:
             out["features"] = nets["pretrained"](x)
         if head in ("grad", "full", "finetune"):
             out["z"] = bottom(x)
@@ -106,7 +108,8 @@ def run_head(params, data=None, nets=None, log=None):
             omega_grad = nn.Linear(FEATURE_DIM, data.num_classes)
         model = build_head(head, omega, top, layers, omega_grad, model_p["ntk_scale"])
     model = model.to(device)
-    frozen = frozen_part(head, nets, bottom)
+    shared = model_p["theta1"] == model_p["theta2"] == "pretrained"
+    frozen = frozen_part(head, nets, bottom, shared)
     batch = train_p["eval_batch_size"]
     inputs = FrozenInputs(frozen, data.x_train, model_p["cache"], batch)
     test_inputs = FrozenInputs(frozen, data.x_test, model_p["cache"], batch)

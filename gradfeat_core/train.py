@@ -71,26 +71,30 @@ def batch_order(n, batch_size, iterations, generator):
         yield order[it * batch_size:(it + 1) * batch_size]
 
 
+def train_step(model, opt, inputs, labels, idx, clip_grad_norm=0.0):
+    """One SGD/Adam step on the batch `idx`; returns the (detached) loss."""
+    idx = idx.to(labels.device)
+    loss = F.cross_entropy(model(inputs[idx]), labels[idx])
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], clip_grad_norm)
+    opt.step()
+    return loss.detach()
+
+
 def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_every=100,
           seed=0, desc="train"):
     """Minimise softmax cross-entropy; returns [(iteration, mean loss since last record)]."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt, lr_schedule = make_optimizer(params, schedule)
+    opt, lr_schedule = make_optimizer([p for p in model.parameters() if p.requires_grad], schedule)
     generator = torch.Generator().manual_seed(seed)
     history, running = [], []
     batches = batch_order(len(labels), batch_size, schedule["iterations"], generator)
     model.train()
     for it, idx in enumerate(tqdm(batches, total=schedule["iterations"], desc=desc,
                                   mininterval=2.0), start=1):
-        idx = idx.to(labels.device)
-        loss = F.cross_entropy(model(inputs[idx]), labels[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
-        opt.step()
+        running.append(train_step(model, opt, inputs, labels, idx, clip_grad_norm))
         lr_schedule.step()
-        running.append(loss.detach())
         if it % log_every == 0 or it == schedule["iterations"]:
             history.append((it, torch.stack(running).mean().item()))
             running = []

@@ -2,7 +2,6 @@
 import gzip
 import os
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,6 @@ import pytest
 import scipy.io
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 from gradfeat_core.data import DATASETS, DataError, DataSplits, default_root, load_dataset  # noqa: E402
 
 REAL_FMNIST = "/usr/share/datasets/fashion-mnist"

@@ -1,0 +1,36 @@
+# make test         create .venv, install the pinned requirements, run the tests
+# make train-head   train one head end to end (HEAD=actv|grad|full|finetune LAYERS=conv5 PROFILE=fashion-mnist)
+# make bench        time per training step of every head; writes reports/bench/bench.json
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= fashion-mnist
+HEAD ?= full
+LAYERS ?= conv5
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: test train-head bench data clean-venv
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+# pytest exits 5 when it collects no tests: that is not a failure of the suite.
+test: $(VENV)/.installed
+	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist (needs root or sudo once).
+data:
+	@test -d $(FASHION_MNIST) || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq dataset-fashion-mnist || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; }; }
+
+train-head: $(VENV)/.installed data
+	$(PY) -m gradfeat_core train-head --profile $(PROFILE) --head $(HEAD) --layers $(LAYERS)
+
+bench: $(VENV)/.installed
+	$(PY) -m gradfeat_core.bench
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,174 @@
+"""Tests for the command line: `python -m gradfeat_core train-head` on the quick profile (the
+in-memory synthetic set, seconds per run), one-line errors for bad input, ω̄ trained once."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+from gradfeat_core.cli import main  # noqa: E402
+
+RESULT_KEYS = {"accuracy", "iterations", "seconds", "params", "environment"}
+# One intra-op thread: these runs are tiny, and on a small shared machine two threads that each
+# spin-wait for the other make a quick run several times slower.
+ONE_THREAD = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def results(out_dir, head="*"):
+    return sorted((Path(out_dir) / "train-head").glob(f"{head}-*.json"))
+
+
+def check_result(path, head, out_dir, iterations):
+    result = json.loads(Path(path).read_text())
+    assert RESULT_KEYS <= set(result), sorted(result)
+    assert 0.0 <= result["accuracy"] <= 1.0
+    assert result["iterations"] == iterations
+    assert result["seconds"] > 0
+    assert result["head"] == head and result["layers"] == "conv5" and result["dataset"] == "synthetic"
+    params = result["params"]
+    assert params["profile"] == "quick" and params["model"]["head"] == head
+    assert params["out_dir"] == str(out_dir)
+    env = result["environment"]
+    assert env["torch"] == torch.__version__
+    assert env["device"] in ("cpu", "cuda") or env["device"].startswith("cuda:")
+    assert isinstance(env["code_version"], str) and env["code_version"]
+    return result
+
+
+# Smaller synthetic splits than the quick profile's 512/256 (the schedules stay the profile's).
+SMALL = ["--set", "data.n_train=128", "--set", "data.n_test=64", "--set", "base.calibrate_images=64"]
+
+
+def train_head(*args, out_dir):
+    return main(["train-head", "--profile", "quick", *SMALL, *args, "--set", f"out_dir={out_dir}"])
+
+
+# ---------------------------------------------------------------- successful runs
+
+def test_train_head_actv_in_process(tmp_path, capsys):
+    assert train_head("--head", "actv", out_dir=tmp_path) == 0
+    out, err = capsys.readouterr()
+    [path] = results(tmp_path, "actv")
+    result = check_result(path, "actv", tmp_path, iterations=60)  # quick.yaml: actv 60 iterations
+    assert str(path) in out and "test accuracy" in out
+    assert "training it first" not in err
+    assert result["accuracy"] > 0.5  # ten well-separated synthetic classes; chance is 0.1
+    checkpoints = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert any(n.startswith("actv-conv5-") for n in checkpoints)
+    assert any(n.startswith("omega-") for n in checkpoints)
+    assert not any(n.endswith(".tmp") for n in checkpoints)
+    assert not list((tmp_path / "train-head").glob("*.tmp"))
+
+
+def test_module_entry_point(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "gradfeat_core", "train-head", "--profile", "quick",
+                           "--head", "actv", *SMALL, "--set", f"out_dir={tmp_path}"],
+                          cwd=ROOT, env=ONE_THREAD, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [path] = results(tmp_path, "actv")
+    check_result(path, "actv", tmp_path, iterations=60)
+    assert str(path) in proc.stdout
+
+
+def test_grad_trains_omega_first_then_full_reuses_it(tmp_path, capsys):
+    fast = ["--set", "train.grad.iterations=5", "--set", "train.full.iterations=5"]
+    assert train_head("--head", "grad", *fast, out_dir=tmp_path) == 0
+    _, err = capsys.readouterr()
+    assert "training it first" in err
+    [actv] = results(tmp_path, "actv")
+    [grad] = results(tmp_path, "grad")
+    check_result(actv, "actv", tmp_path, iterations=60)
+    check_result(grad, "grad", tmp_path, iterations=5)
+    omegas = sorted((tmp_path / "checkpoints").glob("omega-*.pt"))
+    assert len(omegas) == 1
+    stamp = omegas[0].stat().st_mtime_ns
+
+    assert train_head("--head", "full", *fast, out_dir=tmp_path) == 0
+    _, err = capsys.readouterr()
+    assert "training it first" not in err
+    assert len(results(tmp_path, "actv")) == 1  # no second actv run
+    [full] = results(tmp_path, "full")
+    check_result(full, "full", tmp_path, iterations=5)
+    assert sorted((tmp_path / "checkpoints").glob("omega-*.pt")) == omegas
+    assert omegas[0].stat().st_mtime_ns == stamp  # ω̄ not rewritten
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("args,key", [
+    (["--set", "bogus=1"], "bogus"),
+    (["--set", "train.actv.lrr=0.1"], "train.actv.lrr"),
+    (["--layers", "conv7"], "model.layers"),
+    (["--head", "grad", "--layers", "fc"], "model.layers"),
+    (["--set", "train.full.lr=0"], "train.full.lr"),
+    (["--set", "train.actv.iterations=-1"], "train.actv.iterations"),
+    (["--set", "base.checkpoint=/does/not/exist.pt"], "base.checkpoint"),
+    (["--set", "base.random_checkpoint=/does/not/exist.pt"], "base.random_checkpoint"),
+    (["--set", "data.dataset=imagenet"], "data.dataset"),
+    (["--set", "data.num_classes=100"], "data.num_classes"),
+    (["--set", "train.batch_size=0"], "train.batch_size"),
+    (["--set", "train.actv.lr=abc"], "train.actv.lr"),
+    (["--set", "device=gpu"], "device"),
+    (["--set", "train.actv.lr"], "train.actv.lr"),                # no '='
+    (["--profile", "nosuchprofile"], "nosuchprofile"),
+])
+def test_bad_input_is_one_error_line(tmp_path, capsys, args, key):
+    argv = ["train-head", "--profile", "quick", *args, "--set", f"out_dir={tmp_path}"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("error:"), err
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert key in err, err
+    assert out == ""
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_bad_checkpoint_file_is_one_error_line(tmp_path, capsys):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(os.urandom(256))
+    out_dir = tmp_path / "out"
+    assert main(["train-head", "--profile", "quick", "--set", f"base.checkpoint={garbage}",
+                 "--set", f"out_dir={out_dir}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and str(garbage) in err, err
+
+
+def test_checkpoint_for_another_dataset_is_one_error_line(tmp_path, capsys):
+    from gradfeat_core.checkpoint import save_checkpoint
+    from gradfeat_core.nets import Encoder
+    path = tmp_path / "enc.pt"
+    save_checkpoint(path, Encoder().state_dict(),
+                    {"kind": "encoder", "arch": "ali-encoder", "dataset": "cifar10", "in_channels": 1,
+                     "leak": 0.01, "batchnorm": True, "parametrisation": "standard"})
+    assert main(["train-head", "--profile", "quick", "--set", f"base.checkpoint={path}",
+                 "--set", f"out_dir={tmp_path / 'out'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1, err
+    assert "dataset" in err and "cifar10" in err
+
+
+def test_argparse_rejects_unknown_head_and_command(capsys):
+    for argv in (["train-head", "--head", "linear"], ["no-such-command"], []):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+    assert "linear" in capsys.readouterr().err
+
+
+def test_help_exits_zero(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train-head", "--help"])
+    assert info.value.code == 0
+    assert "--set" in capsys.readouterr().out

@@ -1,0 +1,304 @@
+"""Tests for gradfeat_core.params: resolving profiles and rejecting every bad parameter by name."""
+import shutil
+
+import pytest
+import yaml
+
+from gradfeat_core.linear_model import HEADS  # noqa: E402
+from gradfeat_core.params import PARAMS_DIR, ParamError, digest, load_params, parse_set  # noqa: E402
+
+BASE = yaml.safe_load((PARAMS_DIR / "base.yaml").read_text())
+
+
+def rejects(sets, key, profile="quick", params_dir=None):
+    """load_params must raise a one-line ParamError that names `key`; returns the message."""
+    with pytest.raises(ParamError) as info:
+        load_params(profile, sets, params_dir=params_dir)
+    msg = str(info.value)
+    assert key in msg, msg
+    assert "\n" not in msg, msg
+    return msg
+
+
+# ---------------------------------------------------------------- resolution
+
+def test_quick_profile_resolves():
+    """Every key: the profile's value where the profile sets it, else base.yaml's default."""
+    p = load_params("quick")
+    quick = yaml.safe_load((PARAMS_DIR / "profiles" / "quick.yaml").read_text())
+
+    def check(resolved, base, override, prefix=""):
+        for key, default in base.items():
+            if isinstance(default, dict):
+                check(resolved[key], default, override.get(key, {}), f"{prefix}{key}.")
+            elif key in override:
+                assert resolved[key] == override[key], prefix + key
+            elif not (prefix == "" and key == "out_dir"):
+                assert resolved[key] == default, prefix + key
+
+    check(p, BASE, quick)
+    assert p["data"]["dataset"] == "synthetic"
+    assert p["profile"] == "quick"
+    assert p["out_dir"] == "reports/quick"
+
+
+def test_every_base_key_present_after_resolution():
+    p = load_params("quick")
+
+    def keys(d, prefix=""):
+        out = set()
+        for k, v in d.items():
+            out |= keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k}
+        return out
+
+    assert keys(BASE) <= keys(p)
+    assert keys(p) - keys(BASE) == {"profile"}
+
+
+def test_sets_override_and_int_accepted_for_float(tmp_path):
+    p = load_params("quick", ["train.actv.lr=1", f"out_dir={tmp_path}", "model.layers=conv4-5",
+                              "data.n_train=100", "train.clip_grad_norm=0"])
+    assert p["train"]["actv"]["lr"] == 1.0 and isinstance(p["train"]["actv"]["lr"], float)
+    assert isinstance(p["train"]["clip_grad_norm"], float)
+    assert p["out_dir"] == str(tmp_path)
+    assert p["model"]["layers"] == "conv4-5"
+    assert p["data"]["n_train"] == 100
+    assert p["train"]["grad"]["lr"] == BASE["train"]["grad"]["lr"]  # siblings untouched
+
+
+def test_later_set_wins_and_loading_does_not_mutate_defaults():
+    p = load_params("quick", ["seed=3", "seed=4"])
+    assert p["seed"] == 4
+    assert load_params("quick")["seed"] == BASE["seed"]
+
+
+def test_nullable_keys_take_values_and_null(tmp_path):
+    ckpt = tmp_path / "enc.pt"
+    ckpt.write_bytes(b"x")  # validation only checks that the file exists
+    p = load_params("quick", [f"base.checkpoint={ckpt}", f"base.random_checkpoint={ckpt}",
+                              "data.num_classes=10", "data.n_test=50", "data.root=null"])
+    assert p["base"]["checkpoint"] == str(ckpt) == p["base"]["random_checkpoint"]
+    assert p["data"]["num_classes"] == 10 and p["data"]["n_test"] == 50 and p["data"]["root"] is None
+
+
+@pytest.mark.parametrize("sets", [["model.layers=conv3-5"], ["base.pixel_range=[-1, 1]"],
+                                  ["device=cpu"], ["device=cuda:1"], ["train.actv.optimizer=adam"],
+                                  ["model.theta2=random", "model.omega=random"],
+                                  ["model.ntk_scale=fan_in"], ["data.dataset=cifar100"]])
+def test_valid_values_accepted(sets):
+    load_params("quick", sets)
+
+
+# ---------------------------------------------------------------- unknown keys
+
+@pytest.mark.parametrize("assignment,key", [
+    ("bogus=1", "bogus"),
+    ("train.actv.lrr=0.1", "train.actv.lrr"),
+    ("data.datasett=cifar10", "data.datasett"),
+    ("train.nothead.lr=0.1", "train.nothead"),
+    ("profile=quick", "profile"),
+])
+def test_unknown_key(assignment, key):
+    msg = rejects([assignment], key)
+    assert "unknown key" in msg
+
+
+def _params_dir(tmp_path, profile_text, name="bad"):
+    d = tmp_path / "params"
+    (d / "profiles").mkdir(parents=True)
+    shutil.copy(PARAMS_DIR / "base.yaml", d / "base.yaml")
+    (d / "profiles" / f"{name}.yaml").write_text(profile_text)
+    return d
+
+
+def test_unknown_key_in_profile_file(tmp_path):
+    d = _params_dir(tmp_path, "train:\n  actv: {iterations: 5, lrr: 0.1}\n")
+    msg = rejects([], "train.actv.lrr", profile="bad", params_dir=d)
+    assert "bad.yaml" in msg  # says which file
+
+
+def test_unknown_top_level_key_in_profile_file(tmp_path):
+    d = _params_dir(tmp_path, "epochs: 3\n")
+    msg = rejects([], "epochs", profile="bad", params_dir=d)
+    assert "bad.yaml" in msg
+
+
+def test_wrong_type_in_profile_file(tmp_path):
+    d = _params_dir(tmp_path, "train:\n  batch_size: 12.5\n")
+    rejects([], "train.batch_size", profile="bad", params_dir=d)
+
+
+def test_invalid_yaml_profile_is_one_line(tmp_path):
+    d = _params_dir(tmp_path, "train: [unclosed\n  actv: {\n")
+    msg = rejects([], "bad.yaml", profile="bad", params_dir=d)
+    assert "YAML" in msg
+
+
+def test_empty_profile_is_base(tmp_path):
+    d = _params_dir(tmp_path, "", name="empty")
+    p = load_params("empty", params_dir=d)
+    assert p["train"] == BASE["train"] and p["out_dir"] == "reports/empty"
+
+
+def test_unknown_profile_lists_known_ones(tmp_path):
+    msg = rejects([], "nosuchprofile", profile="nosuchprofile")
+    assert "quick" in msg and "fashion-mnist" in msg
+    d = _params_dir(tmp_path, "seed: 1\n", name="mine")
+    msg = rejects([], "other", profile="other", params_dir=d)
+    assert "mine" in msg
+
+
+# ---------------------------------------------------------------- wrong types
+
+@pytest.mark.parametrize("assignment,key", [
+    ("train.actv.lr=abc", "train.actv.lr"),            # str for float
+    ("train.batch_size=1.5", "train.batch_size"),      # float for int
+    ("train.actv.iterations=10.0", "train.actv.iterations"),
+    ("seed=true", "seed"),                             # bool for int
+    ("train.batch_size=false", "train.batch_size"),
+    ("train.actv.lr=true", "train.actv.lr"),           # bool for float
+    ("model.cache=1", "model.cache"),                  # int for bool
+    ("train.actv.lr=[1, 2]", "train.actv.lr"),         # list for a scalar
+    ("model.layers=[conv5]", "model.layers"),
+    ("data.n_train=[1, 2]", "data.n_train"),           # list for a nullable scalar
+    ("base.checkpoint={a: 1}", "base.checkpoint"),     # mapping for a nullable scalar
+    ("base.pixel_range=1", "base.pixel_range"),        # scalar for a list
+    ("model.layers=null", "model.layers"),             # null for a non-nullable key
+    ("device=0", "device"),
+    ("train=5", "train"),                              # section replaced by a scalar
+    ("train.actv=0.1", "train.actv"),
+    ("data=null", "data"),
+    ("data.n_train=abc", "data.n_train"),              # nullable int given a string
+    ("data.n_train=true", "data.n_train"),             # ... or a bool
+    ("data.num_classes=10.0", "data.num_classes"),     # ... or a float
+    ("out_dir=5", "out_dir"),                          # nullable path given a number
+    ("base.checkpoint=true", "base.checkpoint"),
+])
+def test_wrong_type(assignment, key):
+    rejects([assignment], key)
+
+
+def test_section_via_set_into_scalar_key():
+    rejects(["seed.x=1"], "seed")
+
+
+# ---------------------------------------------------------------- names, ranges, consistency
+
+def test_unknown_dataset():
+    msg = rejects(["data.dataset=imagenet"], "data.dataset")
+    assert "imagenet" in msg and "cifar10" in msg
+
+
+def test_unknown_head():
+    msg = rejects(["model.head=linear"], "model.head")
+    assert all(h in msg for h in HEADS)
+
+
+@pytest.mark.parametrize("key", ["model.theta1", "model.theta2", "model.omega"])
+def test_unknown_source(key):
+    rejects([f"{key}=imagenet"], key)
+
+
+def test_unknown_ntk_scale():
+    rejects(["model.ntk_scale=magic"], "model.ntk_scale")
+
+
+@pytest.mark.parametrize("layers", ["conv7", "conv2-9", "fc", "conv5-3", "conv", "", "conv0-5"])
+def test_layers_that_do_not_exist(layers):
+    msg = rejects([f"model.layers={layers}"] if layers else ["model.layers=''"], "model.layers")
+    assert "conv5" in msg  # says what would be accepted
+
+
+@pytest.mark.parametrize("n", [100, 2, 11])
+def test_class_count_contradicting_dataset(n):
+    msg = rejects([f"data.num_classes={n}"], "data.num_classes")
+    assert "10" in msg
+
+
+def test_class_count_matching_other_dataset():
+    assert load_params("quick", ["data.dataset=cifar100", "data.num_classes=100"])["data"]["num_classes"] == 100
+    rejects(["data.dataset=cifar100", "data.num_classes=10"], "data.num_classes")
+
+
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("key,value", [("lr", 0), ("lr", -0.1), ("iterations", 0),
+                                       ("iterations", -5), ("stepsize", 0)])
+def test_non_positive_schedule(head, key, value):
+    rejects([f"train.{head}.{key}={value}"], f"train.{head}.{key}")
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_unknown_optimizer(head):
+    rejects([f"train.{head}.optimizer=rmsprop"], f"train.{head}.optimizer")
+
+
+@pytest.mark.parametrize("key,value", [("batch_size", 0), ("batch_size", -1),
+                                       ("eval_batch_size", 0), ("eval_batch_size", -100)])
+def test_non_positive_batch_size(key, value):
+    rejects([f"train.{key}={value}"], f"train.{key}")
+
+
+@pytest.mark.parametrize("key", ["checkpoint", "random_checkpoint"])
+def test_missing_checkpoint_path(tmp_path, key):
+    msg = rejects([f"base.{key}={tmp_path / 'missing.pt'}"], f"base.{key}")
+    assert "does not exist" in msg
+    rejects([f"base.{key}={tmp_path}"], f"base.{key}")  # a directory is not a checkpoint file
+
+
+def test_malformed_set():
+    for bad in ["train.actv.lr", "=5", ""]:
+        with pytest.raises(ParamError) as info:
+            load_params("quick", [bad])
+        assert "\n" not in str(info.value) and "section.key=value" in str(info.value)
+    with pytest.raises(ParamError):
+        parse_set("no_equals_sign")
+
+
+@pytest.mark.parametrize("device", ["gpu", "tpu", "cuda1", "CPU"])
+def test_bad_device(device):
+    rejects([f"device={device}"], "device")
+
+
+@pytest.mark.parametrize("value", ["[0, 255]", "[-1, 0]", "[0]", "[0, 1, 2]", "[a, b]"])
+def test_bad_pixel_range(value):
+    rejects([f"base.pixel_range={value}"], "base.pixel_range")
+
+
+@pytest.mark.parametrize("key,value", [("n_train", -1), ("n_train", 0), ("n_test", -10),
+                                       ("num_classes", -10)])
+def test_non_positive_data_sizes(key, value):
+    rejects([f"data.{key}={value}"], f"data.{key}")
+
+
+# ---------------------------------------------------------------- parse_set, digest
+
+@pytest.mark.parametrize("text,value", [
+    ("a=1", 1), ("a=0.5", 0.5), ("a=-3", -3), ("a=true", True), ("a=false", False),
+    ("a=null", None), ("a=~", None), ("a=", None), ("a=[0, 1]", [0, 1]), ("a=[-1.0, 1.0]", [-1.0, 1.0]),
+    ("a=hello", "hello"), ("a='1'", "1"), ("a=cuda:0", "cuda:0"), ("a=/x/y=z.pt", "/x/y=z.pt"),
+    ("a={b: 1}", {"b": 1}),
+])
+def test_parse_set_values(text, value):
+    out = parse_set(text)
+    assert out == {"a": value}
+    assert type(out["a"]) is type(value)
+
+
+def test_parse_set_nests_keys():
+    assert parse_set("train.actv.lr=0.1") == {"train": {"actv": {"lr": 0.1}}}
+    assert parse_set("seed=7") == {"seed": 7}
+
+
+def test_digest_stable_and_order_independent():
+    a = {"x": 1, "y": {"p": [1, 2], "q": None}, "z": "s"}
+    b = {"z": "s", "y": {"q": None, "p": [1, 2]}, "x": 1}
+    assert digest(a) == digest(b)
+    assert digest(a) == digest({"x": 1, "y": {"p": [1, 2], "q": None}, "z": "s"})
+    assert len(digest(a)) == 10 and len(digest(a, length=16)) == 16
+    assert digest(a) != digest(dict(a, x=2))
+    assert digest({"y": {"p": [2, 1]}}) != digest({"y": {"p": [1, 2]}})  # lists keep their order
+    # a known value: result and checkpoint file names use digests, so the hash must not depend
+    # on the process (no hash randomisation, no id()s) -- sha256 of '{"a": 1}'
+    assert digest({"a": 1}) == "f9d86028c6"
+    assert digest(load_params("quick")) == digest(load_params("quick"))
+    assert digest(load_params("quick")) != digest(load_params("quick", ["seed=1"]))
