@@ -39,12 +39,13 @@ def load_encoder(params, data, checkpoint, seed):
 
 
 def base_networks(params, data):
-    """{'pretrained': f_θ̄, 'random': a random encoder}. Without a pre-trained checkpoint a
-    second random encoder (random_seed + 1) stands in for the pre-trained one."""
-    base = params["base"]
-    random = load_encoder(params, data, base["random_checkpoint"], base["random_seed"])
-    pretrained = load_encoder(params, data, base["checkpoint"], base["random_seed"] + 1)
-    return {"pretrained": pretrained, "random": random}
+    """{'pretrained': f_θ̄, 'random': a random encoder (only when the gradient term uses it)}.
+    Without a pre-trained checkpoint a random encoder seeded by random_seed + 1 stands in."""
+    base, model = params["base"], params["model"]
+    nets = {"pretrained": load_encoder(params, data, base["checkpoint"], base["random_seed"] + 1)}
+    if "random" in (model["theta1"], model["theta2"]):
+        nets["random"] = load_encoder(params, data, base["random_checkpoint"], base["random_seed"])
+    return nets
 
 
 def gradient_network(params, nets):
