@@ -11,24 +11,25 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable, or made for something else."""
 
 
-def save_checkpoint(path, state_dict, meta):
-    """Write atomically: a run killed mid-write leaves the previous file intact."""
+def save_checkpoint(path, state_dict, meta, extra=None):
+    """Write atomically: a run killed mid-write leaves the previous file intact.
+    extra: nested dicts/lists of tensors and plain values (optimiser states), loaded as saved."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu() for k, v in state_dict.items()}
     meta = json.loads(json.dumps(meta))  # plain values only, or it would not load back
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"state_dict": tensors, "meta": dict(meta)}, tmp)
+    torch.save({"state_dict": tensors, "meta": dict(meta), "extra": extra}, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path, expect=None):
-    """(state_dict, meta); raises CheckpointError when meta disagrees with `expect`."""
+def load_checkpoint(path, expect=None, with_extra=False):
+    """(state_dict, meta[, extra]); raises CheckpointError when meta disagrees with `expect`."""
     if not Path(path).is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-        state, meta = obj["state_dict"], obj["meta"]
+        state, meta, extra = obj["state_dict"], obj["meta"], obj.get("extra")
     except Exception as e:  # any unreadable file gets the same one-line answer
         raise CheckpointError(f"checkpoint {path} is not readable ({type(e).__name__}); "
                               "it must be a file written by gradfeat_core") from None
@@ -36,7 +37,7 @@ def load_checkpoint(path, expect=None):
         if meta.get(key) != wanted:
             raise CheckpointError(f"checkpoint {path} was made for {key}={meta.get(key)!r}, "
                                   f"not {wanted!r}; use a checkpoint made for this setting")
-    return state, meta
+    return (state, meta, extra) if with_extra else (state, meta)
 
 
 def load_into(module, path, expect=None):

@@ -17,29 +17,49 @@ def train_head(args):
         sets.append(f"model.head={args.head}")
     if args.layers:
         sets.append(f"model.layers={args.layers}")
-    result = run_head(load_params(args.profile, sets))
+    result = run_head(load_params(args.profile, sets, objective=args.objective))
     print(f"test accuracy {result['accuracy']:.4f}  ({result['head']} {result['layers']}, "
           f"{result['iterations']} iterations, {result['seconds']:.0f} s) -> {result['path']}")
+
+
+def pretrain(args):
+    from .pretrain import DivergedError, pretrain as run_pretrain
+    params = load_params(args.profile, args.set, objective=args.objective)
+    try:
+        result = run_pretrain(params)
+    except DivergedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    print(f"{result['objective']} {result['status']} after {result['iterations']} iterations "
+          f"({result['seconds']:.0f} s) -> {result['out_dir']}")
+
+
+def common(p):
+    p.add_argument("--profile", default="fashion-mnist", help="params/profiles/NAME.yaml")
+    p.add_argument("--objective", choices=("ali", "wali"),
+                   help="pre-training objective: applies params/objectives/NAME.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one parameter, e.g. --set train.actv.lr=0.05 (repeatable)")
 
 
 def parser():
     p = argparse.ArgumentParser(prog="python -m gradfeat_core", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train-head", help="train one head and write its result JSON")
-    t.add_argument("--profile", default="fashion-mnist", help="params/profiles/NAME.yaml")
+    common(t)
     t.add_argument("--head", choices=HEADS, help="overrides model.head")
     t.add_argument("--layers", help="θ2 blocks: conv5 | conv4-5 | conv3-5 (overrides model.layers)")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one parameter, e.g. --set train.actv.lr=0.05 (repeatable)")
     t.set_defaults(func=train_head)
+    pt = sub.add_parser("pretrain", help="pre-train the base network (a BiGAN) without labels")
+    common(pt)
+    pt.set_defaults(func=pretrain)
     return p
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0

@@ -42,6 +42,11 @@ class Encoder(nn.Sequential):
         super().__init__(blocks)
         self.config = dict(in_channels=in_channels, leak=leak, batchnorm=batchnorm)
 
+    def meta(self, dataset, pixel_range):
+        """What a checkpoint of this encoder was made for; heads refuse one made for other."""
+        return {"kind": "encoder", "arch": "ali-encoder", **self.config, "dataset": dataset,
+                "pixel_range": [float(v) for v in pixel_range], "parametrisation": "standard"}
+
     def reset_parameters(self, generator=None):
         """ALI's initialisation: conv weights N(0, 0.01), biases 0, batch-norm scale 1."""
         for m in self.modules():

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from .data import DATASETS
+from .gan import OBJECTIVES
 from .linear_model import HEADS
 from .nets import LAYERS, NTK_RULES, parse_layers
 
@@ -86,15 +87,27 @@ def parse_set(assignment):
     return value
 
 
-def load_params(profile, sets=(), params_dir=None):
-    """Resolved, validated parameters of `profile` with `--set` assignments applied."""
+def load_params(profile, sets=(), params_dir=None, objective=None):
+    """Resolved, validated parameters: base.yaml, then params/objectives/<objective>.yaml (the
+    pre-training objective: from the argument, else the profile, else base), then the profile,
+    then the `--set` assignments."""
     params_dir = Path(params_dir or PARAMS_DIR)
-    params = _read_yaml(params_dir / "base.yaml")
+    base = _read_yaml(params_dir / "base.yaml")
     path = params_dir / "profiles" / f"{profile}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in (params_dir / "profiles").glob("*.yaml"))
         raise ParamError(f"unknown profile '{profile}': no {path}; profiles: {', '.join(known)}")
-    params = merge(params, _read_yaml(path), str(path))
+    overrides = _read_yaml(path)
+    merge(base, overrides, str(path))  # unknown keys in the profile fail here, before anything else
+    objective = (objective or (overrides.get("pretrain") or {}).get("objective")
+                 or base["pretrain"]["objective"])
+    objective_path = params_dir / "objectives" / f"{objective}.yaml"
+    if not objective_path.is_file():
+        raise ParamError(f"unknown objective '{objective}': no {objective_path}; objectives: "
+                         f"{', '.join(sorted(p.stem for p in objective_path.parent.glob('*.yaml')))}")
+    params = merge(base, _read_yaml(objective_path), str(objective_path))
+    params = merge(params, overrides, str(path))
+    params = merge(params, {"pretrain": {"objective": objective}}, "--objective")
     for assignment in sets:
         params = merge(params, parse_set(assignment), f"--set {assignment}")
     params["profile"] = profile
@@ -130,6 +143,7 @@ def validate(params):
     for key in ("theta1", "theta2", "omega"):
         _choice(params, f"model.{key}", ("pretrained", "random"))
     _choice(params, "model.ntk_scale", list(NTK_RULES))
+    _choice(params, "pretrain.objective", list(OBJECTIVES))
     try:
         theta2 = parse_layers(model["layers"], LAYERS)
     except ValueError as e:
@@ -148,11 +162,13 @@ def validate(params):
         raise ParamError(f"'base.pixel_range' is {base['pixel_range']}; choose [0, 1] or [-1, 1]")
     positive = ["train.batch_size", "train.eval_batch_size", "train.log_every",
                 "base.calibrate_images"]
+    positive += [f"pretrain.{k}" for k in ("latent", "iterations", "batch_size", "lr", "critic_steps",
+                                           "log_every", "checkpoint_every")]
     positive += [f"train.{h}.{k}" for h in HEADS for k in ("lr", "iterations", "stepsize")]
     for key in positive:
         if _get(params, key) <= 0:
             raise ParamError(f"'{key}' is {_get(params, key)}; it must be positive")
-    for key in ["train.clip_grad_norm"] + [f"train.{h}.weight_decay" for h in HEADS]:
+    for key in ["train.clip_grad_norm", "pretrain.gp_weight"] + [f"train.{h}.weight_decay" for h in HEADS]:
         if _get(params, key) < 0:
             raise ParamError(f"'{key}' is {_get(params, key)}; it must be 0 or more")
     for head in HEADS:

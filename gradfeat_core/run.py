@@ -16,20 +16,13 @@ from .results import environment, write_json
 from .train import FrozenInputs, accuracy, pick_device, predict, seed_everything, train
 
 
-def encoder_meta(params, in_channels):
-    base = params["base"]
-    return {"kind": "encoder", "arch": "ali-encoder", "dataset": params["data"]["dataset"],
-            "in_channels": in_channels, "leak": base["leak"], "batchnorm": base["batchnorm"],
-            "parametrisation": "standard"}
-
-
 def load_encoder(params, data, checkpoint, seed):
     """An encoder from `checkpoint`, or initialised from `seed` with batch-norm statistics
     measured on training images; batch norm folded, eval mode."""
     base = params["base"]
     net = Encoder(data.in_channels, base["leak"], base["batchnorm"])
     if checkpoint:
-        load_into(net, checkpoint, expect=encoder_meta(params, data.in_channels))
+        load_into(net, checkpoint, expect=net.meta(data.name, base["pixel_range"]))
         net = net.to(data.x_train.device)
     else:
         net.reset_parameters(torch.Generator().manual_seed(seed)).to(data.x_train.device)

@@ -10,10 +10,10 @@ from gradfeat_core.params import PARAMS_DIR, ParamError, digest, load_params, pa
 BASE = yaml.safe_load((PARAMS_DIR / "base.yaml").read_text())
 
 
-def rejects(sets, key, profile="quick", params_dir=None):
+def rejects(sets, key, profile="quick", params_dir=None, objective=None):
     """load_params must raise a one-line ParamError that names `key`; returns the message."""
     with pytest.raises(ParamError) as info:
-        load_params(profile, sets, params_dir=params_dir)
+        load_params(profile, sets, params_dir=params_dir, objective=objective)
     msg = str(info.value)
     assert key in msg, msg
     assert "\n" not in msg, msg
@@ -107,6 +107,7 @@ def _params_dir(tmp_path, profile_text, name="bad"):
     d = tmp_path / "params"
     (d / "profiles").mkdir(parents=True)
     shutil.copy(PARAMS_DIR / "base.yaml", d / "base.yaml")
+    shutil.copytree(PARAMS_DIR / "objectives", d / "objectives")
     (d / "profiles" / f"{name}.yaml").write_text(profile_text)
     return d
 
@@ -302,3 +303,14 @@ def test_digest_stable_and_order_independent():
     assert digest({"a": 1}) == "f9d86028c6"
     assert digest(load_params("quick")) == digest(load_params("quick"))
     assert digest(load_params("quick")) != digest(load_params("quick", ["seed=1"]))
+
+
+def test_objective_file_applies_between_base_and_profile(tmp_path):
+    p = load_params("quick", objective="wali")
+    assert p["pretrain"]["objective"] == "wali"
+    assert p["base"]["leak"] == 0.2 and p["base"]["pixel_range"] == [-1.0, 1.0]
+    d = _params_dir(tmp_path, "pretrain: {objective: wali, latent: 7}\n", name="mine")
+    mine = load_params("mine", params_dir=d)
+    assert mine["pretrain"]["latent"] == 7  # the profile wins over the objective file
+    assert mine["base"]["leak"] == 0.2  # the profile's objective selects the objective file
+    rejects([], "nosuch", objective="nosuch")

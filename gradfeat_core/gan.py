@@ -1,0 +1,135 @@
+"""BiGAN/ALI networks (Dumoulin et al. 2016; Donahue et al. 2016) and their two objectives.
+
+    encoder  E: x → z   the five-conv `Encoder` (the f of the heads) + 1×1 convs to (μ, log σ)
+    generator G: z → x  transposed convs 4s1 256, 4s2 128, 4s1 64, 4s2 32, 5s1 32, 1×1 32, 1×1 C
+    discriminator D(x, z): D(x) = the five convs without batch norm, D(z) = two 1×1 convs 512,
+                           joined by 1×1 convs 1024, 1024, 1 (a logit / critic value)
+
+Objectives: `ali` (Jensen-Shannon, non-saturating; dropout in D; sigmoid output, [0, 1] pixels)
+and `wali` (WGAN-GP on (x, z) pairs; no dropout or normalisation in the critic; tanh output,
+[−1, 1] pixels; the encoder gives μ without sampling).
+"""
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .nets import ALI_CONVS, FEATURE_DIM, LAYERS, Encoder
+
+OBJECTIVES = {"ali": {"pixel_range": [0.0, 1.0], "output": nn.Sigmoid, "dropout": True},
+              "wali": {"pixel_range": [-1.0, 1.0], "output": nn.Tanh, "dropout": False}}
+
+
+def block(conv, channels, leak, batchnorm=True, dropout=0.0):
+    layers = [nn.Dropout(dropout)] if dropout else []
+    layers += [conv] + ([nn.BatchNorm2d(channels)] if batchnorm else []) + [nn.LeakyReLU(leak)]
+    return nn.Sequential(*layers)
+
+
+class BiGANEncoder(nn.Module):
+    """E(x): `features` is exactly the encoder the heads load; `latent` maps f(x) to (μ, log σ)."""
+
+    def __init__(self, in_channels, latent, leak, stochastic=True):
+        super().__init__()
+        self.features = Encoder(in_channels, leak, batchnorm=True)
+        self.latent = nn.Sequential(
+            block(nn.Conv2d(FEATURE_DIM, FEATURE_DIM, 1, bias=False), FEATURE_DIM, leak),
+            nn.Conv2d(FEATURE_DIM, 2 * latent, 1))
+        self.stochastic = stochastic
+
+    def forward(self, x):
+        mu, log_sigma = self.latent(self.features(x)[:, :, None, None]).chunk(2, dim=1)
+        if not self.stochastic:
+            return mu
+        return mu + log_sigma.exp() * torch.randn_like(mu)
+
+
+class Generator(nn.Sequential):
+    """G(z): latent×1×1 → C×32×32."""
+
+    def __init__(self, out_channels, latent, leak, output=nn.Sigmoid):
+        layers, channels = [], latent
+        for out, kernel, stride in ((256, 4, 1), (128, 4, 2), (64, 4, 1), (32, 4, 2), (32, 5, 1)):
+            layers.append(block(nn.ConvTranspose2d(channels, out, kernel, stride, bias=False),
+                                out, leak))
+            channels = out
+        layers.append(block(nn.Conv2d(32, 32, 1, bias=False), 32, leak))
+        super().__init__(*layers, nn.Conv2d(32, out_channels, 1), output())
+
+
+class Discriminator(nn.Module):
+    """D(x, z) → one logit (ali) or critic value (wali) per pair."""
+
+    def __init__(self, in_channels, latent, leak, dropout=True):
+        super().__init__()
+        p_in, p = (0.2, 0.5) if dropout else (0.0, 0.0)
+        convs, channels = OrderedDict(), in_channels
+        for i, (name, (out, kernel, stride)) in enumerate(zip(LAYERS, ALI_CONVS)):
+            convs[name] = block(nn.Conv2d(channels, out, kernel, stride), out, leak,
+                                batchnorm=False, dropout=p_in if i == 0 else p)
+            channels = out
+        self.dx = nn.Sequential(convs)
+        self.dz = nn.Sequential(block(nn.Conv2d(latent, 512, 1), 512, leak, False, p_in),
+                                block(nn.Conv2d(512, 512, 1), 512, leak, False, p))
+        self.dxz = nn.Sequential(block(nn.Conv2d(1024, 1024, 1), 1024, leak, False, p),
+                                 block(nn.Conv2d(1024, 1024, 1), 1024, leak, False, p),
+                                 nn.Dropout(p) if p else nn.Identity(), nn.Conv2d(1024, 1, 1))
+
+    def forward(self, x, z):
+        return self.dxz(torch.cat([self.dx(x), self.dz(z)], dim=1)).flatten()
+
+
+def init_normal(module, std=0.01, generator=None):
+    """ALI's initialisation: every conv weight N(0, std), biases 0, batch-norm scale 1."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            with torch.no_grad():
+                m.weight.copy_(torch.randn(m.weight.shape, generator=generator) * std)
+                if m.bias is not None:
+                    m.bias.zero_()
+        elif isinstance(m, nn.BatchNorm2d):
+            m.reset_parameters()
+    return module
+
+
+def build_bigan(objective, in_channels, latent, leak, seed):
+    spec = OBJECTIVES[objective]
+    g = torch.Generator().manual_seed(seed)
+    nets = {"E": BiGANEncoder(in_channels, latent, leak, stochastic=objective == "ali"),
+            "G": Generator(in_channels, latent, leak, spec["output"]),
+            "D": Discriminator(in_channels, latent, leak, dropout=spec["dropout"])}
+    return {k: init_normal(v, generator=g) for k, v in nets.items()}
+
+
+def ali_losses(nets, x, z):
+    """(D loss, E/G loss), Jensen-Shannon: D tells (x, E(x)) from (G(z), z); E, G use the
+    non-saturating swap of the labels."""
+    E, G, D = nets["E"], nets["G"], nets["D"]
+    real, fake = D(x, E(x)), D(G(z), z)
+    d_loss = F.softplus(-real).mean() + F.softplus(fake).mean()
+    eg_loss = F.softplus(real).mean() + F.softplus(-fake).mean()
+    return d_loss, eg_loss
+
+
+def gradient_penalty(D, x_real, z_real, x_fake, z_fake):
+    """E[(‖∇D(x̂, ẑ)‖ − 1)²] on random interpolates of the real and fake pairs (joint norm)."""
+    a = torch.rand(len(x_real), 1, 1, 1, device=x_real.device)
+    x_hat = (a * x_real + (1 - a) * x_fake).requires_grad_(True)
+    z_hat = (a * z_real + (1 - a) * z_fake).requires_grad_(True)
+    gx, gz = torch.autograd.grad(D(x_hat, z_hat).sum(), (x_hat, z_hat), create_graph=True)
+    norm = torch.sqrt(gx.flatten(1).pow(2).sum(1) + gz.flatten(1).pow(2).sum(1) + 1e-12)
+    return ((norm - 1) ** 2).mean()
+
+
+def wali_critic_loss(nets, x, z, gp_weight):
+    E, G, D = nets["E"], nets["G"], nets["D"]
+    with torch.no_grad():
+        z_real, x_fake = E(x), G(z)
+    wasserstein = D(x_fake, z).mean() - D(x, z_real).mean()
+    return wasserstein + gp_weight * gradient_penalty(D, x, z_real, x_fake, z)
+
+
+def wali_eg_loss(nets, x, z):
+    E, G, D = nets["E"], nets["G"], nets["D"]
+    return D(x, E(x)).mean() - D(G(z), z).mean()

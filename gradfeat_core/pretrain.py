@@ -1,0 +1,222 @@
+"""Pre-training of the base network: a BiGAN/ALI (Jensen-Shannon) or a Wasserstein BiGAN, on a
+data set's training images without labels. Resumable: the whole state (networks, optimisers,
+random-number generators, loss history) is checkpointed every `checkpoint_every` iterations and
+a run started again continues from there. A non-finite loss stops the run and marks it diverged;
+the last good checkpoint is kept.
+
+Outputs in <out_dir>/pretrain/<objective>/: encoder.pt (the five-conv encoder the heads load),
+random_encoder.pt (same architecture, its own seed: the "random θ" of Table 1), gan.pt (the full
+state), samples.png, reconstructions.png, losses.csv, losses.png, pretrain.json.
+"""
+import copy
+import csv
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torchvision.utils import save_image
+from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import load_dataset
+from .gan import OBJECTIVES, ali_losses, build_bigan, wali_critic_loss, wali_eg_loss
+from .nets import Encoder, calibrate_batchnorm
+from .params import ParamError
+from .results import environment, write_json
+from .train import batch_order, pick_device, seed_everything
+
+
+class DivergedError(RuntimeError):
+    """A loss became NaN or infinite; the message says where the last good checkpoint is."""
+
+
+def optimisers(nets, p):
+    betas = (p["beta1"], p["beta2"])
+    eg = [*nets["E"].parameters(), *nets["G"].parameters()]
+    return {"D": torch.optim.Adam(nets["D"].parameters(), lr=p["lr"], betas=betas),
+            "EG": torch.optim.Adam(eg, lr=p["lr"], betas=betas)}
+
+
+def step(nets, opts, x_batches, p, objective, latent):
+    """One encoder/generator update (after one critic update per batch for wali).
+    Returns the losses as floats; raises DivergedError before applying a non-finite one."""
+    def z():
+        return torch.randn(len(x_batches[-1]), latent, 1, 1, device=x_batches[-1].device)
+
+    def check(**losses):
+        for name, loss in losses.items():
+            if not torch.isfinite(loss):
+                raise DivergedError(f"{name} is {loss.item()}")
+
+    if objective == "ali":
+        # One forward pass, two gradients: D's from d_loss, E's and G's from eg_loss.
+        d_loss, eg_loss = ali_losses(nets, x_batches[-1], z())
+        check(d_loss=d_loss, eg_loss=eg_loss)
+        for opt in opts.values():
+            opt.zero_grad(set_to_none=True)
+        d_params = list(nets["D"].parameters())
+        d_grads = torch.autograd.grad(d_loss, d_params, retain_graph=True)
+        eg_loss.backward(inputs=[*nets["E"].parameters(), *nets["G"].parameters()])
+        for q, g in zip(d_params, d_grads):
+            q.grad = g
+        opts["D"].step()
+        opts["EG"].step()
+        return {"d_loss": d_loss.item(), "eg_loss": eg_loss.item()}
+    for x in x_batches:
+        d_loss = wali_critic_loss(nets, x, z(), p["gp_weight"])
+        check(d_loss=d_loss)
+        opts["D"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        opts["D"].step()
+    eg_loss = wali_eg_loss(nets, x_batches[-1], z())
+    check(eg_loss=eg_loss)
+    opts["EG"].zero_grad(set_to_none=True)
+    eg_loss.backward(inputs=[*nets["E"].parameters(), *nets["G"].parameters()])
+    opts["EG"].step()
+    return {"d_loss": d_loss.item(), "eg_loss": eg_loss.item()}
+
+
+def save_state(path, nets, opts, meta):
+    """Everything a resumed run needs to continue exactly where this one stood."""
+    state = {f"{k}.{n}": v for k, net in nets.items() for n, v in net.state_dict().items()}
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state()
+    save_checkpoint(path, state, meta, extra={"optimisers": {k: o.state_dict() for k, o in opts.items()}, "rng": rng})
+
+
+def load_state(path, nets, opts, expect):
+    """(iteration, history, seconds) of a saved state, loaded into nets and opts; a state made
+    for another objective, data set or architecture is refused before anything is loaded."""
+    state, meta, extra = load_checkpoint(path, expect, with_extra=True)
+    for k, net in nets.items():
+        net.load_state_dict({n[len(k) + 1:]: v for n, v in state.items() if n.startswith(k + ".")})
+    for k, opt in opts.items():
+        opt.load_state_dict(extra["optimisers"][k])
+    torch.set_rng_state(extra["rng"]["cpu"])
+    if "cuda" in extra["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state(extra["rng"]["cuda"])
+    return meta["iteration"], meta["history"], meta["seconds"]
+
+
+def state_meta(params, in_channels):
+    p = params["pretrain"]
+    return {"kind": "bigan-state", "objective": p["objective"], "dataset": params["data"]["dataset"],
+            "in_channels": in_channels, "latent": p["latent"], "leak": params["base"]["leak"]}
+
+
+def pretrain(params, stop_after=None, log=None):
+    """Train (or resume) the BiGAN of `params`; returns the result dict written to pretrain.json.
+    stop_after: return after this many iterations of this call (as if killed after a checkpoint)."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    start_time = time.perf_counter()
+    p, d, objective = params["pretrain"], params["data"], params["pretrain"]["objective"]
+    if [float(v) for v in params["base"]["pixel_range"]] != OBJECTIVES[objective]["pixel_range"]:
+        raise ParamError(f"'base.pixel_range' is {params['base']['pixel_range']} but {objective} "
+                         f"generates pixels in {OBJECTIVES[objective]['pixel_range']}; use "
+                         f"--objective {objective} (params/objectives/{objective}.yaml)")
+    device = pick_device(params["device"])
+    seed_everything(params["seed"])
+    data = load_dataset(d["dataset"], d["root"], device, tuple(params["base"]["pixel_range"]),
+                        d["n_train"], d["n_test"], params["seed"])
+    out = Path(params["out_dir"]) / "pretrain" / objective
+    nets = {k: v.to(device) for k, v in build_bigan(objective, data.in_channels, p["latent"],
+                                                     params["base"]["leak"], params["seed"]).items()}
+    opts = optimisers(nets, p)
+    meta = state_meta(params, data.in_channels)
+    state_path, start, history, seconds = out / "gan.pt", 0, [], 0.0
+    if p["resume"] and state_path.is_file():
+        start, history, seconds = load_state(state_path, nets, opts, meta)
+        log(f"resuming {objective} from iteration {start} ({state_path})")
+
+    def elapsed():  # seconds of this run, earlier sessions of it included
+        return seconds + time.perf_counter() - start_time
+
+    per_step = p["critic_steps"] if objective == "wali" else 1
+    order = batch_order(len(data.x_train), p["batch_size"], p["iterations"] * per_step,
+                        torch.Generator().manual_seed(params["seed"]))
+    for _ in range(start * per_step):  # the batches the checkpointed iterations already used
+        next(order)
+    end = p["iterations"] if stop_after is None else min(p["iterations"], start + stop_after)
+    for net in nets.values():
+        net.train()
+    bar = tqdm(range(start + 1, end + 1), initial=start, total=p["iterations"], desc=objective,
+               mininterval=2.0)
+    for it in bar:
+        x_batches = [data.x_train[next(order).to(device)] for _ in range(per_step)]
+        try:
+            losses = step(nets, opts, x_batches, p, objective, p["latent"])
+        except DivergedError as e:
+            write_result(params, out, nets, data, history, elapsed(), "diverged", device)
+            raise DivergedError(f"{objective} diverged at iteration {it}: {e}; the last good "
+                                f"checkpoint is kept in {state_path}; lower pretrain.lr or "
+                                "change the seed") from None
+        if it % p["log_every"] == 0 or it == end:
+            history.append([it, losses["d_loss"], losses["eg_loss"]])
+            bar.set_postfix(d=f"{losses['d_loss']:.3f}", eg=f"{losses['eg_loss']:.3f}")
+        if it % p["checkpoint_every"] == 0 or it == end:
+            save_state(state_path, nets, opts, dict(meta, iteration=it, history=history,
+                                                    seconds=elapsed()))
+    status = "finished" if end == p["iterations"] else "interrupted"
+    return write_result(params, out, nets, data, history, elapsed(), status, device)
+
+
+def encoders_for_heads(nets, params, data):
+    """(pre-trained, random) five-conv encoders with batch-norm statistics measured on training
+    images under their final weights (exact in eval mode, unlike the running average)."""
+    base = params["base"]
+    g = torch.Generator().manual_seed(base["random_seed"])
+    pick = torch.randperm(len(data.x_train), generator=g)[:base["calibrate_images"]]
+    images = data.x_train[pick.to(data.x_train.device)]
+    pretrained = calibrate_batchnorm(copy.deepcopy(nets["E"].features), images)
+    random = Encoder(data.in_channels, base["leak"], base["batchnorm"]).reset_parameters(g)
+    return pretrained, calibrate_batchnorm(random.to(images.device), images)
+
+
+@torch.no_grad()
+def save_figures(out, nets, data, history, pixel_range, latent, seed):
+    for net in nets.values():
+        net.eval()
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(64, latent, 1, 1, generator=g).to(data.x_test.device)
+    save_image(nets["G"](z), out / "samples.png", nrow=8, value_range=tuple(pixel_range))
+    x = data.x_test[:32]
+    pairs = torch.stack([x, nets["G"](nets["E"](x))], 1).flatten(0, 1)  # x, G(E(x)) side by side
+    save_image(pairs, out / "reconstructions.png", nrow=16, value_range=tuple(pixel_range))
+    with open(out / "losses.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["iteration", "d_loss", "eg_loss"], *history])
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if history:
+        its, d, eg = zip(*history)
+        ax.plot(its, d, label="discriminator / critic")
+        ax.plot(its, eg, label="encoder + generator")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "losses.png", dpi=100)
+    plt.close(fig)
+
+
+def write_result(params, out, nets, data, history, seconds, status, device):
+    """pretrain.json always; encoders and figures only from weights that did not diverge."""
+    p = params["pretrain"]
+    if status != "diverged":
+        pretrained, random = encoders_for_heads(nets, params, data)
+        meta = pretrained.meta(data.name, params["base"]["pixel_range"])
+        save_checkpoint(out / "encoder.pt", pretrained.state_dict(),
+                        dict(meta, objective=p["objective"], iterations=history[-1][0] if history else 0))
+        save_checkpoint(out / "random_encoder.pt", random.state_dict(),
+                        dict(meta, objective="random", seed=params["base"]["random_seed"]))
+        save_figures(out, nets, data, history, params["base"]["pixel_range"], p["latent"],
+                     params["seed"])
+    result = {"objective": p["objective"], "dataset": data.name, "status": status,
+              "iterations": history[-1][0] if history else 0, "seconds": seconds,
+              "final_losses": history[-1][1:] if history else None, "out_dir": str(out),
+              "params": params, "environment": environment(device)}
+    write_json(out / "pretrain.json", result)
+    return result

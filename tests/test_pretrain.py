@@ -1,0 +1,105 @@
+"""BiGAN pre-training on the synthetic set: updates, finiteness, resume, checkpoints, the guard."""
+import pytest
+import torch
+
+from gradfeat_core import pretrain as pretrain_module
+from gradfeat_core.checkpoint import CheckpointError, load_checkpoint, load_into
+from gradfeat_core.gan import build_bigan
+from gradfeat_core.nets import Encoder
+from gradfeat_core.params import ParamError, load_params
+from gradfeat_core.pretrain import DivergedError, optimisers, pretrain, step
+from gradfeat_core.data import load_dataset
+from gradfeat_core.run import run_head
+
+
+def quick(tmp_path, objective="ali", *sets):
+    return load_params("quick", [f"out_dir={tmp_path}", "data.n_train=64", "data.n_test=32",
+                                 "base.calibrate_images=64", *sets], objective=objective)
+
+
+@pytest.mark.parametrize("objective", ["ali", "wali"])
+def test_one_step_changes_every_network_and_losses_are_finite(objective):
+    params = quick("unused", objective)
+    data = load_dataset("synthetic", pixel_range=params["base"]["pixel_range"], n_train=16)
+    nets = build_bigan(objective, 1, 8, params["base"]["leak"], seed=0)
+    before = {k: [p.detach().clone() for p in n.parameters()] for k, n in nets.items()}
+    batches = [data.x_train[:8]] * (2 if objective == "wali" else 1)
+    losses = step(nets, optimisers(nets, params["pretrain"]), batches, params["pretrain"],
+                  objective, latent=8)
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    for name, net in nets.items():
+        changed = {n: not torch.equal(a, b) for a, (n, b) in zip(before[name], net.named_parameters())}
+        if objective == "wali" and name == "D":
+            # The critic's output bias cancels in D(fake) − D(real) and the penalty: no gradient.
+            assert not changed.pop("dxz.3.bias")
+        assert all(changed.values()), f"{name}: unchanged {[n for n, c in changed.items() if not c]}"
+
+
+@pytest.mark.parametrize("objective", ["ali", "wali"])
+def test_resumed_run_ends_with_the_same_weights(tmp_path, objective):
+    whole = pretrain(quick(tmp_path / "whole", objective))
+    assert whole["status"] == "finished"
+    half = pretrain(quick(tmp_path / "split", objective), stop_after=2)
+    assert half["status"] == "interrupted" and half["iterations"] == 2
+    resumed = pretrain(quick(tmp_path / "split", objective))
+    assert resumed["status"] == "finished" and resumed["iterations"] == 4
+    a, _ = load_checkpoint(tmp_path / "whole" / "pretrain" / objective / "gan.pt")
+    b, _ = load_checkpoint(tmp_path / "split" / "pretrain" / objective / "gan.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_outputs_and_encoder_checkpoints_load_into_heads(tmp_path):
+    params = quick(tmp_path)
+    pretrain(params)
+    out = tmp_path / "pretrain" / "ali"
+    for name in ("encoder.pt", "random_encoder.pt", "gan.pt", "samples.png", "reconstructions.png",
+                 "losses.csv", "losses.png", "pretrain.json"):
+        assert (out / name).is_file(), name
+    enc, rand = Encoder(1, 0.01), Encoder(1, 0.01)
+    load_into(enc, out / "encoder.pt", enc.meta("synthetic", [0, 1]))
+    load_into(rand, out / "random_encoder.pt", rand.meta("synthetic", [0, 1]))
+    assert not torch.equal(enc.conv1[0].weight, rand.conv1[0].weight)
+    # the heads take it as their base network; a wali-made encoder is refused by ali settings
+    result = run_head(load_params("quick", [f"out_dir={tmp_path}", f"base.checkpoint={out / 'encoder.pt'}",
+                                            f"base.random_checkpoint={out / 'random_encoder.pt'}"]))
+    assert 0 <= result["accuracy"] <= 1
+    with pytest.raises(CheckpointError, match="leak"):
+        run_head(load_params("quick", [f"out_dir={tmp_path}", f"base.checkpoint={out / 'encoder.pt'}"],
+                             objective="wali"))
+
+
+def test_state_of_another_objective_is_refused(tmp_path):
+    pretrain(quick(tmp_path))
+    src = tmp_path / "pretrain" / "ali" / "gan.pt"
+    dst = tmp_path / "pretrain" / "wali" / "gan.pt"
+    dst.parent.mkdir(parents=True)
+    dst.write_bytes(src.read_bytes())
+    with pytest.raises(CheckpointError, match="objective"):
+        pretrain(quick(tmp_path, "wali"))
+
+
+def test_nan_loss_triggers_the_guard_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    params = quick(tmp_path)
+    pretrain(params, stop_after=2)
+    state = tmp_path / "pretrain" / "ali" / "gan.pt"
+    good = state.read_bytes()
+    real = pretrain_module.ali_losses
+
+    def poisoned(*args):
+        d_loss, eg_loss = real(*args)
+        return d_loss * float("nan"), eg_loss
+
+    monkeypatch.setattr(pretrain_module, "ali_losses", poisoned)
+    with pytest.raises(DivergedError, match="diverged at iteration 3.*gan.pt"):
+        pretrain(params)
+    assert state.read_bytes() == good
+    import json
+    result = json.loads((tmp_path / "pretrain" / "ali" / "pretrain.json").read_text())
+    assert result["status"] == "diverged"
+
+
+def test_objective_and_pixel_range_must_agree(tmp_path):
+    with pytest.raises(ParamError, match="pixel_range"):
+        pretrain(quick(tmp_path, "ali", "base.pixel_range=[-1, 1]"))
