@@ -2,7 +2,8 @@
 
 Rows {head, layers, cached, batch, ms_per_step, ratio_to_finetune}: the ratio is against fine-tuning
 at the same depth and cache setting, measured in this same run. Also: evaluation throughput on
-10k images, and the explicit per-sample-gradient approach at a small size (what the JVP avoids).
+10k images, the explicit per-sample-gradient approach at a small size (what the JVP avoids), and
+iterations per second of each pre-training objective.
 Random weights and images: the cost of a step does not depend on what the numbers are.
 """
 import argparse
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
+from .gan import build_bigan
 from .linear_model import HEADS, build_head
 from .nets import FEATURE_DIM, Encoder, fold_batchnorm, parse_layers, split, theta2_names
 from .results import environment, write_json
@@ -110,6 +112,22 @@ def per_sample_gradients(device, n=8, spec="conv5"):
             "w2_bytes_shared_by_all_samples": 4 * sum(p.numel() for p in theta2.values())}
 
 
+def pretrain_speed(device, repeats=3):
+    """Iterations per second of each pre-training objective at its own batch size."""
+    from .params import load_params
+    from .pretrain import optimisers, step
+    out = {}
+    for objective in ("ali", "wali"):
+        p = load_params("fashion-mnist", objective=objective)["pretrain"]
+        nets = {k: v.to(device) for k, v in build_bigan(objective, 1, p["latent"], 0.2, 0).items()}
+        opts = optimisers(nets, p)
+        per_step = p["critic_steps"] if objective == "wali" else 1
+        x = [torch.rand(p["batch_size"], 1, 32, 32, device=device)] * per_step
+        seconds = timed(lambda: step(nets, opts, x, p, objective, p["latent"]), repeats, device)
+        out[objective] = {"batch": p["batch_size"], "iterations_per_s": round(1 / seconds, 3)}
+    return out
+
+
 def print_table(rows):
     print(f"{'head':9} {'layers':8} {'cached':6} {'batch':>5} {'ms/step':>9} {'÷ finetune':>10}")
     for r in rows:
@@ -131,8 +149,10 @@ def main(argv=None):
     print("evaluation, images/s at conv5 from raw images (10k):", evaluation)
     explicit = per_sample_gradients(device)
     print("per-sample gradients vs JVP:", explicit)
+    pretraining = pretrain_speed(device)
+    print("pre-training, iterations/s:", pretraining)
     write_json(Path(args.out), {"rows": rows, "eval_images_per_s": evaluation,
-                                "per_sample_gradients": explicit,
+                                "per_sample_gradients": explicit, "pretrain": pretraining,
                                 "environment": environment(device)})
     print(f"wrote {args.out}")
 

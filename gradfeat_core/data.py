@@ -50,7 +50,8 @@ def _one_line(e) -> str:
 
 
 def _missing(name, fname, root):
-    return DataError(f"{name} not found: looked for {fname} in {root}; {_HOWTO[name].format(root=root)}")
+    return DataError(f"{name} not found: looked for {fname} in {root}; {_HOWTO[name].format(root=root)} "
+                     "(or set data.download=true where a network is available)")
 
 
 def _corrupt(name, path, why, root=None):
@@ -170,8 +171,26 @@ def _rescale(x01, lo, hi):
     return x01 if (lo, hi) == (0.0, 1.0) else x01.mul_(hi - lo).add_(lo)
 
 
+def _download(name, root):
+    """Opt-in only (download=True): torchvision's downloaders write the very formats read here."""
+    import torchvision.datasets as tvd
+    if name == "svhn":
+        for split in ("extra", "test"):
+            tvd.SVHN(root, split=split, download=True)
+        return
+    cls = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "fashion-mnist": tvd.FashionMNIST}[name]
+    for train in (True, False):
+        cls(root, train=train, download=True)
+
+
+_READERS = {"cifar10": lambda root: _cifar("cifar10", root),
+            "cifar100": lambda root: _cifar("cifar100", root), "svhn": _svhn, "fashion-mnist": _fashion}
+
+
 def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=None, n_test=None,
-                 seed=0) -> DataSplits:
+                 seed=0, download=False) -> DataSplits:
+    """Train and test tensors of `name` on `device`. Nothing is downloaded unless download=True
+    (then into root, default data/<name>, with torchvision, when the files are missing)."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     lo, hi = (float(v) for v in pixel_range)
@@ -182,13 +201,16 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
         xtr, ytr, xte, yte = _synthetic(n_train or 512, n_test or 256, seed)
         return DataSplits(_rescale(xtr, lo, hi).to(device), ytr.to(device), _rescale(xte, lo, hi).to(device),
                           yte.to(device), DATASETS[name], 1, name)
-    root = default_root(name) if root is None else os.fspath(root)
-    if name in ("cifar10", "cifar100"):
-        xtr, ytr, xte, yte = _cifar(name, root)
-    elif name == "svhn":
-        xtr, ytr, xte, yte = _svhn(root)
-    else:
-        xtr, ytr, xte, yte = _fashion(root)
+    if root is None:
+        root = f"data/{name}" if download else default_root(name)
+    root = os.fspath(root)
+    try:
+        xtr, ytr, xte, yte = _READERS[name](root)
+    except DataError:
+        if not download:
+            raise
+        _download(name, root)
+        xtr, ytr, xte, yte = _READERS[name](root)
 
     for y, split in ((ytr, "train"), (yte, "test")):
         if len(y) and not 0 <= y.min() <= y.max() < DATASETS[name]:

@@ -93,13 +93,18 @@ def init_normal(module, std=0.01, generator=None):
     return module
 
 
-def build_bigan(objective, in_channels, latent, leak, seed):
+def build_bigan(objective, in_channels, latent, leak, seed, init_std=0.01):
+    """E, G, D initialised from `seed`: N(0, init_std) as ALI, or PyTorch's default
+    (scaled by fan-in) when init_std is None."""
     spec = OBJECTIVES[objective]
+    torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     nets = {"E": BiGANEncoder(in_channels, latent, leak, stochastic=objective == "ali"),
             "G": Generator(in_channels, latent, leak, spec["output"]),
             "D": Discriminator(in_channels, latent, leak, dropout=spec["dropout"])}
-    return {k: init_normal(v, generator=g) for k, v in nets.items()}
+    if init_std is None:
+        return nets
+    return {k: init_normal(v, init_std, generator=g) for k, v in nets.items()}
 
 
 def ali_losses(nets, x, z):

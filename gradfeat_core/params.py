@@ -1,7 +1,7 @@
 """Parameters as data: params/base.yaml (every key, commented), a profile of overrides, --set.
 
 base.yaml is the schema: an override may only name keys it has, with values of the same type
-(an int where a float is expected is fine; a key whose default is null takes any scalar).
+(an int where a float is expected is fine); the keys in NULLABLE may also be null.
 """
 import copy
 import re
@@ -17,9 +17,10 @@ from .gan import OBJECTIVES
 from .linear_model import HEADS
 from .nets import LAYERS, NTK_RULES, parse_layers
 
-# Keys whose default is null, and the type they take otherwise.
+# Keys that may be null, and the type they take otherwise.
 NULLABLE = {"out_dir": str, "data.root": str, "data.num_classes": int, "data.n_train": int,
-            "data.n_test": int, "base.checkpoint": str, "base.random_checkpoint": str}
+            "data.n_test": int, "base.checkpoint": str, "base.random_checkpoint": str,
+            "pretrain.init_std": float}
 PARAMS_DIR = Path(os.environ.get("GRADFEAT_PARAMS", Path(__file__).resolve().parent.parent / "params"))
 
 
@@ -62,7 +63,7 @@ def merge(base, override, origin, prefix=""):
             if not isinstance(value, dict):
                 raise ParamError(f"'{name}' in {origin} must be a section of keys, not {value!r}")
             out[key] = merge(base[key], value, origin, name + ".")
-        elif base[key] is None:
+        elif base[key] is None or value is None and name in NULLABLE:
             if isinstance(value, (dict, list)):
                 raise ParamError(f"'{name}' in {origin} must be a single value, not {value!r}")
             out[key] = value
@@ -134,9 +135,9 @@ def validate(params):
     data, base, model = params["data"], params["base"], params["model"]
     for key, kind in NULLABLE.items():
         value = _get(params, key)
-        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)
-                                  or kind is int and value <= 0):
-            what = "a positive integer" if kind is int else "a path"
+        if value is not None and (not isinstance(value, (int, float) if kind is float else kind)
+                                  or isinstance(value, bool) or kind is not str and value <= 0):
+            what = {int: "a positive integer", float: "a positive number", str: "a path"}[kind]
             raise ParamError(f"'{key}' is {value!r}; it must be null or {what}")
     _choice(params, "data.dataset", list(DATASETS))
     _choice(params, "model.head", HEADS)

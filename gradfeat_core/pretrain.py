@@ -119,10 +119,11 @@ def pretrain(params, stop_after=None, log=None):
     device = pick_device(params["device"])
     seed_everything(params["seed"])
     data = load_dataset(d["dataset"], d["root"], device, tuple(params["base"]["pixel_range"]),
-                        d["n_train"], d["n_test"], params["seed"])
+                        d["n_train"], d["n_test"], params["seed"], d["download"])
     out = Path(params["out_dir"]) / "pretrain" / objective
-    nets = {k: v.to(device) for k, v in build_bigan(objective, data.in_channels, p["latent"],
-                                                     params["base"]["leak"], params["seed"]).items()}
+    nets = build_bigan(objective, data.in_channels, p["latent"], params["base"]["leak"],
+                       params["seed"], p["init_std"])
+    nets = {k: v.to(device) for k, v in nets.items()}
     opts = optimisers(nets, p)
     meta = state_meta(params, data.in_channels)
     state_path, start, history, seconds = out / "gan.pt", 0, [], 0.0

@@ -85,7 +85,7 @@ def run_head(params, data=None, nets=None, log=None):
     seed_everything(params["seed"])
     d = params["data"]
     data = data or load_dataset(d["dataset"], d["root"], device, tuple(params["base"]["pixel_range"]),
-                                d["n_train"], d["n_test"], params["seed"])
+                                d["n_train"], d["n_test"], params["seed"], d["download"])
     nets = nets or base_networks(params, data)
     model_p, train_p = params["model"], params["train"]
     head, layers = model_p["head"], parse_layers(model_p["layers"])

@@ -299,3 +299,21 @@ def test_cuda_device(tmp_path):
     s = load_dataset("fashion-mnist", root=tmp_path, device="cuda")
     assert s.x_train.is_cuda and s.y_train.is_cuda
     assert torch.equal(s.x_train.cpu(), load_dataset("fashion-mnist", root=tmp_path).x_train)
+
+
+def test_download_is_opt_in_and_reads_what_torchvision_writes(tmp_path, monkeypatch):
+    """download=False never calls torchvision; download=True does, then reads the same formats."""
+    import torchvision.datasets as tvd
+    calls = []
+
+    class FakeFashionMNIST:  # stands in for the network: writes the files the real one would
+        def __init__(self, root, train, download):
+            calls.append((root, train, download))
+            write_fashion(Path(root) / "FashionMNIST" / "raw", n_train=6, n_test=4)
+
+    monkeypatch.setattr(tvd, "FashionMNIST", FakeFashionMNIST)
+    with pytest.raises(DataError, match="data.download=true"):
+        load_dataset("fashion-mnist", root=tmp_path / "none")
+    assert calls == []
+    splits = load_dataset("fashion-mnist", root=tmp_path / "dl", download=True)
+    assert len(splits.x_train) == 6 and calls and all(c[2] for c in calls)

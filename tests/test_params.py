@@ -314,3 +314,10 @@ def test_objective_file_applies_between_base_and_profile(tmp_path):
     assert mine["pretrain"]["latent"] == 7  # the profile wins over the objective file
     assert mine["base"]["leak"] == 0.2  # the profile's objective selects the objective file
     rejects([], "nosuch", objective="nosuch")
+
+
+def test_nullable_keys_take_null_or_their_type():
+    assert load_params("quick", ["pretrain.init_std=null"])["pretrain"]["init_std"] is None
+    assert load_params("quick", ["pretrain.init_std=0.02"])["pretrain"]["init_std"] == 0.02
+    rejects(["pretrain.init_std=-1"], "pretrain.init_std")
+    rejects(["train.actv.lr=null"], "train.actv.lr")  # not nullable
