@@ -321,3 +321,10 @@ def test_nullable_keys_take_null_or_their_type():
     assert load_params("quick", ["pretrain.init_std=0.02"])["pretrain"]["init_std"] == 0.02
     rejects(["pretrain.init_std=-1"], "pretrain.init_std")
     rejects(["train.actv.lr=null"], "train.actv.lr")  # not nullable
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in (PARAMS_DIR / "profiles").glob("*.yaml")))
+@pytest.mark.parametrize("objective", ["ali", "wali"])
+def test_every_shipped_profile_resolves(profile, objective):
+    p = load_params(profile, objective=objective)
+    assert p["profile"] == profile and p["pretrain"]["objective"] == objective
