@@ -144,18 +144,21 @@ def pretrain(params, stop_after=None, log=None):
         net.train()
     bar = tqdm(range(start + 1, end + 1), initial=start, total=p["iterations"], desc=objective,
                mininterval=2.0)
+    running = []  # losses since the last record: the curve shows their mean, not one noisy batch
     for it in bar:
         x_batches = [data.x_train[next(order).to(device)] for _ in range(per_step)]
         try:
-            losses = step(nets, opts, x_batches, p, objective, p["latent"])
+            running.append(step(nets, opts, x_batches, p, objective, p["latent"]))
         except DivergedError as e:
             write_result(params, out, nets, data, history, elapsed(), "diverged", device)
             raise DivergedError(f"{objective} diverged at iteration {it}: {e}; the last good "
                                 f"checkpoint is kept in {state_path}; lower pretrain.lr or "
                                 "change the seed") from None
         if it % p["log_every"] == 0 or it == end:
-            history.append([it, losses["d_loss"], losses["eg_loss"]])
-            bar.set_postfix(d=f"{losses['d_loss']:.3f}", eg=f"{losses['eg_loss']:.3f}")
+            d, eg = (sum(r[k] for r in running) / len(running) for k in ("d_loss", "eg_loss"))
+            history.append([it, d, eg])
+            bar.set_postfix(d=f"{d:.3f}", eg=f"{eg:.3f}")
+            running = []
         if it % p["checkpoint_every"] == 0 or it == end:
             save_state(state_path, nets, opts, dict(meta, iteration=it, history=history,
                                                     seconds=elapsed()))

@@ -75,7 +75,7 @@ def test_plain_torch_load_weights_only(tmp_path):
     path = tmp_path / "enc.pt"
     save_checkpoint(path, net.state_dict(), META)
     obj = torch.load(path, weights_only=True)
-    assert set(obj) == {"state_dict", "meta"}
+    assert set(obj) == {"state_dict", "meta", "extra"}
     assert obj["meta"] == META
     assert same(obj["state_dict"], net.state_dict())
 
