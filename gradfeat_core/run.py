@@ -1,4 +1,5 @@
 """One experiment from resolved parameters: base networks, ω̄, a head, training, a result JSON."""
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -48,11 +49,19 @@ def gradient_network(params, nets):
     return mix(nets, {n: model["theta2"] if n in theta2 else model["theta1"] for n in LAYERS})
 
 
+def omega_path(params):
+    """Where the actv run of this base network keeps ω̄: keyed by everything the activation
+    head depends on, the encoder file's content included (a retrained encoder is another key)."""
+    key = {k: params[k] for k in ("seed", "data", "base")}
+    key["train"] = {k: v for k, v in params["train"].items() if k not in ("grad", "full", "finetune")}
+    checkpoint = params["base"]["checkpoint"]
+    key["encoder_sha256"] = checkpoint and hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    return Path(params["out_dir"]) / "checkpoints" / f"omega-{digest(key)}.pt"
+
+
 def omega_bar(params, data, nets, log):
     """ω̄: the classifier of a finished actv run on this base network; trained first if missing."""
-    sub = {k: params[k] for k in ("seed", "data", "base")}
-    sub["train"] = {k: v for k, v in params["train"].items() if k not in ("grad", "full", "finetune")}
-    path = Path(params["out_dir"]) / "checkpoints" / f"omega-{digest(sub)}.pt"
+    path = omega_path(params)
     classifier = nn.Linear(FEATURE_DIM, data.num_classes).to(data.x_train.device)
     if not path.is_file():
         log(f"no finished actv run for this base network ({path}): training it first")
@@ -134,8 +143,5 @@ def save_head(params, model, head, data):
     save_checkpoint(checkpoints / f"{head}-{params['model']['layers']}-{digest(params)}.pt",
                     model.state_dict(), meta)
     if head == "actv":  # this run's classifier is ω̄ for every later head on the same base network
-        sub = {k: params[k] for k in ("seed", "data", "base")}
-        sub["train"] = {k: v for k, v in params["train"].items()
-                        if k not in ("grad", "full", "finetune")}
-        save_checkpoint(checkpoints / f"omega-{digest(sub)}.pt", model.w1.state_dict(),
+        save_checkpoint(omega_path(params), model.w1.state_dict(),
                         {"kind": "classifier", "dataset": data.name})

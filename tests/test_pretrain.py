@@ -103,3 +103,13 @@ def test_nan_loss_triggers_the_guard_and_keeps_the_last_good_checkpoint(tmp_path
 def test_objective_and_pixel_range_must_agree(tmp_path):
     with pytest.raises(ParamError, match="pixel_range"):
         pretrain(quick(tmp_path, "ali", "base.pixel_range=[-1, 1]"))
+
+
+def test_a_retrained_encoder_gets_its_own_omega_bar(tmp_path):
+    """ω̄ is keyed by the encoder file's content: retraining in place retrains ω̄ too."""
+    from gradfeat_core.run import omega_path
+    pretrain(quick(tmp_path), stop_after=2)
+    sets = [f"out_dir={tmp_path}", f"base.checkpoint={tmp_path / 'pretrain/ali/encoder.pt'}"]
+    before = omega_path(load_params("quick", sets))
+    pretrain(quick(tmp_path))  # continues to 4 iterations and rewrites encoder.pt
+    assert omega_path(load_params("quick", sets)) != before
