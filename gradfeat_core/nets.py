@@ -82,6 +82,19 @@ def calibrate_batchnorm(net, x, batch_size=500):
     return net.eval()
 
 
+def calibrate_on(net, images, n, seed):
+    """calibrate_batchnorm on a seeded random subset of n images."""
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    return calibrate_batchnorm(net, images[pick.to(images.device)])
+
+
+def random_encoder(in_channels, leak, batchnorm, seed, images, n_calibrate):
+    """The random encoder of `seed` (ALI's init), its batch-norm statistics measured on images:
+    the same network wherever a random θ is asked for."""
+    net = Encoder(in_channels, leak, batchnorm).reset_parameters(torch.Generator().manual_seed(seed))
+    return calibrate_on(net.to(images.device), images, n_calibrate, seed)
+
+
 @torch.no_grad()
 def fold_batchnorm(net):
     """A copy of `net` in which every Conv2d→BatchNorm2d pair is one Conv2d with a bias.

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_dataset
 from .gan import OBJECTIVES, ali_losses, build_bigan, wali_critic_loss, wali_eg_loss
-from .nets import Encoder, calibrate_batchnorm
+from .nets import calibrate_on, random_encoder
 from .params import ParamError
 from .results import environment, write_json
 from .train import batch_order, pick_device, seed_everything
@@ -170,12 +170,10 @@ def encoders_for_heads(nets, params, data):
     """(pre-trained, random) five-conv encoders with batch-norm statistics measured on training
     images under their final weights (exact in eval mode, unlike the running average)."""
     base = params["base"]
-    g = torch.Generator().manual_seed(base["random_seed"])
-    pick = torch.randperm(len(data.x_train), generator=g)[:base["calibrate_images"]]
-    images = data.x_train[pick.to(data.x_train.device)]
-    pretrained = calibrate_batchnorm(copy.deepcopy(nets["E"].features), images)
-    random = Encoder(data.in_channels, base["leak"], base["batchnorm"]).reset_parameters(g)
-    return pretrained, calibrate_batchnorm(random.to(images.device), images)
+    images, n, seed = data.x_train, base["calibrate_images"], base["random_seed"]
+    pretrained = calibrate_on(copy.deepcopy(nets["E"].features), images, n, seed)
+    random = random_encoder(data.in_channels, base["leak"], base["batchnorm"], seed, images, n)
+    return pretrained, random
 
 
 @torch.no_grad()

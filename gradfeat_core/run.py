@@ -10,25 +10,23 @@ from torch import nn
 from .checkpoint import load_into, save_checkpoint
 from .data import load_dataset
 from .linear_model import build_head
-from .nets import FEATURE_DIM, LAYERS, Encoder, calibrate_batchnorm, fold_batchnorm, mix, \
-    parse_layers, split
+from .nets import FEATURE_DIM, LAYERS, Encoder, fold_batchnorm, mix, parse_layers, \
+    random_encoder, split
 from .params import digest
 from .results import environment, write_json
 from .train import FrozenInputs, accuracy, pick_device, predict, seed_everything, train
 
 
 def load_encoder(params, data, checkpoint, seed):
-    """An encoder from `checkpoint`, or initialised from `seed` with batch-norm statistics
-    measured on training images; batch norm folded, eval mode."""
+    """An encoder from `checkpoint`, or the random encoder of `seed`; batch norm folded."""
     base = params["base"]
-    net = Encoder(data.in_channels, base["leak"], base["batchnorm"])
     if checkpoint:
+        net = Encoder(data.in_channels, base["leak"], base["batchnorm"])
         load_into(net, checkpoint, expect=net.meta(data.name, base["pixel_range"]))
         net = net.to(data.x_train.device)
     else:
-        net.reset_parameters(torch.Generator().manual_seed(seed)).to(data.x_train.device)
-        pick = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed))
-        calibrate_batchnorm(net, data.x_train[pick[:base["calibrate_images"]].to(data.x_train.device)])
+        net = random_encoder(data.in_channels, base["leak"], base["batchnorm"], seed, data.x_train,
+                             base["calibrate_images"])
     return fold_batchnorm(net).eval().requires_grad_(False)
 
 

@@ -113,3 +113,14 @@ def test_a_retrained_encoder_gets_its_own_omega_bar(tmp_path):
     before = omega_path(load_params("quick", sets))
     pretrain(quick(tmp_path))  # continues to 4 iterations and rewrites encoder.pt
     assert omega_path(load_params("quick", sets)) != before
+
+
+def test_saved_random_encoder_is_the_one_heads_build_for_random_theta(tmp_path):
+    from gradfeat_core.run import load_encoder
+    params = quick(tmp_path)
+    pretrain(params, stop_after=1)
+    data = load_dataset("synthetic", n_train=64, n_test=32)
+    seed = params["base"]["random_seed"]
+    saved = load_encoder(params, data, tmp_path / "pretrain/ali/random_encoder.pt", seed)
+    built = load_encoder(params, data, None, seed)
+    torch.testing.assert_close(saved(data.x_test), built(data.x_test))
