@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp
 
-from .nets import ntk_scales, theta2_names
+from .nets import ntk_scales, theta2_names, to_standard
 
 HEADS = ("actv", "grad", "full", "finetune")
 
@@ -76,7 +76,7 @@ class LinearModel(nn.Module):
 
     def direction(self):
         """s·w2 as a {θ2 name: tensor} dict: the step in standard coordinates."""
-        return {n: self.scales[n] * w for n, w in zip(self.names, self.w2)}
+        return to_standard(dict(zip(self.names, self.w2)), self.scales)
 
     def forward(self, inputs):
         if self.head == "actv":
