@@ -126,20 +126,20 @@ def run_head(params, data=None, nets=None, log=None):
               "iterations": train_p[head]["iterations"], "loss_history": history,
               "seconds": time.perf_counter() - start, "setup_seconds": setup_seconds,
               "train_seconds": train_seconds, "params": params, "environment": environment(device)}
-    save_head(params, model, head, data)
-    out = Path(params["out_dir"]) / "train-head" / f"{head}-{model_p['layers']}-{digest(params)}.json"
+    run_id = f"{head}-{model_p['layers']}-{digest(params)}"
+    save_head(params, model, run_id, data)
+    out = Path(params["out_dir"]) / "train-head" / f"{run_id}.json"
     write_json(out, result)
     result["path"] = str(out)
     log(f"{head} {model_p['layers']} on {data.name}: test accuracy {test_acc:.4f} ({out})")
     return result
 
 
-def save_head(params, model, head, data):
-    checkpoints = Path(params["out_dir"]) / "checkpoints"
-    meta = {"kind": "head", "head": head, "dataset": data.name, "params_digest": digest(params),
+def save_head(params, model, run_id, data):
+    head = params["model"]["head"]
+    meta = {"kind": "head", "head": head, "dataset": data.name, "run_id": run_id,
             "parametrisation": "ntk" if head in ("grad", "full") else "standard"}
-    save_checkpoint(checkpoints / f"{head}-{params['model']['layers']}-{digest(params)}.pt",
-                    model.state_dict(), meta)
+    save_checkpoint(Path(params["out_dir"]) / "checkpoints" / f"{run_id}.pt", model.state_dict(), meta)
     if head == "actv":  # this run's classifier is ω̄ for every later head on the same base network
         save_checkpoint(omega_path(params), model.w1.state_dict(),
                         {"kind": "classifier", "dataset": data.name})
