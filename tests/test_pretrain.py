@@ -124,3 +124,15 @@ def test_saved_random_encoder_is_the_one_heads_build_for_random_theta(tmp_path):
     saved = load_encoder(params, data, tmp_path / "pretrain/ali/random_encoder.pt", seed)
     built = load_encoder(params, data, None, seed)
     torch.testing.assert_close(saved(data.x_test), built(data.x_test))
+
+
+def test_dropout_keeps_the_expectation_and_is_off_in_eval():
+    from gradfeat_core.gan import Dropout
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    drop = Dropout(0.2)
+    y = drop(x)
+    assert (y == 0).float().mean().item() == pytest.approx(0.2, abs=0.005)
+    assert y.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert set(y.unique().tolist()) == {0.0, 1.25}
+    assert torch.equal(drop.eval()(x), x)
