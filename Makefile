@@ -1,5 +1,6 @@
 # make test         create .venv, install the pinned requirements, run the tests
 # make train-head   train one head end to end (HEAD=actv|grad|full|finetune LAYERS=conv5 PROFILE=fashion-mnist)
+# make reproduce    every experiment through papermill, then reports/$(PROFILE)/report.html (PROFILE=fashion-mnist)
 # make bench        time per training step of every head; writes reports/bench/bench.json
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ HEAD ?= full
 LAYERS ?= conv5
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: test train-head bench data clean-venv
+.PHONY: test reproduce train-head bench data clean-venv
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,10 @@ data:
 	@test -d $(FASHION_MNIST) || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get install -y -qq dataset-fashion-mnist || \
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; }; }
+
+# Skips what a previous run finished; safe to interrupt and start again.
+reproduce: $(VENV)/.installed data
+	$(PY) -m gradfeat_core reproduce --profile $(PROFILE)
 
 train-head: $(VENV)/.installed data
 	$(PY) -m gradfeat_core train-head --profile $(PROFILE) --head $(HEAD) --layers $(LAYERS)

@@ -34,6 +34,15 @@ def pretrain(args):
           f"({result['seconds']:.0f} s) -> {result['out_dir']}")
 
 
+def reproduce(args):
+    from .reproduce import reproduce as run_reproduce
+    frame = run_reproduce(args.profile, args.set, objective=args.objective)
+    failed = int((frame.status != "done").sum())
+    print(f"{len(frame) - failed} results, {failed} failed or not run -> "
+          f"reports/{args.profile}/report.html")
+    return 1 if failed else 0
+
+
 def common(p):
     p.add_argument("--profile", default="fashion-mnist", help="params/profiles/NAME.yaml")
     p.add_argument("--objective", choices=("ali", "wali"),
@@ -53,6 +62,10 @@ def parser():
     pt = sub.add_parser("pretrain", help="pre-train the base network (a BiGAN) without labels")
     common(pt)
     pt.set_defaults(func=pretrain)
+    r = sub.add_parser("reproduce", help="pre-train, run every experiment through papermill, "
+                                         "write results.csv and report.html")
+    common(r)
+    r.set_defaults(func=reproduce)
     return p
 
 

@@ -21,6 +21,7 @@ from .nets import LAYERS, NTK_RULES, parse_layers
 NULLABLE = {"out_dir": str, "data.root": str, "data.num_classes": int, "data.n_train": int,
             "data.n_test": int, "base.checkpoint": str, "base.random_checkpoint": str,
             "pretrain.init_std": float}
+REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"  # the same from any working directory
 PARAMS_DIR = Path(os.environ.get("GRADFEAT_PARAMS", Path(__file__).resolve().parent.parent / "params"))
 
 
@@ -113,7 +114,7 @@ def load_params(profile, sets=(), params_dir=None, objective=None):
         params = merge(params, parse_set(assignment), f"--set {assignment}")
     params["profile"] = profile
     if params["out_dir"] is None:
-        params["out_dir"] = f"reports/{profile}"
+        params["out_dir"] = str(REPORTS_DIR / profile)
     validate(params)
     return params
 
@@ -174,11 +175,33 @@ def validate(params):
             raise ParamError(f"'{key}' is {_get(params, key)}; it must be 0 or more")
     for head in HEADS:
         _choice(params, f"train.{head}.optimizer", ("sgd", "adam"))
+    _validate_reproduce(params["reproduce"])
     for key in ("checkpoint", "random_checkpoint"):
         path = base[key]
         if path is not None and not Path(path).is_file():
             raise ParamError(f"'base.{key}' points at {path}, which does not exist; "
                              "run `python -m gradfeat_core pretrain` or fix the path")
+
+
+def _validate_reproduce(rep):
+    for key in ("table3_seeds", "table1_seeds"):
+        seeds = rep[key]
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise ParamError(f"'reproduce.{key}' is {seeds!r}; it must be a non-empty list of seeds "
+                             "(integers >= 0), e.g. [0, 1, 2]")
+    layers = rep["table1_layers"]
+    if not layers or any(name not in ("conv5", "conv4-5", "conv3-5") for name in layers):
+        raise ParamError(f"'reproduce.table1_layers' is {layers!r}; choose from conv5, conv4-5, conv3-5")
+    rows = rep["table1_rows"]
+    if not rows or any(r not in range(1, 9) or isinstance(r, bool) for r in rows):
+        raise ParamError(f"'reproduce.table1_rows' is {rows!r}; choose rows 1 to 8 of Table 1")
+    for assignment in rep["table3_set"] + rep["table1_set"]:
+        if not isinstance(assignment, str):
+            raise ParamError(f"'reproduce.table*_set' holds {assignment!r}; each entry is a "
+                             "'key=value' string as for --set")
+        parse_set(assignment)
+    if rep["timeout"] <= 0:
+        raise ParamError(f"'reproduce.timeout' is {rep['timeout']}; it must be positive")
 
 
 def digest(obj, length=10):

@@ -119,7 +119,7 @@ def pretrain(params, stop_after=None, log=None):
     device = pick_device(params["device"])
     seed_everything(params["seed"])
     data = load_dataset(d["dataset"], d["root"], device, tuple(params["base"]["pixel_range"]),
-                        d["n_train"], d["n_test"], params["seed"], d["download"])
+                        d["n_train"], d["n_test"], d["seed"], d["download"])
     out = Path(params["out_dir"]) / "pretrain" / objective
     nets = build_bigan(objective, data.in_channels, p["latent"], params["base"]["leak"],
                        params["seed"], p["init_std"])

@@ -70,56 +70,99 @@ def omega_bar(params, data, nets, log):
 
 
 def frozen_part(head, nets, bottom, shared=True):
-    """x → the inputs of the trainable part: pooled features and/or the input z of `top`.
-    shared: the gradient term uses the pre-trained network itself, so the full model takes
-    f_θ̄(x) from its own forward pass instead of a second one."""
-    def frozen(x):
-        out = {}
-        if head == "actv" or head == "full" and not shared:
-            out["features"] = nets["pretrained"](x)
-        if head in ("grad", "full", "finetune"):
-            out["z"] = bottom(x)
-        return out
-    return frozen
+    """{name: frozen network}: the inputs of the trainable part, 'features' f_θ̄(x) and/or the
+    input 'z' of `top`. shared: the gradient term uses the pre-trained network itself, so the
+    full model takes f_θ̄(x) from its own forward pass instead of a second one."""
+    parts = {}
+    if head == "actv" or head == "full" and not shared:
+        parts["features"] = nets["pretrained"]
+    if head in ("grad", "full", "finetune"):
+        parts["z"] = bottom
+    return parts
 
 
-def run_head(params, data=None, nets=None, log=None):
+def _sha256(path):
+    return path and hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def frozen_stores(params, head, split_name):
+    """{name: file} under out_dir/cache for each frozen part of this run: keyed by the data,
+    the base network's settings and files, and which network and blocks each part holds, so
+    every experiment on the same part shares one computation."""
+    model, base = params["model"], params["base"]
+    key = {"data": params["data"], "base": base, "split": split_name,
+           "files": [_sha256(base["checkpoint"]), _sha256(base["random_checkpoint"])]}
+    source = "pretrained" if head == "finetune" else model["theta1"]
+    keys = {"features": dict(key, part="features"),
+            "z": dict(key, part="z", source=source, layers=model["layers"])}
+    cache_dir = Path(params["out_dir"]) / "cache"
+    return {name: cache_dir / f"{name}-{split_name}-{digest(k)}.pt" for name, k in keys.items()}
+
+
+def source_network(params, nets):
+    """The network the trainable part starts from: f_θ̄ for fine-tuning, else the mix of θ1/θ2."""
+    return nets["pretrained"] if params["model"]["head"] == "finetune" else gradient_network(params, nets)
+
+
+def bottom_network(params, nets):
+    """The frozen network below θ2 (None for actv, which trains on f_θ̄(x) alone)."""
+    if params["model"]["head"] == "actv":
+        return None
+    return split(source_network(params, nets), parse_layers(params["model"]["layers"]))[0]
+
+
+def build_model(params, data, nets, log):
+    """The head to train, on the pre-trained (or mixed) network and ω̄."""
+    model_p = params["model"]
+    head, layers = model_p["head"], parse_layers(model_p["layers"])
+    if head == "actv":
+        return build_head("actv", nn.Linear(FEATURE_DIM, data.num_classes))
+    omega = omega_bar(params, data, nets, log)
+    top = split(source_network(params, nets), layers)[1]
+    omega_grad = omega
+    if model_p["omega"] == "random" and head != "finetune":
+        torch.manual_seed(params["base"]["random_seed"])
+        omega_grad = nn.Linear(FEATURE_DIM, data.num_classes)
+    return build_head(head, omega, top, layers, omega_grad, model_p["ntk_scale"])
+
+
+def frozen_inputs(params, data, nets, bottom):
+    """(train, test) FrozenInputs of this run; the same for every seed of an experiment."""
+    model_p, batch = params["model"], params["train"]["eval_batch_size"]
+    shared = model_p["theta1"] == model_p["theta2"] == "pretrained"
+    parts = frozen_part(model_p["head"], nets, bottom, shared)
+    return tuple(FrozenInputs(parts, x, model_p["cache"], batch,
+                              frozen_stores(params, model_p["head"], name) if model_p["cache"] else None)
+                 for name, x in (("train", data.x_train), ("test", data.x_test)))
+
+
+def load_data(params):
+    d = params["data"]
+    return load_dataset(d["dataset"], d["root"], pick_device(params["device"]),
+                        tuple(params["base"]["pixel_range"]), d["n_train"], d["n_test"], d["seed"],
+                        d["download"])
+
+
+def run_head(params, data=None, nets=None, log=None, inputs=None):
     """Train and evaluate the head `params['model']['head']`; returns the result dict and writes
-    it (and the trained head's checkpoint) under out_dir."""
+    it (and the trained head's checkpoint) under out_dir. `inputs`: the (train, test)
+    FrozenInputs of an earlier seed of the same experiment."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     start = time.perf_counter()
     device = pick_device(params["device"])
-    seed_everything(params["seed"])
-    d = params["data"]
-    data = data or load_dataset(d["dataset"], d["root"], device, tuple(params["base"]["pixel_range"]),
-                                d["n_train"], d["n_test"], params["seed"], d["download"])
+    data = data or load_data(params)
     nets = nets or base_networks(params, data)
     model_p, train_p = params["model"], params["train"]
-    head, layers = model_p["head"], parse_layers(model_p["layers"])
-    if head == "actv":
-        torch.manual_seed(params["seed"])
-        model, bottom = build_head("actv", nn.Linear(FEATURE_DIM, data.num_classes)), None
-    else:
-        omega = omega_bar(params, data, nets, log)
-        source = nets["pretrained"] if head == "finetune" else gradient_network(params, nets)
-        bottom, top = split(source, layers)
-        omega_grad = omega
-        if model_p["omega"] == "random" and head != "finetune":
-            torch.manual_seed(params["base"]["random_seed"])
-            omega_grad = nn.Linear(FEATURE_DIM, data.num_classes)
-        model = build_head(head, omega, top, layers, omega_grad, model_p["ntk_scale"])
-    model = model.to(device)
-    shared = model_p["theta1"] == model_p["theta2"] == "pretrained"
-    frozen = frozen_part(head, nets, bottom, shared)
-    batch = train_p["eval_batch_size"]
-    inputs = FrozenInputs(frozen, data.x_train, model_p["cache"], batch)
-    test_inputs = FrozenInputs(frozen, data.x_test, model_p["cache"], batch)
+    head = model_p["head"]
+    seed_everything(params["seed"])
+    model = build_model(params, data, nets, log).to(device)
+    inputs, test_inputs = inputs or frozen_inputs(params, data, nets, bottom_network(params, nets))
     setup_seconds = time.perf_counter() - start
     history = train(model, inputs, data.y_train, train_p[head], train_p["batch_size"],
                     train_p["clip_grad_norm"], train_p["log_every"], params["seed"],
                     desc=f"{head} {model_p['layers']}")
     train_seconds = time.perf_counter() - start - setup_seconds
-    test_acc = accuracy(predict(model, test_inputs, batch), data.y_test)
+    test_acc = accuracy(predict(model, test_inputs, train_p["eval_batch_size"]), data.y_test)
     result = {"head": head, "layers": model_p["layers"], "dataset": data.name,
               "theta1": model_p["theta1"], "theta2": model_p["theta2"], "omega": model_p["omega"],
               "seed": params["seed"], "accuracy": test_acc,
@@ -127,7 +170,7 @@ def run_head(params, data=None, nets=None, log=None):
               "seconds": time.perf_counter() - start, "setup_seconds": setup_seconds,
               "train_seconds": train_seconds, "params": params, "environment": environment(device)}
     run_id = f"{head}-{model_p['layers']}-{digest(params)}"
-    save_head(params, model, run_id, data)
+    result["checkpoint"] = str(save_head(params, model, run_id, data))
     out = Path(params["out_dir"]) / "train-head" / f"{run_id}.json"
     write_json(out, result)
     result["path"] = str(out)
@@ -135,11 +178,33 @@ def run_head(params, data=None, nets=None, log=None):
     return result
 
 
+def run_experiment(params, seeds, log=None):
+    """run_head for each seed, sharing the data, the base networks and the frozen inputs (the
+    data subset is seeded by data.seed, so it is the same for every seed)."""
+    data = load_data(params)
+    nets = base_networks(params, data)
+    inputs = frozen_inputs(params, data, nets, bottom_network(params, nets))
+    return [run_head(dict(params, seed=seed), data, nets, log, inputs) for seed in seeds]
+
+
 def save_head(params, model, run_id, data):
     head = params["model"]["head"]
     meta = {"kind": "head", "head": head, "dataset": data.name, "run_id": run_id,
             "parametrisation": "ntk" if head in ("grad", "full") else "standard"}
-    save_checkpoint(Path(params["out_dir"]) / "checkpoints" / f"{run_id}.pt", model.state_dict(), meta)
+    path = Path(params["out_dir"]) / "checkpoints" / f"{run_id}.pt"
+    save_checkpoint(path, model.state_dict(), meta)
     if head == "actv":  # this run's classifier is ω̄ for every later head on the same base network
         save_checkpoint(omega_path(params), model.w1.state_dict(),
                         {"kind": "classifier", "dataset": data.name})
+    return path
+
+
+def load_trained(result, data=None, nets=None):
+    """(model, (train, test) FrozenInputs) of a finished run from its result dict (the JSON
+    run_head wrote): the same head rebuilt from its parameters, its trained weights loaded."""
+    params = result["params"]
+    data = data or load_data(params)
+    nets = nets or base_networks(params, data)
+    model = build_model(params, data, nets, log=lambda msg: None).to(data.x_train.device)
+    load_into(model, result["checkpoint"], expect={"kind": "head", "head": params["model"]["head"]})
+    return model.eval(), frozen_inputs(params, data, nets, bottom_network(params, nets))

@@ -1,5 +1,7 @@
 """Training by iterations (as the paper), evaluation in large batches, the frozen-part cache."""
+import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,21 +23,38 @@ def seed_everything(seed):
 
 @torch.no_grad()
 def in_batches(fn, x, batch_size):
-    """fn over x in chunks; fn returns a dict of tensors, concatenated along the batch."""
-    parts = [fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    """fn(x) in chunks, concatenated along the batch."""
+    return torch.cat([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def stored(fn, x, batch_size, path=None):
+    """fn over x, kept in `path` (when given) so that later runs on the same frozen part and the
+    same images load it instead of recomputing it; written atomically."""
+    if path is not None and Path(path).is_file():
+        return torch.load(path, map_location=x.device, weights_only=True)
+    out = in_batches(fn, x, batch_size)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(f"{path}.tmp")
+        torch.save(out.cpu(), tmp)
+        os.replace(tmp, path)
+    return out
 
 
 class FrozenInputs:
-    """What the trainable part sees for a set of images: `frozen(x)`, cached or computed per batch.
+    """What the trainable part sees for a set of images: {name: part(x)} for the frozen parts,
+    cached or computed per batch.
 
     The frozen part (every layer below the first trainable one) never changes during training,
     so computing it once per data set gives the same logits at a fraction of the cost.
+    stores: {name: file} where a cached part is kept across runs (see `stored`).
     """
 
-    def __init__(self, frozen, x, cache=True, batch_size=1000):
-        self.frozen, self.x = frozen, x
-        self.cache = in_batches(frozen, x, batch_size) if cache else None
+    def __init__(self, parts, x, cache=True, batch_size=1000, stores=None):
+        self.parts, self.x = parts, x
+        stores = stores or {}
+        self.cache = ({k: stored(f, x, batch_size, stores.get(k)) for k, f in parts.items()}
+                      if cache else None)
 
     def __len__(self):
         return len(self.x)
@@ -44,7 +63,7 @@ class FrozenInputs:
         if self.cache is not None:
             return {k: v[idx] for k, v in self.cache.items()}
         with torch.no_grad():
-            return self.frozen(self.x[idx])
+            return {k: f(self.x[idx]) for k, f in self.parts.items()}
 
 
 def make_optimizer(params, schedule):

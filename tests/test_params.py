@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from gradfeat_core.linear_model import HEADS  # noqa: E402
-from gradfeat_core.params import PARAMS_DIR, ParamError, digest, load_params, parse_set  # noqa: E402
+from gradfeat_core.params import PARAMS_DIR, REPORTS_DIR, ParamError, digest, load_params, parse_set  # noqa: E402
 
 BASE = yaml.safe_load((PARAMS_DIR / "base.yaml").read_text())
 
@@ -39,7 +39,7 @@ def test_quick_profile_resolves():
     check(p, BASE, quick)
     assert p["data"]["dataset"] == "synthetic"
     assert p["profile"] == "quick"
-    assert p["out_dir"] == "reports/quick"
+    assert p["out_dir"] == str(REPORTS_DIR / "quick")
 
 
 def test_every_base_key_present_after_resolution():
@@ -138,7 +138,7 @@ def test_invalid_yaml_profile_is_one_line(tmp_path):
 def test_empty_profile_is_base(tmp_path):
     d = _params_dir(tmp_path, "", name="empty")
     p = load_params("empty", params_dir=d)
-    assert p["train"] == BASE["train"] and p["out_dir"] == "reports/empty"
+    assert p["train"] == BASE["train"] and p["out_dir"] == str(REPORTS_DIR / "empty")
 
 
 def test_unknown_profile_lists_known_ones(tmp_path):

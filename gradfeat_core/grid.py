@@ -1,0 +1,66 @@
+"""The experiment grid of `reproduce`: params/grid.yaml × the profile's `reproduce` section,
+and the paper's number for each cell."""
+from dataclasses import dataclass, field
+
+import yaml
+
+from .paper import paper_numbers
+from .params import PARAMS_DIR
+
+PAPER_DATASETS = ("svhn", "cifar10", "cifar100")
+PAPER_REFERENCE = "cifar10"  # the paper's column set beside data sets it did not use (Table 1's own)
+
+
+@dataclass
+class Experiment:
+    name: str                                 # e.g. t1-grad-conv4-5-rpp (θ1, θ2, ω initials)
+    table: int                                # 1 or 3: the paper's table it reproduces
+    sets: list = field(default_factory=list)  # --set overrides that make it (model.* and schedule)
+    seeds: list = field(default_factory=list)
+
+    @property
+    def model(self):
+        """{'head': ..., 'layers': ..., 'theta1': ..., ...} from the model.* overrides."""
+        return {k.removeprefix("model."): v for k, v in (s.split("=", 1) for s in self.sets)
+                if k.startswith("model.")}
+
+
+def _experiment(table, head, layers, sources, rep):
+    theta1, theta2, omega = sources
+    tag = "" if table == 3 or head in ("actv", "finetune") else "-" + "".join(s[0] for s in sources)
+    sets = [f"model.head={head}", f"model.layers={layers}", f"model.theta1={theta1}",
+            f"model.theta2={theta2}", f"model.omega={omega}"] + list(rep[f"table{table}_set"])
+    return Experiment(f"t{table}-{head}-{layers}{tag}", table, sets, list(rep[f"table{table}_seeds"]))
+
+
+def experiments(params, grid_path=None):
+    """Every experiment of the grid, in an order that trains each ω̄ (actv) before its users."""
+    grid = yaml.safe_load(open(grid_path or PARAMS_DIR / "grid.yaml"))
+    rep, pretrained = params["reproduce"], ("pretrained",) * 3
+    t3, t1 = grid["table3"], grid["table1"]
+    out = [_experiment(3, head, t3["layers"], pretrained, rep) for head in t3["heads"]]
+    if "actv" in t1["baselines"]:
+        out.append(_experiment(1, "actv", "conv5", pretrained, rep))
+    for layers in rep["table1_layers"]:
+        if "finetune" in t1["baselines"]:
+            out.append(_experiment(1, "finetune", layers, pretrained, rep))
+        out += [_experiment(1, head, layers, tuple(sources), rep)
+                for row, sources in enumerate(t1["sources"], start=1) if row in rep["table1_rows"]
+                for head in t1["heads"]]
+    return out
+
+
+def paper_value(table, dataset, head, layers, theta1="pretrained", theta2="pretrained",
+                omega="pretrained"):
+    """(the paper's accuracy for this cell, the data set it was measured on) or (None, None).
+    For a data set the paper did not use, the CIFAR-10 column stands beside ours."""
+    column = dataset if dataset in PAPER_DATASETS else PAPER_REFERENCE
+    for r in paper_numbers():
+        if r["table"] != table or r.get("head") != head or r.get("layers") != layers:
+            continue
+        if r["row"] == "baseline" or table == 3:
+            if r.get("base", "bigan") == "bigan" and r["dataset"] == column:
+                return r["value"], column
+        elif (r["theta1"], r["theta2"], r["omega"]) == (theta1, theta2, omega) and r["dataset"] == column:
+            return r["value"], column
+    return None, None

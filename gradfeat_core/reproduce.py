@@ -1,0 +1,181 @@
+"""`python -m gradfeat_core reproduce`: every experiment of a profile, each a papermill run of a
+notebook in its own kernel, then results.csv and report.html.
+
+A run is keyed by a hash of its notebook, its resolved parameters, its seeds, the encoder files
+it reads and the code version; it counts as done only when its result JSON exists (papermill can
+exit 0 after a sys.exit in a cell). Done runs are skipped on a rerun; a failed run is recorded
+with its error in <key>.failed.json and the others go on.
+"""
+import hashlib
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .grid import experiments
+from .params import ParamError, digest, load_params
+from .report import load_summaries, results_frame
+from .results import code_version, write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+TEMPLATES = Path(__file__).resolve().parent / "templates"  # offline/: the lab template minus its CDN scripts
+
+
+@dataclass
+class Run:
+    notebook: str      # e.g. 02_heads
+    name: str          # e.g. t1-grad-conv5-rrp
+    parameters: dict   # papermill parameters, result_path excepted
+    key: str = ""
+    runs_dir: Path = None
+
+    @property
+    def result(self):
+        return self.runs_dir / f"{self.name}-{self.key}.json"
+
+    @property
+    def failed(self):
+        return self.runs_dir / f"{self.name}-{self.key}.failed.json"
+
+    @property
+    def output(self):
+        return self.runs_dir / f"{self.name}-{self.key}.ipynb"
+
+
+def _sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path and Path(path).is_file() else None
+
+
+def make_run(notebook, name, parameters, runs_dir):
+    """A Run keyed by everything that decides its result."""
+    p = parameters
+    resolved = load_params(p["profile"], p["overrides"], objective=p["objective"])
+    key = digest({"notebook": notebook, "parameters": p, "resolved": resolved,
+                  "encoders": [_sha256(resolved["base"][k]) for k in ("checkpoint", "random_checkpoint")],
+                  "code": code_version()})
+    return Run(notebook, name, p, key, Path(runs_dir))
+
+
+def check_parameters(notebook_path, parameters):
+    """Papermill only warns about a parameter the notebook does not declare; here it is an error."""
+    import papermill
+    declared = papermill.inspect_notebook(str(notebook_path))
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise ParamError(f"{Path(notebook_path).name} declares no parameter {', '.join(unknown)}; "
+                         f"it declares {', '.join(declared)}")
+
+
+def execute(run, timeout, notebooks_dir=None):
+    """Run one notebook in its own kernel; True when its result JSON exists afterwards."""
+    import papermill
+    source = Path(notebooks_dir or NOTEBOOKS) / f"{run.notebook}.ipynb"
+    parameters = dict(run.parameters, result_path=str(run.result))
+    run.runs_dir.mkdir(parents=True, exist_ok=True)
+    error = None
+    try:
+        check_parameters(source, parameters)
+        papermill.execute_notebook(str(source), str(run.output), parameters=parameters,
+                                   kernel_name="python3", progress_bar=False, cwd=str(ROOT),
+                                   execution_timeout=timeout)
+    except Exception as e:  # noqa: BLE001 - any failure of the notebook is recorded, not raised
+        error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+    if run.result.is_file():
+        run.failed.unlink(missing_ok=True)
+        return True
+    error = error or "the notebook ended without writing its result (sys.exit or a timed-out cell?)"
+    write_json(run.failed, {"notebook": run.notebook, "name": run.name, "error": error,
+                            "output": str(run.output), "parameters": run.parameters})
+    return False
+
+
+def run_all(runs, timeout, log, desc):
+    """Execute the runs that are not done; returns (done, failed) lists."""
+    done, failed = [], []
+    todo = [r for r in runs if not r.result.is_file()]
+    log(f"{desc}: {len(runs) - len(todo)} of {len(runs)} done already, {len(todo)} to run")
+    for run in tqdm(todo, desc=desc, unit="run"):
+        start = time.perf_counter()
+        ok = execute(run, timeout)
+        log(f"  {run.name}: {'done' if ok else 'FAILED, see ' + str(run.failed)} "
+            f"({time.perf_counter() - start:.0f} s)")
+    for run in runs:
+        (done if run.result.is_file() else failed).append(run)
+    return done, failed
+
+
+def failed_summary(run, table):
+    """The results.csv entry of an experiment whose notebook failed."""
+    import json
+    resolved = load_params(run.parameters["profile"], run.parameters["overrides"],
+                           objective=run.parameters["objective"])
+    error = json.loads(run.failed.read_text())["error"] if run.failed.is_file() else "not run"
+    return {"experiment": run.name, "table": table, "status": "failed", "error": error,
+            "seeds": run.parameters["seeds"], "params": resolved}
+
+
+def reproduce(profile, sets=(), objective=None, log=None):
+    """Pre-train, run the grid, check the linearisation, write results.csv and report.html."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    params = load_params(profile, sets, objective=objective)
+    objective = params["pretrain"]["objective"]
+    out = Path(params["out_dir"])
+    runs_dir, timeout = out / "runs", params["reproduce"]["timeout"]
+    common = dict(profile=profile, objective=objective)
+    sets = [f"out_dir={out}", *sets]
+    started = time.perf_counter()
+
+    pretrain_run = make_run("01_pretrain", f"pretrain-{objective}", dict(common, overrides=sets), runs_dir)
+    run_all([pretrain_run], timeout, log, "pre-training")
+    summaries, runs, lin_path = [], [], None
+    if pretrain_run.result.is_file():
+        encoders = out / "pretrain" / objective
+        sets = sets + [f"base.checkpoint={encoders / 'encoder.pt'}",
+                       f"base.random_checkpoint={encoders / 'random_encoder.pt'}"]
+        grid = experiments(params)
+        runs = [make_run("02_heads", e.name, dict(common, overrides=sets + e.sets, seeds=e.seeds,
+                                                  experiment=e.name, table=e.table), runs_dir)
+                for e in grid]
+        run_all(runs, timeout, log, "experiments")
+        summaries = [load_summaries([r.result])[0] if r.result.is_file() else failed_summary(r, e.table)
+                     for r, e in zip(runs, grid)]
+        by_name = {r.name: r for r in runs}
+        heads = {h: by_name[f"t3-{h}-conv5"].result for h in ("full", "finetune")}
+        if all(p.is_file() for p in heads.values()):
+            lin = make_run("03_linearization", "linearization",
+                           dict(common, overrides=sets, full_result=str(heads["full"]),
+                                finetune_result=str(heads["finetune"])), runs_dir)
+            run_all([lin], timeout, log, "linearisation")
+            lin_path = lin.result if lin.result.is_file() else None
+    frame = results_frame(summaries)
+    frame.to_csv(out / "results.csv", index=False)
+    write_json(out / "report-inputs.json", {
+        "profile": profile, "objective": objective, "params": params,
+        "pretrain": str(pretrain_run.result) if pretrain_run.result.is_file() else None,
+        "experiments": [str(r.result) for r in runs if r.result.is_file()],
+        "linearization": str(lin_path) if lin_path else None,
+        "seconds_this_call": time.perf_counter() - started})
+    report(out, profile, log)
+    return frame
+
+
+def report(out, profile, log):
+    """04_report into report.ipynb, then report.html without code cells."""
+    import papermill
+    from nbconvert import HTMLExporter
+    source = NOTEBOOKS / "04_report.ipynb"
+    executed = Path(out) / "report.ipynb"
+    parameters = {"report_dir": str(out), "profile": profile}
+    check_parameters(source, parameters)
+    papermill.execute_notebook(str(source), str(executed), parameters=parameters,
+                               kernel_name="python3", progress_bar=False, cwd=str(ROOT))
+    exporter = HTMLExporter(extra_template_basedirs=[str(TEMPLATES)], template_name="offline",
+                            exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    html, _ = exporter.from_filename(str(executed))
+    (Path(out) / "report.html").write_text(html)
+    log(f"report: {Path(out) / 'report.html'}")

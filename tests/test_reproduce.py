@@ -1,0 +1,249 @@
+"""The grid, results.csv, the claims' verdicts, papermill runs, and the quick profile end to end."""
+import ast
+import json
+import re
+
+import nbformat
+import pandas as pd
+import pytest
+
+from gradfeat_core.claims import FAILS, HOLDS, NOT_RUN, PARTLY, verdicts
+from gradfeat_core.grid import experiments, paper_value
+from gradfeat_core.params import ParamError, load_params
+from gradfeat_core.report import COLUMNS, results_frame
+from gradfeat_core.reproduce import NOTEBOOKS, Run, check_parameters, make_run, reproduce, run_all
+
+REQUIRED = ["dataset", "base", "head", "layers", "theta1", "theta2", "omega", "seed", "accuracy",
+            "paper_accuracy", "status"]
+
+
+# --- the notebooks as committed ------------------------------------------------------------
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_notebooks_are_thin_and_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged 'parameters'"
+    for stmt in ast.parse(params[0].source).body:  # literals only: papermill overrides them
+        assert isinstance(stmt, ast.Assign), ast.dump(stmt)
+        ast.literal_eval(stmt.value)
+    for cell in code:
+        assert not cell.outputs and cell.execution_count is None, "committed with outputs"
+        assert not re.search(r"^\s*(def|class)\s", cell.source, re.M), "logic belongs in the package"
+    assert "write_json(result_path" in code[-1].source or path.stem == "04_report", \
+        "the result JSON is the last act"
+
+
+def test_undeclared_parameter_is_an_error():
+    with pytest.raises(ParamError, match="declares no parameter seedz"):
+        check_parameters(NOTEBOOKS / "02_heads.ipynb", {"profile": "quick", "seedz": [0]})
+    check_parameters(NOTEBOOKS / "02_heads.ipynb", {"profile": "quick", "seeds": [0]})
+
+
+# --- the grid -----------------------------------------------------------------------------
+
+def test_grid_covers_both_tables_and_trains_omega_first():
+    p = load_params("quick", ["reproduce.table1_layers=[conv5, conv4-5, conv3-5]",
+                              "reproduce.table1_rows=[1, 2, 3, 4, 5, 6, 7, 8]"])
+    grid = experiments(p)
+    t3 = [e for e in grid if e.table == 3]
+    t1 = [e for e in grid if e.table == 1]
+    assert [e.model["head"] for e in t3] == ["actv", "grad", "full", "finetune"]
+    assert len(t1) == 1 + 3 * (1 + 8 * 2)  # actv, then per depth finetune and 8 rows x 2 heads
+    assert len({e.name for e in grid}) == len(grid)
+    assert grid.index(t1[0]) < min(grid.index(e) for e in t1[1:]) and t1[0].model["head"] == "actv"
+    assert all(e.seeds == p["reproduce"]["table3_seeds"] for e in t3)
+    for e in t1:  # every cell has the paper's number beside it
+        assert paper_value(1, "fashion-mnist", **e.model)[0] is not None, e.name
+
+
+def test_grid_applies_each_tables_overrides_and_rows():
+    p = load_params("quick", ["reproduce.table1_set=[train.grad.iterations=7]",
+                              "reproduce.table1_rows=[2]", "reproduce.table1_layers=[conv3-5]"])
+    grid = experiments(p)
+    cells = [e for e in grid if e.table == 1 and e.model["head"] in ("grad", "full")]
+    assert [e.name for e in cells] == ["t1-grad-conv3-5-rrp", "t1-full-conv3-5-rrp"]
+    resolved = load_params("quick", cells[0].sets)
+    assert resolved["train"]["grad"]["iterations"] == 7 and resolved["model"]["omega"] == "pretrained"
+    assert all("train.grad.iterations=7" not in e.sets for e in grid if e.table == 3)
+
+
+@pytest.mark.parametrize("key,value", [("table1_rows", "[0]"), ("table1_rows", "[9]"),
+                                       ("table1_layers", "[conv2-5]"), ("table3_seeds", "[]"),
+                                       ("table1_set", "[nokey]"), ("timeout", "0")])
+def test_bad_reproduce_settings_are_named(key, value):
+    with pytest.raises(ParamError, match="reproduce.table|reproduce.timeout|--set"):
+        load_params("quick", [f"reproduce.{key}={value}"])
+
+
+def test_paper_value():
+    assert paper_value(3, "svhn", "grad", "conv5") == (89.91, "svhn")
+    assert paper_value(3, "fashion-mnist", "grad", "conv5") == (70.14, "cifar10")
+    assert paper_value(1, "cifar10", "full", "conv4-5", "random", "pretrained", "random") == (63.10, "cifar10")
+    assert paper_value(1, "cifar10", "finetune", "conv3-5") == (74.30, "cifar10")
+    assert paper_value(3, "cifar10", "grad", "conv4-5") == (None, None)
+
+
+# --- results and verdicts -----------------------------------------------------------------
+
+def summary(table, head, layers="conv5", sources=("pretrained",) * 3, accuracies=(0.8,), status="done",
+            ms=10.0, batch=128):
+    p = load_params("quick", [f"model.head={head}", f"model.layers={layers}",
+                              *(f"model.{k}={v}" for k, v in zip(("theta1", "theta2", "omega"), sources)),
+                              f"train.batch_size={batch}"])
+    runs = [{"seed": s, "accuracy": a, "iterations": 100, "train_seconds": ms / 10,
+             "loss_history": [[50, 1.0], [100, 0.5]]} for s, a in enumerate(accuracies)]
+    out = {"experiment": f"t{table}-{head}-{layers}", "table": table, "status": status,
+           "seeds": list(range(len(accuracies))), "params": p}
+    return dict(out, runs=runs) if status == "done" else dict(out, error="boom")
+
+
+def test_results_frame_rows_per_seed_with_paper_numbers_and_failures():
+    frame = results_frame([summary(3, "grad", accuracies=(0.8, 0.82)),
+                           summary(1, "grad", "conv4-5", ("random", "random", "random"), status="failed")])
+    assert list(frame.columns) == COLUMNS and set(REQUIRED) <= set(frame.columns)
+    assert frame.accuracy.iloc[:2].tolist() == pytest.approx([80.0, 82.0])
+    assert frame.paper_accuracy.tolist() == [70.14, 70.14, 26.30]
+    assert frame.status.tolist() == ["done", "done", "failed"] and frame.error.iloc[2] == "boom"
+    assert frame.ms_per_step.iloc[0] == pytest.approx(10.0)
+
+
+def table3_frame(actv, grad, full, finetune):
+    return results_frame([summary(3, h, accuracies=(a,)) for h, a in
+                          (("actv", actv), ("grad", grad), ("full", full), ("finetune", finetune))])
+
+
+def verdict(frame, claim, lin=None):
+    v = verdicts(frame, lin)
+    return v.set_index("claim").loc[claim, "verdict"]
+
+
+@pytest.mark.parametrize("grad,expected", [(0.80, HOLDS), (0.715, PARTLY), (0.69, FAILS)])
+def test_c1_compares_grad_with_actv(grad, expected):
+    assert verdict(table3_frame(0.70, grad, grad, grad), "C1") == expected
+
+
+@pytest.mark.parametrize("full,expected", [(0.79, HOLDS), (0.77, PARTLY), (0.70, FAILS)])
+def test_c2_and_c5(full, expected):
+    frame = table3_frame(0.70, full, full, 0.80)
+    assert verdict(frame, "C2") == expected
+    assert verdict(table3_frame(0.70, 0.80, full, 0.80), "C5") == {HOLDS: HOLDS, PARTLY: FAILS, FAILS: FAILS}[expected]
+
+
+def table1_frame(pre_grad, random_grad, random_full, actv=70.0, deeper=None):
+    rows = [summary(1, "actv", accuracies=(actv / 100,))]
+    for layers in ["conv5"] + (["conv3-5"] if deeper is not None else []):
+        bonus = 0 if layers == "conv5" else deeper
+        rows += [summary(1, "grad", layers, ("pretrained",) * 3, ((pre_grad + bonus) / 100,)),
+                 summary(1, "full", layers, ("pretrained",) * 3, ((pre_grad + bonus) / 100,)),
+                 summary(1, "grad", layers, ("random",) * 3, (random_grad / 100,)),
+                 summary(1, "full", layers, ("random",) * 3, (random_full / 100,))]
+    return results_frame(rows)
+
+
+def test_c3_needs_both_halves():
+    assert verdict(table1_frame(80, 40, 70.5), "C3") == HOLDS
+    assert verdict(table1_frame(80, 40, 75), "C3") == PARTLY   # random full beats actv
+    assert verdict(table1_frame(80, 78, 75), "C3") == FAILS
+    assert verdict(table3_frame(0.7, 0.8, 0.8, 0.8), "C3") == NOT_RUN
+
+
+@pytest.mark.parametrize("deeper,expected", [(0.5, HOLDS), (2.5, PARTLY), (5, FAILS), (None, NOT_RUN)])
+def test_c4_gain_of_deeper_layers(deeper, expected):
+    assert verdict(table1_frame(80, 40, 70, deeper=deeper), "C4") == expected
+
+
+@pytest.mark.parametrize("grad_ms,expected", [(20, HOLDS), (50, PARTLY), (200, FAILS)])
+def test_c6_step_cost_ratio(grad_ms, expected):
+    frame = results_frame([summary(3, "grad", ms=grad_ms), summary(3, "full", ms=grad_ms),
+                           summary(3, "finetune", ms=10)])
+    assert verdict(frame, "C6") == expected
+
+
+def lin(error, gaps, agree):
+    return {"jvp_relative_error": error, "agreement_full_finetune": agree,
+            "taylor": [{"eps": e, "gap": g} for e, g in zip((0.25, 0.5, 1.0), gaps)]}
+
+
+@pytest.mark.parametrize("result,expected", [
+    (lin(1e-7, (1, 4, 16), 0.9), HOLDS), (lin(1e-7, (1, 4, 16), 0.5), PARTLY),
+    (lin(1e-2, (1, 4, 16), 0.9), FAILS), (lin(1e-7, (1, 2, 4), 0.9), FAILS), (None, NOT_RUN)])
+def test_c7(result, expected):
+    assert verdict(table3_frame(0.7, 0.8, 0.8, 0.8), "C7", result) == expected
+
+
+# --- papermill runs: failures recorded, others finish, done runs skipped --------------------
+
+def write_notebook(path, source):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "quick"\nobjective = "ali"\noverrides = []\n'
+                                       'result_path = None')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(source)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_failed_runs_are_recorded_and_the_others_finish(tmp_path, monkeypatch):
+    import gradfeat_core.reproduce as rep
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    write = "from gradfeat_core.results import write_json\nwrite_json(result_path, {'ok': True})"
+    write_notebook(nbs / "raises.ipynb", "raise RuntimeError('the cell broke')")
+    write_notebook(nbs / "exits.ipynb", "import sys\nsys.exit(0)\n" + write)
+    write_notebook(nbs / "good.ipynb", write)
+    monkeypatch.setattr(rep, "NOTEBOOKS", nbs)
+    monkeypatch.setenv("PYTHONPATH", str(rep.ROOT))
+    params = {"profile": "quick", "objective": "ali", "overrides": []}
+    runs = [make_run(name, name, params, tmp_path / "runs") for name in ("raises", "exits", "good")]
+    log = []
+    done, failed = run_all(runs, 120, log.append, "test")
+    assert [r.name for r in done] == ["good"] and [r.name for r in failed] == ["raises", "exits"]
+    errors = {r.name: json.loads(r.failed.read_text())["error"] for r in failed}
+    assert "the cell broke" in errors["raises"]
+    assert "without writing its result" in errors["exits"] or "SystemExit" in errors["exits"]
+    assert not (runs[2].failed).exists() and runs[2].output.exists()
+    log.clear()
+    run_all(runs, 120, log.append, "test")  # a rerun retries the failed ones only
+    assert log[0] == "test: 1 of 3 done already, 2 to run"
+
+
+def test_runs_are_keyed_by_resolved_parameters(tmp_path):
+    a = make_run("02_heads", "x", {"profile": "quick", "objective": "ali", "overrides": []}, tmp_path)
+    b = make_run("02_heads", "x", {"profile": "quick", "objective": "ali",
+                                   "overrides": ["train.grad.lr=0.5"]}, tmp_path)
+    c = make_run("02_heads", "x", {"profile": "quick", "objective": "ali", "overrides": []}, tmp_path)
+    assert a.key != b.key and a.key == c.key and isinstance(a, Run)
+
+
+# --- the quick profile end to end under papermill -----------------------------------------
+
+def test_quick_profile_end_to_end(tmp_path):
+    log = []
+    frame = reproduce("quick", [f"out_dir={tmp_path}"], log=log.append)
+    csv = pd.read_csv(tmp_path / "results.csv")
+    assert set(REQUIRED) <= set(csv.columns) and (csv.status == "done").all()
+    p = load_params("quick")
+    n_t1 = 1 + len(p["reproduce"]["table1_layers"]) * (1 + 2 * len(p["reproduce"]["table1_rows"]))
+    assert len(csv) == 4 * len(p["reproduce"]["table3_seeds"]) + n_t1 == len(frame)
+    assert csv.accuracy.between(0, 100).all() and csv.paper_accuracy.notna().all()
+    html = (tmp_path / "report.html").read_text()
+    for text in ["Table 3 analogue", "Table 1 analogue", "Deviations", "Environment",
+                 *(f"C{i}" for i in range(1, 8))]:
+        assert text in html, text
+    assert html.count("data:image/png;base64") >= 5  # bars, heat map, scatter, curves, GAN figures
+    assert "<script src=\"http" not in html and "cdnjs" not in html  # readable offline
+    assert "def " not in html and "import " not in html  # no code cells
+    verdict_cells = re.findall(r"<td>(holds|partly|does not hold|not run)</td>", html)
+    assert len(verdict_cells) == 7
+    # a rerun skips everything; a lost result is the only thing redone
+    n = len(experiments(p))
+    log.clear()
+    reproduce("quick", [f"out_dir={tmp_path}"], log=log.append)
+    assert f"experiments: {n} of {n} done already, 0 to run" in log
+    victim = sorted((tmp_path / "runs").glob("t1-grad-conv5-*.json"))[0]
+    victim.unlink()
+    log.clear()
+    reproduce("quick", [f"out_dir={tmp_path}"], log=log.append)
+    assert f"experiments: {n - 1} of {n} done already, 1 to run" in log and victim.exists()
