@@ -1,6 +1,7 @@
 """Result handling for `reproduce` and the report: one row per (experiment, seed) in
 results.csv, the tables set beside the paper's, the figures."""
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -144,3 +145,22 @@ def deviations(params, pretrain):
         "encoder's statistics are measured on training images.",
     ]
     return lines
+
+
+def stage_of(run_name):
+    """'pretrain-ali' -> pre-training, 't3-grad-conv5' -> Table 3, 't1-full-conv4-5-rrp' ->
+    Table 1 conv4-5; anything else is its own stage."""
+    layers = re.match(r"t1-[a-z]+-(conv\d(?:-\d)?)", run_name)
+    return ("pre-training" if run_name.startswith("pretrain") else "Table 3" if run_name.startswith("t3-")
+            else f"Table 1 {layers.group(1)}" if layers else run_name)
+
+
+def run_durations(runs_dir):
+    """Minutes the executed notebooks took (papermill's own record) per stage: where the time of
+    a reproduction went (kernel start and imports included; not the report itself)."""
+    rows = [{"stage": stage_of(path.stem.rsplit("-", 1)[0]),
+             "seconds": json.loads(path.read_text())["metadata"].get("papermill", {}).get("duration") or 0.0}
+            for path in sorted(Path(runs_dir).glob("*.ipynb"))]
+    frame = pd.DataFrame(rows, columns=["stage", "seconds"])
+    return (frame.groupby("stage", sort=False).agg(runs=("seconds", "count"), minutes=("seconds", "sum"))
+            .assign(minutes=lambda f: f.minutes / 60).reset_index())
