@@ -35,8 +35,16 @@ def pretrain(args):
 
 
 def reproduce(args):
-    from .reproduce import reproduce as run_reproduce
-    frame = run_reproduce(args.profile, args.set, objective=args.objective)
+    from .reproduce import ReportError, reproduce as run_reproduce
+    try:
+        frame = run_reproduce(args.profile, args.set, objective=args.objective)
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are kept; the same command continues with the rest",
+              file=sys.stderr)
+        return 130
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     failed = int((frame.status != "done").sum())
     print(f"{len(frame) - failed} results, {failed} failed or not run -> "
           f"reports/{args.profile}/report.html")

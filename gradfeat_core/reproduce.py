@@ -7,7 +7,9 @@ exit 0 after a sys.exit in a cell). Done runs are skipped on a rerun; a failed r
 with its error in <key>.failed.json and the others go on.
 """
 import hashlib
+import json
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -23,6 +25,10 @@ from .results import code_version, write_json
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # offline/: the lab template minus its CDN scripts
+
+
+class ReportError(RuntimeError):
+    """The report notebook failed: the runs are kept, the report is not written."""
 
 
 @dataclass
@@ -70,20 +76,32 @@ def check_parameters(notebook_path, parameters):
                          f"it declares {', '.join(declared)}")
 
 
+def papermill(source, output, parameters, timeout=None):
+    """Execute a notebook in a papermill process of its own (its own kernel too); returns None
+    or the error's last line. A process, not papermill's Python API: nbclient takes over SIGINT
+    and SIGTERM while a notebook runs, so in-process a Ctrl-C would only kill that one kernel
+    and the grid would go on; here it reaches this process and stops the whole reproduction."""
+    command = [sys.executable, "-m", "papermill", str(source), str(output), "--kernel", "python3",
+               "--cwd", str(ROOT), "--no-progress-bar", "-y", json.dumps(parameters)]
+    if timeout:
+        command += ["--execution-timeout", str(timeout)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode == 0:
+        return None
+    lines = [line for line in done.stderr.splitlines() if line.strip() and "IPKernelApp" not in line]
+    return lines[-1].strip() if lines else f"papermill exited with {done.returncode}"
+
+
 def execute(run, timeout, notebooks_dir=None):
-    """Run one notebook in its own kernel; True when its result JSON exists afterwards."""
-    import papermill
+    """Run one notebook; True when its result JSON exists afterwards."""
     source = Path(notebooks_dir or NOTEBOOKS) / f"{run.notebook}.ipynb"
     parameters = dict(run.parameters, result_path=str(run.result))
     run.runs_dir.mkdir(parents=True, exist_ok=True)
-    error = None
     try:
         check_parameters(source, parameters)
-        papermill.execute_notebook(str(source), str(run.output), parameters=parameters,
-                                   kernel_name="python3", progress_bar=False, cwd=str(ROOT),
-                                   execution_timeout=timeout)
-    except Exception as e:  # noqa: BLE001 - any failure of the notebook is recorded, not raised
-        error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        error = papermill(source, run.output, parameters, timeout)
+    except ParamError as e:
+        error = str(e)
     if run.result.is_file():
         run.failed.unlink(missing_ok=True)
         return True
@@ -110,7 +128,6 @@ def run_all(runs, timeout, log, desc):
 
 def failed_summary(run, table):
     """The results.csv entry of an experiment whose notebook failed."""
-    import json
     resolved = load_params(run.parameters["profile"], run.parameters["overrides"],
                            objective=run.parameters["objective"])
     error = json.loads(run.failed.read_text())["error"] if run.failed.is_file() else "not run"
@@ -166,14 +183,14 @@ def reproduce(profile, sets=(), objective=None, log=None):
 
 def report(out, profile, log):
     """04_report into report.ipynb, then report.html without code cells."""
-    import papermill
     from nbconvert import HTMLExporter
     source = NOTEBOOKS / "04_report.ipynb"
     executed = Path(out) / "report.ipynb"
     parameters = {"report_dir": str(out), "profile": profile}
     check_parameters(source, parameters)
-    papermill.execute_notebook(str(source), str(executed), parameters=parameters,
-                               kernel_name="python3", progress_bar=False, cwd=str(ROOT))
+    error = papermill(source, executed, parameters)
+    if error:
+        raise ReportError(f"04_report failed ({error}); the executed notebook is {executed}")
     exporter = HTMLExporter(extra_template_basedirs=[str(TEMPLATES)], template_name="offline",
                             exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     html, _ = exporter.from_filename(str(executed))

@@ -247,3 +247,26 @@ def test_quick_profile_end_to_end(tmp_path):
     log.clear()
     reproduce("quick", [f"out_dir={tmp_path}"], log=log.append)
     assert f"experiments: {n - 1} of {n} done already, 1 to run" in log and victim.exists()
+
+
+def test_ctrl_c_stops_the_whole_reproduction_and_keeps_finished_runs(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from gradfeat_core.reproduce import ROOT
+    proc = subprocess.Popen([sys.executable, "-m", "gradfeat_core", "reproduce", "--profile", "quick",
+                             "--set", f"out_dir={tmp_path}"], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = tmp_path / "runs"
+    deadline = time.time() + 240
+    while len(list(runs.glob("t3-*.json"))) < 1 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground process group
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "interrupted: finished runs are kept" in stderr
+    finished = sorted(runs.glob("t*.json"))
+    assert 1 <= len(finished) < len(experiments(load_params("quick")))
+    assert not (tmp_path / "report.html").exists()
