@@ -21,14 +21,25 @@ def write_json(path, obj):
     os.replace(tmp, path)
 
 
+CODE_PATHS = ("gradfeat_core", "params", "notebooks", "requirements.txt")  # what decides a result
+
+
+def _git(*args, cwd):
+    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
 def code_version():
-    """The git commit of this checkout (with -dirty when it has changes), else the package version."""
+    """The git commit of this checkout, with -dirty when the code, parameters or notebooks
+    differ from it (not the reports: a finished report must not make its own runs stale);
+    else the package version."""
     here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=here,
-                             capture_output=True, text=True, timeout=10)
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
+        commit = _git("rev-parse", "--short=12", "HEAD", cwd=here)
+        if commit:
+            changed = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS,
+                           cwd=here.parent)
+            return commit + ("-dirty" if changed else "")
     except (OSError, subprocess.TimeoutExpired):
         pass
     return __version__

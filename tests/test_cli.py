@@ -172,3 +172,34 @@ def test_help_exits_zero(capsys):
         main(["train-head", "--help"])
     assert info.value.code == 0
     assert "--set" in capsys.readouterr().out
+
+
+def test_code_version_ignores_reports_but_not_code(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from gradfeat_core.reproduce import ROOT
+    shutil.copytree(ROOT / "gradfeat_core", tmp_path / "gradfeat_core",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "results.csv").write_text("a\n")
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    def version():
+        out = subprocess.run([sys.executable, "-c", "from gradfeat_core.results import code_version; "
+                              "print(code_version())"], cwd=tmp_path, capture_output=True, text=True,
+                             env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+        return out.stdout.strip()
+
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    clean = version()
+    assert clean and not clean.endswith("-dirty")
+    (tmp_path / "reports" / "results.csv").write_text("b\n")  # a finished report
+    assert version() == clean
+    with open(tmp_path / "gradfeat_core" / "run.py", "a") as f:
+        f.write("# changed\n")
+    assert version() == clean + "-dirty"
