@@ -258,7 +258,9 @@ def test_ctrl_c_stops_the_whole_reproduction_and_keeps_finished_runs(tmp_path):
     from gradfeat_core.reproduce import ROOT
     proc = subprocess.Popen([sys.executable, "-m", "gradfeat_core", "reproduce", "--profile", "quick",
                              "--set", f"out_dir={tmp_path}"], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as in a terminal: a job started with & by a script ignores SIGINT
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     runs = tmp_path / "runs"
     deadline = time.time() + 240
     while len(list(runs.glob("t3-*.json"))) < 1 and time.time() < deadline and proc.poll() is None:
