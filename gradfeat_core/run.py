@@ -52,8 +52,7 @@ def omega_path(params):
     head depends on, the encoder file's content included (a retrained encoder is another key)."""
     key = {k: params[k] for k in ("seed", "data", "base")}
     key["train"] = {k: v for k, v in params["train"].items() if k not in ("grad", "full", "finetune")}
-    checkpoint = params["base"]["checkpoint"]
-    key["encoder_sha256"] = checkpoint and hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    key["encoder_sha256"] = _sha256(params["base"]["checkpoint"])
     return Path(params["out_dir"]) / "checkpoints" / f"omega-{digest(key)}.pt"
 
 
