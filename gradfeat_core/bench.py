@@ -1,9 +1,12 @@
 """Benchmark: time per training step of every head, side by side in one run (python -m gradfeat_core.bench).
 
-Rows {head, layers, cached, batch, ms_per_step, ratio_to_finetune}: the ratio is against fine-tuning
-at the same depth and cache setting, measured in this same run. Also: evaluation throughput on
-10k images, the explicit per-sample-gradient approach at a small size (what the JVP avoids), and
-iterations per second of each pre-training objective.
+Rows {head, layers, cached, batch, path, ms_per_step, ratio_to_finetune, ratio_to_floor}:
+`path` is `fast` (tangent.py) or `jvp` (torch.func.jvp, the reference), both timed; the ratios are
+to fine-tuning (fast) at the same depth and cache setting and to the floor (the two matrix products
+a full step at conv5 needs), all measured in this same run. Also: the frozen-part cache's size per
+depth and data set, seconds to evaluate 10k images (cached and from raw images), the explicit
+per-sample-gradient approach at a small size (what the JVP avoids), and iterations per second of
+each pre-training objective.
 Random weights and images: the cost of a step does not depend on what the numbers are.
 """
 import argparse
@@ -18,7 +21,8 @@ from .gan import build_bigan
 from .linear_model import HEADS, build_head
 from .nets import FEATURE_DIM, Encoder, fold_batchnorm, parse_layers, split, theta2_names
 from .results import environment, write_json
-from .run import frozen_part
+from . import tangent
+from .run import cache_bytes, frozen_part
 from .train import FrozenInputs, make_optimizer, pick_device, predict, train_step
 
 SCHEDULE = {"optimizer": "sgd", "lr": 1e-3, "weight_decay": 5e-5, "iterations": 1, "stepsize": 1}
@@ -48,39 +52,84 @@ def setting(device, n_images, classes=10):
     return net, x, y, omega
 
 
-def head_model(head, spec, net, omega, cached, x):
+def head_model(head, spec, net, omega, cached, x, path="fast"):
     layers = parse_layers(spec)
     bottom, top = split(net, layers)
-    model = build_head(head, omega, top, layers).to(x.device)
+    model = build_head(head, omega, top, layers, path=path).to(x.device)
     nets = {"pretrained": net}
-    inputs = FrozenInputs(frozen_part(head, nets, bottom), x, cache=cached)
+    plan = tangent.plan(top) if cached and path == "fast" else None
+    inputs = FrozenInputs(frozen_part(head, nets, bottom, layers=plan), x, cache=cached)
     return model, inputs
 
 
+def floor_ms(device, batch, repeats):
+    """The arithmetic a full-model step at conv5 cannot avoid: its two matrix products, batch ×
+    4096 × 512 (the tangent, and the gradient of w2), timed alone."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+    z = torch.randn(batch, 4096, generator=g).to(device)
+    w = torch.randn(512, 4096, generator=g).to(device)
+    grad = torch.randn(batch, 512, generator=g).to(device)
+    return 1000 * timed(lambda: (z @ w.T, grad.T @ z), repeats, device)
+
+
+VARIANTS = [(h, "fast") for h in HEADS] + [("grad", "jvp"), ("full", "jvp")]
+
+
 def step_times(device, batch, repeats):
+    """Rows per depth × cache setting × head and path, and the floor, all timed in this run."""
     net, x, y, omega = setting(device, max(4 * batch, 512))
+    floor = floor_ms(device, batch, repeats)
     rows = []
     for spec in ("conv5", "conv4-5", "conv3-5"):
         for cached in (True, False):
             ms = {}
-            for head in HEADS:
-                model, inputs = head_model(head, spec, net, omega, cached, x)
+            for head, path in VARIANTS:
+                model, inputs = head_model(head, spec, net, omega, cached, x, path)
                 opt, _ = make_optimizer([p for p in model.parameters() if p.requires_grad], SCHEDULE)
                 idx = torch.arange(batch)
-                ms[head] = 1000 * timed(lambda: train_step(model, opt, inputs, y, idx), repeats, device)
-            rows += [{"head": h, "layers": spec, "cached": cached, "batch": batch,
-                      "ms_per_step": round(ms[h], 3),
-                      "ratio_to_finetune": round(ms[h] / ms["finetune"], 3)} for h in HEADS]
+                ms[head, path] = 1000 * timed(lambda: train_step(model, opt, inputs, y, idx),
+                                              repeats, device)
+            rows += [{"head": h, "layers": spec, "cached": cached, "batch": batch, "path": path,
+                      "ms_per_step": round(t, 3),
+                      "ratio_to_finetune": round(t / ms["finetune", "fast"], 3),
+                      "ratio_to_floor": round(t / floor, 3)} for (h, path), t in ms.items()]
+    return rows, floor
+
+
+# (channels, training images, test images) of the paper-sized data sets, for the cache's size.
+DATA_SIZES = {"fashion-mnist": (1, 60_000, 10_000), "cifar10": (3, 50_000, 10_000),
+              "svhn (extra)": (3, 531_131, 26_032)}
+
+
+def cache_sizes():
+    """Bytes per image and GiB in all (train + test) of the frozen-part cache of a grad or full
+    run at each depth: z, the primal record through θ̄2, f_θ̄(x) (only for Table 1's mixes)."""
+    rows = []
+    for name, (channels, n_train, n_test) in DATA_SIZES.items():
+        net = fold_batchnorm(Encoder(in_channels=channels).reset_parameters()).requires_grad_(False)
+        x = torch.rand(1, channels, 32, 32)
+        for spec in ("conv5", "conv4-5", "conv3-5"):
+            bottom, top = split(net, parse_layers(spec))
+            parts = frozen_part("full", {"pretrained": net}, bottom, shared=False,
+                                layers=tangent.plan(top))
+            sizes = cache_bytes(parts, x)
+            per_image = sum(sizes.values())
+            rows.append({"data": name, "layers": spec, **{f"{k}_bytes": v for k, v in sizes.items()},
+                         "bytes_per_image": per_image,
+                         "total_gib": round(per_image * (n_train + n_test) / 2 ** 30, 2)})
     return rows
 
 
-def eval_throughput(device, n_images=10_000, batch=1000):
-    """Images per second of `predict` at conv5, from raw images (nothing cached)."""
+def eval_seconds(device, n_images=10_000, batch=1000):
+    """Seconds of `predict` on n_images at conv5 per head: from the frozen-part cache (as runs
+    evaluate) and from raw images (nothing cached)."""
     net, x, _, omega = setting(device, n_images)
     out = {}
-    for head in HEADS:
-        model, inputs = head_model(head, "conv5", net, omega, False, x)
-        out[head] = round(n_images / timed(lambda: predict(model, inputs, batch), 1, device), 1)
+    for cached in (True, False):
+        for head in HEADS:
+            model, inputs = head_model(head, "conv5", net, omega, cached, x)
+            seconds = timed(lambda: predict(model, inputs, batch), 1, device)
+            out[f"{head} {'cached' if cached else 'raw'}"] = round(seconds, 3)
     return out
 
 
@@ -128,11 +177,21 @@ def pretrain_speed(device, repeats=3):
     return out
 
 
-def print_table(rows):
-    print(f"{'head':9} {'layers':8} {'cached':6} {'batch':>5} {'ms/step':>9} {'÷ finetune':>10}")
+def print_table(rows, floor):
+    print(f"floor (two {rows[0]['batch']}x4096x512 matrix products): {floor:.2f} ms")
+    print(f"{'head':9} {'path':5} {'layers':8} {'cached':6} {'batch':>5} {'ms/step':>9} "
+          f"{'÷ finetune':>10} {'÷ floor':>8}")
     for r in rows:
-        print(f"{r['head']:9} {r['layers']:8} {str(r['cached']):6} {r['batch']:5d} "
-              f"{r['ms_per_step']:9.2f} {r['ratio_to_finetune']:10.2f}")
+        print(f"{r['head']:9} {r['path']:5} {r['layers']:8} {str(r['cached']):6} {r['batch']:5d} "
+              f"{r['ms_per_step']:9.2f} {r['ratio_to_finetune']:10.2f} {r['ratio_to_floor']:8.2f}")
+
+
+def print_cache(rows):
+    print("frozen-part cache of a grad/full run (z + primal record; + features for Table 1's mixes):")
+    print(f"{'data':14} {'layers':8} {'z':>8} {'primal':>8} {'features':>8} {'B/image':>8} {'GiB':>7}")
+    for r in rows:
+        print(f"{r['data']:14} {r['layers']:8} {r['z_bytes']:8d} {r['primal_bytes']:8d} "
+              f"{r['features_bytes']:8d} {r['bytes_per_image']:8d} {r['total_gib']:7.2f}")
 
 
 def main(argv=None):
@@ -143,15 +202,18 @@ def main(argv=None):
     p.add_argument("--out", default="reports/bench/bench.json")
     args = p.parse_args(argv)
     device = pick_device(args.device)
-    rows = step_times(device, args.batch, args.repeats)
-    print_table(rows)
-    evaluation = eval_throughput(device)
-    print("evaluation, images/s at conv5 from raw images (10k):", evaluation)
+    rows, floor = step_times(device, args.batch, args.repeats)
+    print_table(rows, floor)
+    cache = cache_sizes()
+    print_cache(cache)
+    evaluation = eval_seconds(device)
+    print("evaluation at conv5, seconds for 10k images:", evaluation)
     explicit = per_sample_gradients(device)
     print("per-sample gradients vs JVP:", explicit)
     pretraining = pretrain_speed(device)
     print("pre-training, iterations/s:", pretraining)
-    write_json(Path(args.out), {"rows": rows, "eval_images_per_s": evaluation,
+    write_json(Path(args.out), {"rows": rows, "floor_ms": round(floor, 3), "cache": cache,
+                                "eval_seconds_10k": evaluation,
                                 "per_sample_gradients": explicit, "pretrain": pretraining,
                                 "environment": environment(device)})
     print(f"wrote {args.out}")

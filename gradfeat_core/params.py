@@ -145,6 +145,7 @@ def validate(params):
     for key in ("theta1", "theta2", "omega"):
         _choice(params, f"model.{key}", ("pretrained", "random"))
     _choice(params, "model.ntk_scale", list(NTK_RULES))
+    _choice(params, "model.tangent", ("fast", "jvp"))
     _choice(params, "pretrain.objective", list(OBJECTIVES))
     try:
         theta2 = parse_layers(model["layers"], LAYERS)
@@ -163,7 +164,7 @@ def validate(params):
     if list(base["pixel_range"]) not in ([0, 1], [-1, 1]):
         raise ParamError(f"'base.pixel_range' is {base['pixel_range']}; choose [0, 1] or [-1, 1]")
     positive = ["train.batch_size", "train.eval_batch_size", "train.log_every",
-                "base.calibrate_images"]
+                "base.calibrate_images", "cache.max_gib"]
     positive += [f"pretrain.{k}" for k in ("latent", "iterations", "batch_size", "lr", "critic_steps",
                                            "log_every", "checkpoint_every")]
     positive += [f"train.{h}.{k}" for h in HEADS for k in ("lr", "iterations", "stepsize")]

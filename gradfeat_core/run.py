@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import tangent
 from .checkpoint import load_into, save_checkpoint
 from .data import load_dataset
 from .linear_model import build_head
@@ -68,15 +69,18 @@ def omega_bar(params, data, nets, log):
     return classifier.requires_grad_(False)
 
 
-def frozen_part(head, nets, bottom, shared=True):
+def frozen_part(head, nets, bottom, shared=True, layers=None):
     """{name: frozen network}: the inputs of the trainable part, 'features' f_θ̄(x) and/or the
     input 'z' of `top`. shared: the gradient term uses the pre-trained network itself, so the
-    full model takes f_θ̄(x) from its own forward pass instead of a second one."""
+    full model takes f_θ̄(x) from its own forward pass instead of a second one. layers: the fast
+    tangent path's layers of `top` (grad, full): its primal record through θ̄2 is frozen too."""
     parts = {}
     if head == "actv" or head == "full" and not shared:
         parts["features"] = nets["pretrained"]
     if head in ("grad", "full", "finetune"):
         parts["z"] = bottom
+    if head in ("grad", "full") and layers is not None:
+        parts["primal"] = lambda x: tangent.record(layers, bottom(x))
     return parts
 
 
@@ -93,7 +97,9 @@ def frozen_stores(params, head, split_name):
            "files": [_sha256(base["checkpoint"]), _sha256(base["random_checkpoint"])]}
     source = "pretrained" if head == "finetune" else model["theta1"]
     keys = {"features": dict(key, part="features"),
-            "z": dict(key, part="z", source=source, layers=model["layers"])}
+            "z": dict(key, part="z", source=source, layers=model["layers"]),
+            "primal": dict(key, part="primal", format="tangent.record 1", layers=model["layers"],
+                           theta1=model["theta1"], theta2=model["theta2"])}
     cache_dir = Path(params["out_dir"]) / "cache"
     return {name: cache_dir / f"{name}-{split_name}-{digest(k)}.pt" for name, k in keys.items()}
 
@@ -103,11 +109,12 @@ def source_network(params, nets):
     return nets["pretrained"] if params["model"]["head"] == "finetune" else gradient_network(params, nets)
 
 
-def bottom_network(params, nets):
-    """The frozen network below θ2 (None for actv, which trains on f_θ̄(x) alone)."""
+def split_network(params, nets):
+    """(bottom, top) of the network the trainable part starts from; bottom is None for actv,
+    which trains on f_θ̄(x) alone."""
     if params["model"]["head"] == "actv":
-        return None
-    return split(source_network(params, nets), parse_layers(params["model"]["layers"]))[0]
+        return None, None
+    return split(source_network(params, nets), parse_layers(params["model"]["layers"]))
 
 
 def build_model(params, data, nets, log):
@@ -117,22 +124,60 @@ def build_model(params, data, nets, log):
     if head == "actv":
         return build_head("actv", nn.Linear(FEATURE_DIM, data.num_classes))
     omega = omega_bar(params, data, nets, log)
-    top = split(source_network(params, nets), layers)[1]
+    top = split_network(params, nets)[1]
     omega_grad = omega
     if model_p["omega"] == "random" and head != "finetune":
         torch.manual_seed(params["base"]["random_seed"])
         omega_grad = nn.Linear(FEATURE_DIM, data.num_classes)
-    return build_head(head, omega, top, layers, omega_grad, model_p["ntk_scale"])
+    return build_head(head, omega, top, layers, omega_grad, model_p["ntk_scale"],
+                      model_p["tangent"])
 
 
-def frozen_inputs(params, data, nets, bottom):
-    """(train, test) FrozenInputs of this run; the same for every seed of an experiment."""
+def frozen_inputs(params, data, nets, log=None):
+    """(train, test) FrozenInputs of this run; the same for every seed of an experiment. What
+    is cached must fit `cache.max_gib`: the primal record is dropped first (the model then
+    recomputes it per batch from z), then the whole cache (every part computed per batch)."""
     model_p, batch = params["model"], params["train"]["eval_batch_size"]
+    head = model_p["head"]
     shared = model_p["theta1"] == model_p["theta2"] == "pretrained"
-    parts = frozen_part(model_p["head"], nets, bottom, shared)
-    return tuple(FrozenInputs(parts, x, model_p["cache"], batch,
-                              frozen_stores(params, model_p["head"], name) if model_p["cache"] else None)
+    bottom, top = split_network(params, nets)
+    layers = tangent.plan(top) if head in ("grad", "full") and model_p["tangent"] == "fast" else None
+    parts = frozen_part(head, nets, bottom, shared, layers)
+    cache = model_p["cache"] and fit_cache(parts, data, params["cache"]["max_gib"],
+                                           log or (lambda msg: print(msg, file=sys.stderr)))
+    return tuple(FrozenInputs(parts, x, cache, batch,
+                              frozen_stores(params, head, name) if cache else None)
                  for name, x in (("train", data.x_train), ("test", data.x_test)))
+
+
+def cache_bytes(parts, x):
+    """{part: bytes per image} of each frozen part, measured on one image."""
+    out = {}
+    for name, fn in parts.items():
+        with torch.no_grad():
+            value = fn(x[:1])
+        values = value.values() if isinstance(value, dict) else [value]
+        out[name] = sum(v.numel() * v.element_size() for v in values)
+    return out
+
+
+def fit_cache(parts, data, max_gib, log):
+    """True when the frozen parts of train and test fit in max_gib (GiB); the primal record
+    is removed from `parts` when only it does not fit, and False means cache nothing."""
+    images = len(data.x_train) + len(data.x_test)
+    sizes = cache_bytes(parts, data.x_train)
+    total = sum(sizes.values()) * images / 2 ** 30
+    if total <= max_gib:
+        return True
+    if "primal" in parts and (total - sizes["primal"] * images / 2 ** 30) <= max_gib:
+        del parts["primal"]
+        log(f"cache: the frozen parts would take {total:.1f} GiB > cache.max_gib {max_gib}: "
+            "the primal record through θ̄2 is recomputed per batch instead")
+        return True
+    parts.pop("primal", None)
+    log(f"cache: the frozen parts would take {total:.1f} GiB > cache.max_gib {max_gib}: "
+        "computing them per batch instead (slower; raise cache.max_gib if memory allows)")
+    return False
 
 
 def load_data(params):
@@ -155,7 +200,7 @@ def run_head(params, data=None, nets=None, log=None, inputs=None):
     head = model_p["head"]
     seed_everything(params["seed"])
     model = build_model(params, data, nets, log).to(device)
-    inputs, test_inputs = inputs or frozen_inputs(params, data, nets, bottom_network(params, nets))
+    inputs, test_inputs = inputs or frozen_inputs(params, data, nets, log)
     setup_seconds = time.perf_counter() - start
     history = train(model, inputs, data.y_train, train_p[head], train_p["batch_size"],
                     train_p["clip_grad_norm"], train_p["log_every"], params["seed"],
@@ -167,7 +212,10 @@ def run_head(params, data=None, nets=None, log=None, inputs=None):
               "seed": params["seed"], "accuracy": test_acc,
               "iterations": train_p[head]["iterations"], "loss_history": history,
               "seconds": time.perf_counter() - start, "setup_seconds": setup_seconds,
-              "train_seconds": train_seconds, "params": params, "environment": environment(device)}
+              "train_seconds": train_seconds,
+              "seconds_per_step": train_seconds / train_p[head]["iterations"],
+              "tangent": None if head == "actv" else "jvp" if model.layers is None else "fast",
+              "params": params, "environment": environment(device)}
     run_id = f"{head}-{model_p['layers']}-{digest(params)}"
     result["checkpoint"] = str(save_head(params, model, run_id, data))
     out = Path(params["out_dir"]) / "train-head" / f"{run_id}.json"
@@ -182,7 +230,7 @@ def run_experiment(params, seeds, log=None):
     data subset is seeded by data.seed, so it is the same for every seed)."""
     data = load_data(params)
     nets = base_networks(params, data)
-    inputs = frozen_inputs(params, data, nets, bottom_network(params, nets))
+    inputs = frozen_inputs(params, data, nets, log)
     return [run_head(dict(params, seed=seed), data, nets, log, inputs) for seed in seeds]
 
 
@@ -206,4 +254,4 @@ def load_trained(result, data=None, nets=None):
     nets = nets or base_networks(params, data)
     model = build_model(params, data, nets, log=lambda msg: None).to(data.x_train.device)
     load_into(model, result["checkpoint"], expect={"kind": "head", "head": params["model"]["head"]})
-    return model.eval(), frozen_inputs(params, data, nets, bottom_network(params, nets))
+    return model.eval(), frozen_inputs(params, data, nets, lambda msg: None)

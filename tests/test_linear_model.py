@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from gradfeat_core.linear_model import LinearModel, g_hat, gradient_term
+from gradfeat_core.linear_model import LinearModel, g_hat, gradient_term, linearize
 from gradfeat_core.nets import (LAYERS, Encoder, FEATURE_DIM, calibrate_batchnorm, fold_batchnorm,
                                 ntk_scales, parse_layers, split, theta2_names, to_ntk,
                                 to_standard)
@@ -109,8 +109,8 @@ def test_full_model_is_first_order_taylor_expansion(spec):
     def error(eps):
         w1 = nn.Linear(FEATURE_DIM, CLASSES)
         w1.load_state_dict({k: v + eps * d_omega[k] for k, v in omega_bar.state_dict().items()})
-        linear = g_hat(w1, features, top, theta2, omega_bar.weight,
-                       {k: eps * v for k, v in d_theta.items()}, z)
+        step = {k: eps * v for k, v in d_theta.items()}
+        linear = g_hat(w1, features, omega_bar.weight, linearize(top, theta2, step, z)[1])
         moved = {k: v + eps * d_theta[k] for k, v in theta2.items()}
         return (linear - network_output(top, moved, w1, z)).abs().max().item()
 

@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from gradfeat_core.params import load_params
-from gradfeat_core.run import base_networks, frozen_part, gradient_network, run_head
+from gradfeat_core import tangent
+from gradfeat_core.run import (base_networks, cache_bytes, frozen_inputs, frozen_part,
+                               gradient_network, run_head, split_network)
 from gradfeat_core.data import load_dataset
 from gradfeat_core.linear_model import build_head
 from gradfeat_core.nets import FEATURE_DIM, parse_layers, split
@@ -94,3 +96,33 @@ def test_full_model_shares_the_forward_pass_exactly(setting):
     logits = [predict(model, FrozenInputs(frozen_part("full", nets, bottom, shared), data.x_test))
               for shared in (True, False)]
     torch.testing.assert_close(logits[0], logits[1])
+
+
+def test_cache_budget_drops_the_primal_record_then_everything(tmp_path, setting):
+    """Over cache.max_gib the primal record is recomputed per batch, then every frozen part; each
+    time one line says so, and the logits stay the same."""
+    _, data, nets = setting
+    params = quick(tmp_path, "model.head=full", "model.layers=conv4-5")
+    images = len(data.x_train) + len(data.x_test)
+    bottom, top = split_network(params, nets)
+    sizes = cache_bytes(frozen_part("full", nets, bottom, layers=tangent.plan(top)), data.x_train)
+    gib = {name: size * images / 2 ** 30 for name, size in sizes.items()}
+    torch.manual_seed(0)
+    model = build_head("full", torch.nn.Linear(FEATURE_DIM, data.num_classes), top,
+                       parse_layers("conv4-5"))
+    with torch.no_grad():
+        for p in model.w2:
+            p.add_(0.01 * torch.randn_like(p))
+    budgets = {"all": 1.01 * (gib["z"] + gib["primal"]), "z only": 1.01 * gib["z"],
+               "none": 0.5 * gib["z"]}
+    logits, cached_parts = {}, {}
+    for name, budget in budgets.items():
+        lines = []
+        p = dict(params, cache=dict(params["cache"], max_gib=budget))
+        train, test = frozen_inputs(p, data, nets, lines.append)
+        cached_parts[name] = None if test.cache is None else sorted(test.cache)
+        assert len(lines) == (0 if name == "all" else 1), lines
+        logits[name] = predict(model, test, 16)
+    assert cached_parts == {"all": ["primal", "z"], "z only": ["z"], "none": None}
+    torch.testing.assert_close(logits["z only"], logits["all"], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(logits["none"], logits["all"], rtol=1e-5, atol=1e-6)
