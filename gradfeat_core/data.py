@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import UserError
+
 DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10}
 
 _HOWTO = {
@@ -24,7 +26,7 @@ _HOWTO = {
 }
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A dataset is unknown, missing or corrupt; the message is one line."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from .data import DATASETS
+from .errors import UserError
 from .gan import OBJECTIVES
 from .linear_model import HEADS
 from .nets import LAYERS, NTK_RULES, parse_layers
@@ -25,7 +26,7 @@ REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"  # the same fro
 PARAMS_DIR = Path(os.environ.get("GRADFEAT_PARAMS", Path(__file__).resolve().parent.parent / "params"))
 
 
-class ParamError(ValueError):
+class ParamError(UserError):
     """A bad parameter: the message names the key and what would be accepted."""
 
 
