@@ -2,9 +2,9 @@
 
 base.yaml is the schema: an override may only name keys it has, with values of the same type
 (an int where a float is expected is fine); the keys in NULLABLE may also be null. Every number
-must be finite, every integer fit in 64 bits; out_dir must be a writable directory (or creatable in one) on a
-disk with MIN_FREE_BYTES free. Whatever is wrong is a one-line ParamError naming the key, or the
-file and line, found before any work starts.
+must be finite and every integer fit in 64 bits; out_dir must be a writable directory (or one that
+can be made) on a disk with MIN_FREE_BYTES free. Whatever is wrong is a one-line ParamError naming
+the key, or the file and line, found before any work starts.
 """
 import copy
 import hashlib
