@@ -6,8 +6,10 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable, or made for something else."""
 
 

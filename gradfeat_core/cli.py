@@ -2,12 +2,13 @@
 import argparse
 import sys
 
-from .checkpoint import CheckpointError
-from .data import DataError
+from .errors import UserError
 from .linear_model import HEADS
-from .params import ParamError, load_params
+from .params import load_params
 
-USER_ERRORS = (ParamError, DataError, CheckpointError)
+# Bad parameters, data files, checkpoints (ParamError, DataError, CheckpointError): one line and
+# exit 2. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (UserError,)
 
 
 def train_head(args):

@@ -4,6 +4,11 @@
 `extra`, test on `test`, as the paper does), Fashion-MNIST (IDX, padded 28->32) or an
 in-memory synthetic set, and returns `DataSplits`. It never downloads: a missing or corrupt
 file raises `DataError` with a one-line message saying what/where and how to get the data.
+
+No data file runs code on load. CIFAR pickles go through `CifarUnpickler`, which builds only
+the dicts, lists, strings and numpy arrays a genuine batch holds. SVHN's .mat files are read by
+scipy.io.loadmat, which parses MATLAB's format into numpy arrays (MATLAB objects and function
+handles included) and never unpickles or imports anything; IDX files are raw bytes.
 """
 import gzip
 import os
@@ -12,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from .errors import UserError
 
 DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10}
 
@@ -24,8 +31,24 @@ _HOWTO = {
 }
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A dataset is unknown, missing or corrupt; the message is one line."""
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR batch and nothing else ("Restricting Globals" in the pickle docs): the
+    only callables a genuine batch names are the ones that rebuild a numpy array, under numpy
+    1.x's module name (the official files) or 2.x's, and `_codecs.encode`, which protocol 2 uses
+    for bytes written by Python 3. Any other global (os.system, builtins.eval, ...) is refused
+    before it is looked up, so a tampered file cannot run code."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused {module}.{name}: a CIFAR batch holds only "
+                                         "arrays, lists and strings, and this could run code")
+        return super().find_class(module, name)
 
 
 @dataclass
@@ -77,7 +100,7 @@ def _cifar(name, root):
                 raise _missing(name, f, folder)
             try:  # Read the pickles ourselves: torchvision's md5 check rejects anything but the official files.
                 with open(path, "rb") as fh:
-                    d = pickle.load(fh, encoding="latin1")
+                    d = CifarUnpickler(fh, encoding="latin1").load()
                 d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
                 x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
                 y = np.asarray(d[key], dtype=np.int64)

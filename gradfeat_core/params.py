@@ -1,18 +1,24 @@
 """Parameters as data: params/base.yaml (every key, commented), a profile of overrides, --set.
 
 base.yaml is the schema: an override may only name keys it has, with values of the same type
-(an int where a float is expected is fine); the keys in NULLABLE may also be null.
+(an int where a float is expected is fine); the keys in NULLABLE may also be null. Every number
+must be finite and every integer fit in 64 bits; out_dir must be a writable directory (or one that
+can be made) on a disk with MIN_FREE_BYTES free. Whatever is wrong is a one-line ParamError naming
+the key, or the file and line, found before any work starts.
 """
 import copy
-import re
 import hashlib
 import json
+import math
 import os
+import re
+import shutil
 from pathlib import Path
 
 import yaml
 
 from .data import DATASETS
+from .errors import UserError
 from .gan import OBJECTIVES
 from .linear_model import HEADS
 from .nets import LAYERS, NTK_RULES, parse_layers
@@ -23,17 +29,57 @@ NULLABLE = {"out_dir": str, "data.root": str, "data.num_classes": int, "data.n_t
             "pretrain.init_std": float}
 REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"  # the same from any working directory
 PARAMS_DIR = Path(os.environ.get("GRADFEAT_PARAMS", Path(__file__).resolve().parent.parent / "params"))
+SEEDS = range(2**32)  # numpy's legacy seeding (seed_everything) takes these
+INT64_MAX = 2**63 - 1
+MIN_FREE_BYTES = 100 * 2**20  # out_dir's disk needs room for result files, checkpoints, caches
 
 
-class ParamError(ValueError):
+class ParamError(UserError):
     """A bad parameter: the message names the key and what would be accepted."""
 
 
-def _read_yaml(path):
+class _Loader(yaml.SafeLoader):
+    """yaml.safe_load's loader, refusing integers beyond 64 bits: no parameter takes one (torch
+    and numpy hold counts and seeds in 64 bits), and Python cannot even print an integer of more
+    than 4300 digits in an error message."""
+
+    def construct_yaml_int(self, node):
+        try:
+            value = super().construct_yaml_int(node)
+        except ValueError:  # more than 4300 digits
+            value = None
+        if value is None or abs(value) > INT64_MAX:
+            raise yaml.constructor.ConstructorError(None, None, "an integer beyond 64 bits", node.start_mark)
+        return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+
+
+def _parse_yaml(source, what, fix):
+    """yaml.safe_load(source), but with _Loader; whatever stops it is a one-line ParamError
+    '<what> is not valid YAML (line L, column C: <problem>); <fix>'."""
     try:
-        return yaml.safe_load(Path(path).read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ParamError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        return yaml.load(source, Loader=_Loader)
+    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: a date like 2020-13-45
+        mark = getattr(e, "problem_mark", None)
+        problem = ("nested too deeply" if isinstance(e, RecursionError) else getattr(e, "problem", None)
+                   or getattr(e, "reason", None) or str(e).splitlines()[0])
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ParamError(f"{what} is not valid YAML ({where}{problem}); {fix}") from None
+
+
+def _read_yaml(path):
+    """The mapping at the top of a YAML file; an empty file is {}."""
+    try:
+        with open(path, "rb") as fh:  # bytes: PyYAML reports a bad encoding as a YAMLError
+            doc = _parse_yaml(fh, path, "fix the file there")
+    except OSError as e:
+        raise ParamError(f"cannot read {path}: {e.strerror}") from None
+    if doc is not None and not isinstance(doc, dict):
+        raise ParamError(f"{path} holds a {type(doc).__name__} at its top level; it must be a mapping "
+                         "of keys, e.g. 'train: {batch_size: 64}'")
+    return doc or {}
 
 
 def _type_ok(default, value):
@@ -50,6 +96,15 @@ def _is_float(text):
         return True
     except ValueError:
         return False
+
+
+def _leaves(params, prefix=""):
+    """(dotted key, value) of every non-section value."""
+    for key, value in params.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield prefix + str(key), value
 
 
 def merge(base, override, origin, prefix=""):
@@ -83,7 +138,8 @@ def parse_set(assignment):
     key, sep, text = assignment.partition("=")
     if not sep or not key:
         raise ParamError(f"--set '{assignment}' must look like section.key=value")
-    value = yaml.safe_load(text) if text.strip() else None
+    value = _parse_yaml(text, f"--set '{assignment}': the value of '{key}'",
+                        f"quote it ({key}='...') or close its brackets") if text.strip() else None
     for part in reversed(key.split(".")):
         value = {part: value}
     return value
@@ -96,7 +152,7 @@ def load_params(profile, sets=(), params_dir=None, objective=None):
     params_dir = Path(params_dir or PARAMS_DIR)
     base = _read_yaml(params_dir / "base.yaml")
     path = params_dir / "profiles" / f"{profile}.yaml"
-    if not path.is_file():
+    if not os.path.isfile(path):
         known = sorted(p.stem for p in (params_dir / "profiles").glob("*.yaml"))
         raise ParamError(f"unknown profile '{profile}': no {path}; profiles: {', '.join(known)}")
     overrides = _read_yaml(path)
@@ -104,9 +160,9 @@ def load_params(profile, sets=(), params_dir=None, objective=None):
     objective = (objective or (overrides.get("pretrain") or {}).get("objective")
                  or base["pretrain"]["objective"])
     objective_path = params_dir / "objectives" / f"{objective}.yaml"
-    if not objective_path.is_file():
+    if not os.path.isfile(objective_path):
         raise ParamError(f"unknown objective '{objective}': no {objective_path}; objectives: "
-                         f"{', '.join(sorted(p.stem for p in objective_path.parent.glob('*.yaml')))}")
+                         f"{', '.join(sorted(p.stem for p in (params_dir / 'objectives').glob('*.yaml')))}")
     params = merge(base, _read_yaml(objective_path), str(objective_path))
     params = merge(params, overrides, str(path))
     params = merge(params, {"pretrain": {"objective": objective}}, "--objective")
@@ -134,10 +190,17 @@ def _choice(params, key, choices):
 def validate(params):
     """Checks that need more than types: names, ranges, paths, consistency."""
     data, base, model = params["data"], params["base"], params["model"]
+    for key, value in _leaves(params):
+        for number in value if isinstance(value, list) else [value]:
+            if isinstance(number, float) and not math.isfinite(number):
+                raise ParamError(f"'{key}' is {value}; it must be a finite number")
+    for key in ("seed", "data.seed", "base.random_seed"):
+        if _get(params, key) not in SEEDS:
+            raise ParamError(f"'{key}' is {_get(params, key)}; a seed is an integer from 0 to {SEEDS[-1]}")
     for key, kind in NULLABLE.items():
         value = _get(params, key)
         if value is not None and (not isinstance(value, (int, float) if kind is float else kind)
-                                  or isinstance(value, bool) or kind is not str and value <= 0):
+                                  or isinstance(value, bool) or (value <= 0 if kind is not str else not value)):
             what = {int: "a positive integer", float: "a positive number", str: "a path"}[kind]
             raise ParamError(f"'{key}' is {value!r}; it must be null or {what}")
     _choice(params, "data.dataset", list(DATASETS))
@@ -147,6 +210,9 @@ def validate(params):
     _choice(params, "model.ntk_scale", list(NTK_RULES))
     _choice(params, "model.tangent", ("fast", "jvp"))
     _choice(params, "pretrain.objective", list(OBJECTIVES))
+    # parse_layers spells out every block of a range: conv1-999999999 would take minutes
+    if any(len(n) > 2 for n in re.findall(r"\d+", model["layers"])):
+        raise ParamError(f"'model.layers' is {model['layers']!r}; choose conv5, conv4-5 or conv3-5")
     try:
         theta2 = parse_layers(model["layers"], LAYERS)
     except ValueError as e:
@@ -174,22 +240,56 @@ def validate(params):
     for key in ["train.clip_grad_norm", "pretrain.gp_weight"] + [f"train.{h}.weight_decay" for h in HEADS]:
         if _get(params, key) < 0:
             raise ParamError(f"'{key}' is {_get(params, key)}; it must be 0 or more")
+    for key in ("pretrain.beta1", "pretrain.beta2"):
+        if not 0 <= _get(params, key) < 1:
+            raise ParamError(f"'{key}' is {_get(params, key)}; Adam's betas lie in [0, 1), e.g. 0.5 or 0.999")
     for head in HEADS:
         _choice(params, f"train.{head}.optimizer", ("sgd", "adam"))
     _validate_reproduce(params["reproduce"])
     for key in ("checkpoint", "random_checkpoint"):
         path = base[key]
-        if path is not None and not Path(path).is_file():
+        if path is not None and not os.path.isfile(path):
             raise ParamError(f"'base.{key}' points at {path}, which does not exist; "
                              "run `python -m gradfeat_core pretrain` or fix the path")
+    _check_dirs(params)
+
+
+def _check_dirs(params):
+    """out_dir: a directory, or a path that can be made one, writable, on a disk with room;
+    data.root: not a file. Read-only: nothing is created here."""
+    for key in ("out_dir", "data.root"):
+        if "\0" in (_get(params, key) or ""):
+            raise ParamError(f"'{key}' is {_get(params, key)!r}; a path cannot hold a NUL character")
+    root = params["data"]["root"]
+    if root is not None and os.path.lexists(root) and not os.path.isdir(root):
+        raise ParamError(f"'data.root' is {root}, which is a file; point it at the directory "
+                         "that holds the data set's files")
+    out_dir = params["out_dir"]
+    if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
+        raise ParamError(f"'out_dir' is {out_dir}, which is a file; point it at a directory "
+                         "(a missing one is created)")
+    existing = os.path.abspath(out_dir)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ParamError(f"'out_dir' is {out_dir}, but {existing} is a file, not a directory; "
+                         "choose another out_dir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ParamError(f"'out_dir' is {out_dir}, but {existing} is not writable; "
+                         "choose a directory you can write to")
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise ParamError(f"'out_dir' is {out_dir}, on a disk with {free // 2**20} MiB free; results, "
+                         f"checkpoints and caches need at least {MIN_FREE_BYTES // 2**20} MiB: "
+                         "free some space or choose another out_dir")
 
 
 def _validate_reproduce(rep):
     for key in ("table3_seeds", "table1_seeds"):
         seeds = rep[key]
-        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s in SEEDS for s in seeds):
             raise ParamError(f"'reproduce.{key}' is {seeds!r}; it must be a non-empty list of seeds "
-                             "(integers >= 0), e.g. [0, 1, 2]")
+                             f"(integers from 0 to {SEEDS[-1]}), e.g. [0, 1, 2]")
     layers = rep["table1_layers"]
     if not layers or any(name not in ("conv5", "conv4-5", "conv3-5") for name in layers):
         raise ParamError(f"'reproduce.table1_layers' is {layers!r}; choose from conv5, conv4-5, conv3-5")

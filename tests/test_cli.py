@@ -135,6 +135,77 @@ def test_bad_input_is_one_error_line(tmp_path, capsys, args, key):
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+SUBCOMMANDS = ["train-head", "pretrain", "reproduce"]
+# (what the user passes, what the one line must name); "{file}" is an existing file in tmp_path
+ISSUE_CASES = [
+    (["--set", "train.actv.lr=nan"], "train.actv.lr"),
+    (["--set", "train.actv.lr=inf"], "train.actv.lr"),
+    (["--set", "pretrain.lr=-.inf"], "pretrain.lr"),
+    (["--set", "train.actv.lr=[0.1,"], "train.actv.lr"),
+    (["--set", "seed=" + "9" * 5000], "seed"),
+    (["--set", "bo\ngus=1"], "bo\\ngus"),  # a line break in what the message quotes
+    (["--profile", "listy"], "listy.yaml"),
+    (["--set", "out_dir={file}"], "out_dir"),
+    (["--set", "out_dir={file}/sub"], "out_dir"),
+    (["--set", "data.root={file}"], "data.root"),
+]
+
+
+@pytest.fixture
+def params_dir(tmp_path, monkeypatch):
+    """The shipped params/ plus profiles/listy.yaml, whose top level is a list."""
+    import shutil
+    from gradfeat_core import params
+    d = tmp_path / "params"
+    shutil.copytree(params.PARAMS_DIR, d)
+    (d / "profiles" / "listy.yaml").write_text("- train: {batch_size: 64}\n- seed: 1\n")
+    monkeypatch.setattr(params, "PARAMS_DIR", d)
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # reproduce prepends the repository to it
+    return d
+
+
+@pytest.mark.parametrize("args,key", ISSUE_CASES)
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_turns_bad_input_into_one_line(tmp_path, capsys, params_dir, command, args, key):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "file").write_text("keep")
+    args = [a.replace("{file}", str(work / "file")) for a in args]
+    argv = [command, "--profile", "quick", "--set", f"out_dir={work / 'out'}", *args]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("error:") and err.count("\n") == 1 and err.endswith("\n"), err
+    assert key in err, err
+    assert out == ""
+    assert sorted(p.name for p in work.iterdir()) == ["file"] and (work / "file").read_text() == "keep"
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_as_a_process_prints_no_traceback(tmp_path, command):
+    proc = subprocess.run([sys.executable, "-m", "gradfeat_core", command, "--profile", "quick",
+                           "--set", "train.actv.lr=[0.1,", "--set", f"out_dir={tmp_path / 'out'}"],
+                          cwd=ROOT, env=ONE_THREAD, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith("error:") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "train.actv.lr" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command,module,function", [("train-head", "gradfeat_core.run", "run_head"),
+                                                     ("pretrain", "gradfeat_core.pretrain", "pretrain"),
+                                                     ("reproduce", "gradfeat_core.reproduce", "reproduce")])
+def test_every_subcommand_lets_a_bug_through_with_its_traceback(tmp_path, monkeypatch, command, module, function):
+    """Only the package's own errors become one line; anything else is a bug and must stay visible."""
+    import importlib
+
+    def bug(*args, **kwargs):
+        return {}["no such key"]  # a KeyError: a ValueError or RuntimeError would prove less
+
+    monkeypatch.setattr(importlib.import_module(module), function, bug)
+    with pytest.raises(KeyError, match="no such key"):
+        main([command, "--profile", "quick", "--set", f"out_dir={tmp_path}"])
+
+
 def test_bad_checkpoint_file_is_one_error_line(tmp_path, capsys):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(os.urandom(256))

@@ -157,6 +157,58 @@ def test_cifar_missing_dir_and_corrupt_pickle(tmp_path):
     _error([str(bad), "corrupt", "kriz/cifar.html"], name="cifar10", root=tmp_path)
 
 
+def _globals(path):
+    """The (module, name) pairs a pickle file looks up."""
+    import pickletools
+    ops = list(pickletools.genops(Path(path).read_bytes()))
+    return {tuple(arg.split(" ")) for op, arg, _ in ops if op.name == "GLOBAL"}
+
+
+def test_cifar_restricted_unpickler_reads_both_numpy_spellings(tmp_path):
+    """The fixtures are protocol 2 as the official files: written by numpy 2 they name
+    numpy._core.multiarray (and _codecs.encode for bytes); the official files, written by
+    numpy 1.x, name numpy.core.multiarray. Both load through the restricted unpickler."""
+    xtr, ytr, xte, yte = write_cifar(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    assert _globals(folder / "test_batch") == {("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
+                                               ("numpy", "dtype"), ("_codecs", "encode")}
+    for f in folder.iterdir():  # as numpy 1.x writes them
+        f.write_bytes(f.read_bytes().replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n"))
+    assert ("numpy.core.multiarray", "_reconstruct") in _globals(folder / "test_batch")
+    s = load_dataset("cifar10", root=tmp_path)
+    assert torch.equal(s.x_train, _as01(xtr)) and torch.equal(s.x_test, _as01(xte))
+    assert s.y_train.tolist() == ytr.tolist() and s.y_test.tolist() == yte.tolist()
+
+
+class _Payload:
+    """Pickles as a call of `fn(*args)`: what a tampered data file would hold."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+@pytest.mark.parametrize("payload", ["exec", "system"])
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_pickle_that_would_run_code_is_refused(tmp_path, payload, name):
+    write_cifar(tmp_path, name)
+    marker = tmp_path / "marker"
+    evil = (_Payload(exec, f"open({str(marker)!r}, 'w').write('ran')") if payload == "exec"
+            else _Payload(os.system, f"touch {marker}"))
+    batch = tmp_path / {"cifar10": "cifar-10-batches-py/data_batch_2", "cifar100": "cifar-100-python/test"}[name]
+    with open(batch, "rb") as fh:
+        d = pickle.load(fh)
+    d["labels" if name == "cifar10" else "fine_labels"] = evil  # everything else as genuine
+    batch.write_bytes(pickle.dumps(d, protocol=2))
+    pickle.loads(batch.read_bytes())  # the payload is live: a plain pickle.load runs it
+    assert marker.exists()
+    marker.unlink()
+    msg = _error([str(batch), "refused", "exec" if payload == "exec" else "system"], name=name, root=tmp_path)
+    assert not marker.exists(), msg
+
+
 # ---------------------------------------------------------------- SVHN
 
 def test_svhn_extra_is_train_and_label_10_is_zero(tmp_path):

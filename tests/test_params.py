@@ -1,4 +1,5 @@
 """Tests for gradfeat_core.params: resolving profiles and rejecting every bad parameter by name."""
+import os
 import shutil
 
 import pytest
@@ -269,6 +270,182 @@ def test_bad_pixel_range(value):
                                        ("num_classes", -10)])
 def test_non_positive_data_sizes(key, value):
     rejects([f"data.{key}={value}"], f"data.{key}")
+
+
+# ---------------------------------------------------------------- non-finite and out-of-range numbers
+
+def _leaves(d, prefix=""):
+    for k, v in d.items():
+        yield from _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else [(prefix + k, v)]
+
+
+FLOAT_KEYS = sorted(k for k, v in _leaves(BASE) if isinstance(v, float))
+
+
+def test_float_keys_cover_the_issue():
+    assert {"train.actv.lr", "train.grad.weight_decay", "train.clip_grad_norm", "base.leak",
+            "pretrain.lr", "pretrain.init_std", "pretrain.gp_weight"} <= set(FLOAT_KEYS)
+
+
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+@pytest.mark.parametrize("text", ["nan", ".nan", "inf", ".inf", "-.inf", "1e400", "-1.0e+400"])
+def test_non_finite_number(key, text):
+    msg = rejects([f"{key}={text}"], key)
+    assert "finite" in msg
+
+
+@pytest.mark.parametrize("value", ["[.nan, 1]", "[0, .inf]", "[-.inf, 1.0]"])
+def test_non_finite_pixel_range(value):
+    rejects([f"base.pixel_range={value}"], "base.pixel_range")
+
+
+def test_non_finite_number_in_profile_file(tmp_path):
+    d = _params_dir(tmp_path, "train:\n  grad: {lr: .nan}\n")
+    rejects([], "train.grad.lr", profile="bad", params_dir=d)
+
+
+@pytest.mark.parametrize("key", ["seed", "data.seed", "base.random_seed"])
+@pytest.mark.parametrize("value", [-1, 2**32, 2**40])
+def test_seed_out_of_range(key, value):
+    msg = rejects([f"{key}={value}"], key)
+    assert "4294967295" in msg
+
+
+def test_seed_range_ends_accepted():
+    assert load_params("quick", ["seed=0", "base.random_seed=4294967295"])["base"]["random_seed"] == 2**32 - 1
+
+
+@pytest.mark.parametrize("key", ["table3_seeds", "table1_seeds"])
+def test_reproduce_seed_out_of_range(key):
+    rejects([f"reproduce.{key}=[0, 4294967296]"], f"reproduce.{key}")
+
+
+@pytest.mark.parametrize("text", ["9" * 30, "-" + "9" * 30, "1" * 5000, "1:" * 3000 + "1", "0x" + "f" * 17])
+def test_integer_beyond_64_bits(text):
+    """Python cannot even print an integer of more than 4300 digits: refused while reading."""
+    msg = rejects([f"seed={text}"], "seed")
+    assert "64 bits" in msg
+
+
+@pytest.mark.parametrize("key", ["pretrain.beta1", "pretrain.beta2"])
+@pytest.mark.parametrize("value", [1, 1.5, -0.1])
+def test_adam_beta_out_of_range(key, value):
+    rejects([f"{key}={value}"], key)
+
+
+def test_layer_range_too_long_to_spell_out_is_refused_at_once():
+    msg = rejects(["model.layers=conv1-999999999"], "model.layers")
+    assert "conv5" in msg
+
+
+@pytest.mark.parametrize("key", ["out_dir", "data.root"])
+def test_empty_path(key):
+    rejects([f"{key}=''"], key)
+
+
+# ---------------------------------------------------------------- values and files that do not parse
+
+@pytest.mark.parametrize("text,where", [
+    ("[0.1,", "line 1, column 6"), ("{a: 1", "line 1, column 6"), ("'x", "line 1, column 3"),
+    ("a: b: c", "line 1, column 5"), ("@x", "line 1, column 1"), ("0.1\n---\n0.2", "line 2, column 1"),
+    ("!!python/object/apply:os.system [touch x]", "line 1, column 1"), ("[" * 3000, "nested too deeply"),
+    ("2020-13-45", "month"),
+])
+def test_set_value_that_does_not_parse(text, where):
+    msg = rejects([f"train.actv.lr={text}"], "train.actv.lr")
+    assert "--set" in msg and "not valid YAML" in msg and where in msg
+
+
+@pytest.mark.parametrize("text,kind", [("- seed: 1\n- train: {}\n", "list"), ("5\n", "int"),
+                                       ("just words\n", "str"), ("[]\n", "list")])
+def test_profile_that_is_not_a_mapping(tmp_path, text, kind):
+    d = _params_dir(tmp_path, text)
+    msg = rejects([], "bad.yaml", profile="bad", params_dir=d)
+    assert kind in msg and "mapping" in msg
+
+
+def test_profile_with_bad_line_names_the_line(tmp_path):
+    d = _params_dir(tmp_path, "seed: 1\ntrain:\n  actv: {lr: 0.1\n  grad: {}\n")
+    msg = rejects([], "bad.yaml", profile="bad", params_dir=d)
+    assert "line 4" in msg
+
+
+@pytest.mark.parametrize("data", [b"seed: \xff\xfe\n", b"seed: 1\x00\n"])
+def test_profile_that_is_not_text(tmp_path, data):
+    d = _params_dir(tmp_path, "")
+    (d / "profiles" / "bad.yaml").write_bytes(data)
+    rejects([], "bad.yaml", profile="bad", params_dir=d)
+
+
+@pytest.mark.parametrize("text,key", [("train: [1, 2]\n", "train"), ("train:\n  actv: 0.1\n", "train.actv"),
+                                      ("seed: {a: 1}\n", "seed"), ("base:\n  leak: [0.1]\n", "base.leak")])
+def test_profile_value_of_the_wrong_shape(tmp_path, text, key):
+    d = _params_dir(tmp_path, text)
+    msg = rejects([], key, profile="bad", params_dir=d)
+    assert "bad.yaml" in msg
+
+
+def test_objective_file_that_is_not_a_mapping(tmp_path):
+    d = _params_dir(tmp_path, "seed: 1\n")
+    (d / "objectives" / "ali.yaml").write_text("- leak: 0.2\n")
+    rejects([], "ali.yaml", profile="bad", params_dir=d)
+
+
+# ---------------------------------------------------------------- paths, checked before any work
+
+def test_out_dir_that_is_a_file(tmp_path):
+    f = tmp_path / "results.txt"
+    f.write_text("keep me")
+    msg = rejects([f"out_dir={f}"], "out_dir")
+    assert "is a file" in msg
+    rejects([f"out_dir={f / 'sub'}"], "out_dir")  # a file higher up the path
+    assert sorted(tmp_path.iterdir()) == [f] and f.read_text() == "keep me"
+
+
+def test_out_dir_created_later_is_fine(tmp_path):
+    p = load_params("quick", [f"out_dir={tmp_path / 'a' / 'b'}"])
+    assert p["out_dir"] == str(tmp_path / "a" / "b")
+    assert list(tmp_path.iterdir()) == []  # checking creates nothing
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to any directory")
+def test_out_dir_not_writable(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        msg = rejects([f"out_dir={locked / 'out'}"], "out_dir")
+    finally:
+        locked.chmod(0o700)
+    assert "not writable" in msg
+
+
+def test_out_dir_not_writable_as_seen_by_access(tmp_path, monkeypatch):
+    """The same check where the tests run as root (who may write anywhere): os.access says no."""
+    import gradfeat_core.params as params
+    real = os.access
+    monkeypatch.setattr(params.os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real(p, mode))
+    msg = rejects([f"out_dir={tmp_path / 'out'}"], "out_dir")
+    assert "not writable" in msg and str(tmp_path) in msg
+
+
+def test_out_dir_on_a_full_disk(tmp_path, monkeypatch):
+    import gradfeat_core.params as params
+    monkeypatch.setattr(params, "MIN_FREE_BYTES", 2**62)  # more than any disk has free
+    msg = rejects([f"out_dir={tmp_path / 'out'}"], "out_dir")
+    assert "MiB free" in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_data_root_that_is_a_file(tmp_path):
+    f = tmp_path / "cifar-10-python.tar.gz"
+    f.write_bytes(b"x")
+    msg = rejects([f"data.root={f}", "data.dataset=cifar10"], "data.root")
+    assert "is a file" in msg
+
+
+@pytest.mark.parametrize("key", ["out_dir", "data.root"])
+def test_path_with_a_nul_character(key):
+    rejects([f'{key}="a\\0b"'], key)
 
 
 # ---------------------------------------------------------------- parse_set, digest

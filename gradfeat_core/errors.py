@@ -1,0 +1,11 @@
+"""The package's own errors: bad input that the user can fix, reported as one line."""
+
+
+class UserError(ValueError):
+    """Bad input (a parameter, a data file, a checkpoint). The message names the key or file and
+    says how to fix it; line breaks in what it quotes (a path, a value) are escaped, so it is always
+    one line. The CLI prints it as `error: ...` and exits 2; any other exception is a bug and keeps
+    its traceback."""
+
+    def __init__(self, message):
+        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
