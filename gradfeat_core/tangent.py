@@ -5,11 +5,11 @@ re-runs the primal pass through θ̄2, which never changes, and convolves the fi
 input tangent, which is zero. For the layer types of our base networks this module does neither:
 
 - `record(layers, z)`: the primal pass through θ̄2, once per data set (kept with the frozen-part
-  cache): the input of every conv/linear layer above the first, the sign mask of every (leaky)
-  ReLU pre-activation, and the pooled output f_θ̄(x);
+  cache): the output of every (leaky) ReLU — the input of the conv above it, and positive exactly
+  where its pre-activation is —, and the pooled output f_θ̄(x);
 - `linearize(layers, record, z, w2, scales)`: only the tangent, layer by layer:
       conv / linear   t ← conv(t, θ̄) + conv(h, s_w·w2_w) + s_b·w2_b   (first θ2 layer: t = 0)
-      leaky ReLU      t ← t ⊙ (1 where the pre-activation > 0, else the leak)
+      leaky ReLU      t ← t ⊙ (1 where the output > 0, else the leak)
       average pool    t ← mean of t over space;  flatten: t ← t.flatten()
 - a conv whose kernel covers its whole unpadded input (conv5 of the ALI encoder, 4×4 on 4×4) has a
   1×1 output and is one matrix product; that is read off the shapes at run time, never a name.
@@ -30,6 +30,8 @@ def _supported(layer):
         return layer.padding_mode == "zeros"
     if isinstance(layer, nn.AdaptiveAvgPool2d):
         return layer.output_size in (1, (1, 1))
+    if isinstance(layer, nn.LeakyReLU):  # a negative slope would flip the output's sign
+        return layer.negative_slope >= 0
     return isinstance(layer, (nn.Linear, *ACTIVATIONS, nn.Identity, nn.Flatten))
 
 
@@ -64,9 +66,8 @@ def affine(layer, h, weight, bias=None, scale=1.0):
     fuse = bias if scale == 1.0 else None  # the bias goes into the product's own kernel
     if isinstance(layer, nn.Linear):
         out = F.linear(h, weight, fuse)
-    elif covers_input(layer, h):  # a matrix product
-        flat, w = h.flatten(1), weight.flatten(1).T
-        out = (flat @ w if fuse is None else torch.addmm(fuse, flat, w))[:, :, None, None]
+    elif covers_input(layer, h):  # a matrix product (F.linear: w's gradient comes out contiguous)
+        out = F.linear(h.flatten(1), weight.flatten(1), fuse)[:, :, None, None]
     else:
         out = F.conv2d(h, weight, fuse, layer.stride, layer.padding, layer.dilation, layer.groups)
     if scale == 1.0:
@@ -100,20 +101,31 @@ def forward(layers, z):
     return h
 
 
+def input_key(layers, i):
+    """Where the record keeps the primal input of conv/linear layer i: None for z (nothing but
+    identities below it), the output of the (leaky) ReLU just below it, else its own entry."""
+    below = [(n, m) for n, m in layers[:i] if not isinstance(m, nn.Identity)]
+    if not below:
+        return None
+    name, layer = below[-1]
+    return f"{name}.output" if isinstance(layer, ACTIVATIONS) else f"{layers[i][0]}.input"
+
+
 @torch.no_grad()
 def record(layers, z):
     """What the tangent rules need from the primal pass through θ̄2 (fixed: computed once per
-    data set): {'<layer>.input': h} for every conv/linear but the first (whose input is z),
-    {'<layer>.mask': pre-activation > 0} for every (leaky) ReLU, and 'out' = top(z) = f_θ̄(x)."""
+    data set): {'<relu>.output': y} for every (leaky) ReLU — its sign is the pre-activation's,
+    and it is the input of the conv above —, {'<layer>.input': h} for a conv/linear whose input
+    is neither z nor such an output, and 'out' = top(z) = f_θ̄(x)."""
     out, h = {}, z
     for i, (name, layer) in enumerate(layers):
         if isinstance(layer, AFFINE):
-            if i > 0:
-                out[f"{name}.input"] = h
+            key = input_key(layers, i)
+            if key is not None and key not in out:
+                out[key] = h
             h = affine(layer, h, layer.weight, layer.bias)
         elif isinstance(layer, ACTIVATIONS):
-            out[f"{name}.mask"] = h > 0
-            h = F.leaky_relu(h, _slope(layer))
+            h = out[f"{name}.output"] = F.leaky_relu(h, _slope(layer))
         else:
             h = _pool(layer, h)
     out["out"] = h
@@ -127,7 +139,8 @@ def linearize(layers, primal, z, w2, scales):
     t = None
     for i, (name, layer) in enumerate(layers):
         if isinstance(layer, AFFINE):
-            h = z if i == 0 else primal[f"{name}.input"]
+            key = input_key(layers, i)
+            h = z if key is None else primal[key]
             w, b = f"{name}.weight", f"{name}.bias"
             bias = scales[b] * w2[b] if b in w2 else None
             if w in w2:
@@ -140,8 +153,9 @@ def linearize(layers, primal, z, w2, scales):
             else:
                 t = direct
         elif t is not None and isinstance(layer, ACTIVATIONS):
-            mask = primal[f"{name}.mask"]
-            t = t * torch.where(mask, 1.0, _slope(layer)).to(t.dtype)
+            # t ⊙ (1 where the output y > 0, else the slope), in one kernel: ATen's own leaky-ReLU
+            # backward with y as "self is the result" (y > 0 exactly where the pre-activation is).
+            t = torch.ops.aten.leaky_relu_backward(t, primal[f"{name}.output"], _slope(layer), True)
         elif t is not None:
             t = _pool(layer, t)
     f = primal["out"]
