@@ -6,7 +6,6 @@ it reads and the code version; it counts as done only when its result JSON exist
 exit 0 after a sys.exit in a cell). Done runs are skipped on a rerun; a failed run is recorded
 with its error in <key>.failed.json and the others go on.
 """
-import hashlib
 import json
 import os
 import subprocess
@@ -20,9 +19,8 @@ from tqdm.auto import tqdm
 from .grid import experiments
 from .params import ParamError, digest, load_params
 from .report import load_summaries, results_frame
-from .results import code_version, write_json
+from .results import ROOT, code_digest, file_sha256, write_json
 
-ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # offline/: the lab template minus its CDN scripts
 
@@ -52,17 +50,13 @@ class Run:
         return self.runs_dir / f"{self.name}-{self.key}.ipynb"
 
 
-def _sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path and Path(path).is_file() else None
-
-
 def make_run(notebook, name, parameters, runs_dir):
     """A Run keyed by everything that decides its result."""
     p = parameters
     resolved = load_params(p["profile"], p["overrides"], objective=p["objective"])
     key = digest({"notebook": notebook, "parameters": p, "resolved": resolved,
-                  "encoders": [_sha256(resolved["base"][k]) for k in ("checkpoint", "random_checkpoint")],
-                  "code": code_version()})
+                  "encoders": [file_sha256(resolved["base"][k]) for k in ("checkpoint", "random_checkpoint")],
+                  "code": code_digest()})
     return Run(notebook, name, p, key, Path(runs_dir))
 
 

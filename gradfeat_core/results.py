@@ -1,4 +1,5 @@
 """Result files: atomic JSON writes and the environment a number was measured in."""
+import hashlib
 import json
 import os
 import platform
@@ -22,6 +23,28 @@ def write_json(path, obj):
 
 
 CODE_PATHS = ("gradfeat_core", "params", "notebooks", "requirements.txt")  # what decides a result
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def file_sha256(path):
+    """sha256 of a file's bytes (None for no path or no file): keys runs and caches by content."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path and Path(path).is_file() else None
+
+
+def code_digest(root=ROOT):
+    """sha256 over the content of what decides a result (CODE_PATHS: the package, params,
+    notebooks, requirements), file by file with its relative path: the same for two checkouts
+    with the same code whatever their commits, so a commit that touches only the README or a
+    report keeps every finished run."""
+    h = hashlib.sha256()
+    for top in CODE_PATHS:
+        base = root / top
+        files = [base] if base.is_file() else sorted(
+            f for f in base.rglob("*") if f.is_file() and "__pycache__" not in f.parts
+            and ".ipynb_checkpoints" not in f.parts and f.suffix != ".pyc")
+        for f in files:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def _git(*args, cwd):
@@ -30,9 +53,9 @@ def _git(*args, cwd):
 
 
 def code_version():
-    """The git commit of this checkout, with -dirty when the code, parameters or notebooks
-    differ from it (not the reports: a finished report must not make its own runs stale);
-    else the package version."""
+    """The git commit of this checkout (provenance, for result files), with -dirty when the
+    code, parameters or notebooks differ from it; else the package version. Run keys use
+    `code_digest` instead."""
     here = Path(__file__).resolve().parent
     try:
         commit = _git("rev-parse", "--short=12", "HEAD", cwd=here)

@@ -1,5 +1,4 @@
 """One experiment from resolved parameters: base networks, ω̄, a head, training, a result JSON."""
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from .linear_model import build_head
 from .nets import FEATURE_DIM, LAYERS, Encoder, fold_batchnorm, mix, parse_layers, \
     random_encoder, split
 from .params import digest
-from .results import environment, write_json
+from .results import environment, file_sha256, write_json
 from .train import FrozenInputs, accuracy, pick_device, predict, seed_everything, train
 
 
@@ -53,7 +52,7 @@ def omega_path(params):
     head depends on, the encoder file's content included (a retrained encoder is another key)."""
     key = {k: params[k] for k in ("seed", "data", "base")}
     key["train"] = {k: v for k, v in params["train"].items() if k not in ("grad", "full", "finetune")}
-    key["encoder_sha256"] = _sha256(params["base"]["checkpoint"])
+    key["encoder_sha256"] = file_sha256(params["base"]["checkpoint"])
     return Path(params["out_dir"]) / "checkpoints" / f"omega-{digest(key)}.pt"
 
 
@@ -84,17 +83,13 @@ def frozen_part(head, nets, bottom, shared=True, layers=None):
     return parts
 
 
-def _sha256(path):
-    return path and hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def frozen_stores(params, head, split_name):
     """{name: file} under out_dir/cache for each frozen part of this run: keyed by the data,
     the base network's settings and files, and which network and blocks each part holds, so
     every experiment on the same part shares one computation."""
     model, base = params["model"], params["base"]
     key = {"data": params["data"], "base": base, "split": split_name,
-           "files": [_sha256(base["checkpoint"]), _sha256(base["random_checkpoint"])]}
+           "files": [file_sha256(base["checkpoint"]), file_sha256(base["random_checkpoint"])]}
     source = "pretrained" if head == "finetune" else model["theta1"]
     keys = {"features": dict(key, part="features"),
             "z": dict(key, part="z", source=source, layers=model["layers"]),

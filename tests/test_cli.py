@@ -274,3 +274,27 @@ def test_code_version_ignores_reports_but_not_code(tmp_path):
     with open(tmp_path / "gradfeat_core" / "run.py", "a") as f:
         f.write("# changed\n")
     assert version() == clean + "-dirty"
+
+
+def test_run_keys_hash_the_code_not_the_commit(tmp_path):
+    """code_digest (in every run key) depends on the package, params, notebooks and requirements,
+    not on the commit, the README, the reports or Python's caches."""
+    import shutil
+    from gradfeat_core.results import CODE_PATHS, ROOT, code_digest
+    for name in ("a", "b"):
+        for top in CODE_PATHS:
+            copy = shutil.copytree if (ROOT / top).is_dir() else shutil.copy
+            copy(ROOT / top, tmp_path / name / top)
+    a, b = tmp_path / "a", tmp_path / "b"
+    (b / "README.md").write_text("only the README differs\n")
+    (b / "reports").mkdir()
+    (b / "reports" / "results.csv").write_text("x\n")
+    (b / "gradfeat_core" / "__pycache__").mkdir(exist_ok=True)
+    (b / "gradfeat_core" / "__pycache__" / "stale.pyc").write_bytes(b"\0")
+    assert code_digest(a) == code_digest(b)
+    for changed in ("gradfeat_core/run.py", "params/base.yaml", "notebooks/02_heads.ipynb",
+                    "requirements.txt"):
+        with open(b / changed, "a") as f:
+            f.write("\n")
+        assert code_digest(a) != code_digest(b), changed
+        shutil.copy(a / changed, b / changed)
