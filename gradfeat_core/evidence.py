@@ -1,0 +1,212 @@
+"""Effects with 95% intervals, and how an interval against a threshold becomes a verdict.
+
+An *effect* is a comparison made inside one set of runs (grad − actv, full ÷ finetune, ...). Runs
+are paired by seed (the same seed is the same data order and the same ω̄), so the effect is
+computed seed by seed and its interval is a Student-t interval over seeds: what all heads of one
+seed share cancels. The paper's tables are single numbers; a frame built from them carries an
+`accuracy_sd` column (an assumed spread per printed number, see claims.paper_frame), and then
+the interval is the normal one for a linear combination of independent numbers of that spread.
+
+A *comparison* is an effect against a threshold: it holds when the whole interval lies on the
+holding side, does not hold when the whole interval lies on the other side, and is inconclusive
+otherwise (or when the effect could not be measured: too few seeds, a run not converged).
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .report import SOURCES
+
+HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
+LEVEL = 0.95      # of every interval
+MIN_SEEDS = 3     # seeds every cell a verdict uses must have
+PRETRAINED = ("pretrained",) * len(SOURCES)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a table of runs: Table 1 or 3, head, θ2 depth, where θ1, θ2 and ω come from."""
+    table: int
+    head: str
+    layers: str = "conv5"
+    sources: tuple = PRETRAINED
+
+    def __str__(self):
+        """'grad conv4-5' or, for a Table 1 mix, 'grad conv4-5 rrp' (θ1, θ2, ω: random/pre-trained)."""
+        mix = "" if self.table != 1 or self.head in ("actv", "finetune") else \
+            " " + "".join(s[0] for s in self.sources)
+        return f"{self.head} {self.layers}{mix}"
+
+    def rows(self, frame):
+        """The frame's rows of this cell, whatever their status."""
+        mask = (frame.table == self.table) & (frame["head"] == self.head) & (frame.layers == self.layers)
+        for key, source in zip(SOURCES, self.sources):
+            mask &= frame[key] == source
+        return frame[mask]
+
+
+@dataclass
+class Effect:
+    """One comparison's effect: mean and 95% interval, or the problem that left it unmeasured."""
+    label: str
+    mean: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    seeds: int | None = None       # None: single numbers with an assumed spread (the paper)
+    problem: str | None = None     # 'needs ≥3 seeds: ...', 'not converged: ...'
+    unit: str = "points"           # 'points' (accuracy %), '×' (a ratio) or '' (anything else)
+
+    def text(self):
+        """'+7.27 [+6.58, +7.96]' (points), '1.85× [1.80, 1.90]' (ratio), '3e-07' or the problem."""
+        if self.problem:
+            return self.problem
+        fmt = {"points": "{:+.2f}", "×": "{:.2f}"}.get(self.unit, "{:.3g}")
+        mean = fmt.format(self.mean) + ("×" if self.unit == "×" else "")
+        if self.low == self.high:
+            return mean
+        return f"{mean} [{fmt.format(self.low)}, {fmt.format(self.high)}]"
+
+
+def converged(frame):
+    """The frame with a boolean `converged` column: missing or empty counts as converged, so that
+    frames written before the column existed keep their meaning."""
+    if "converged" not in frame:
+        return frame.assign(converged=True)
+    flag = frame.converged.astype(object).where(frame.converged.notna(), True)
+    return frame.assign(converged=~flag.astype(str).str.lower().isin(["false", "0", "0.0"]))
+
+
+def paired(frame, cells, value, min_seeds=MIN_SEEDS):
+    """(seed × cell table of `value` over the seeds every cell has, None), or (None, why not).
+    (None, None) when a cell is absent from the frame: the comparison was not part of the run.
+    Every cell needs `min_seeds` finished seeds and no run with converged False."""
+    rows = [cell.rows(frame) for cell in cells]
+    if any(r.empty for r in rows):
+        return None, None
+    columns = {}
+    for cell, r in zip(cells, rows):
+        done = r[(r.status == "done") & r[value].notna()]
+        if done.empty:
+            return None, f"no finished run of {cell}"
+        if not done.converged.all():
+            seeds = ", ".join(str(s) for s in done.seed[~done.converged])
+            return None, f"not converged: {cell} (seed {seeds})"
+        if done.seed.nunique() < min_seeds:
+            return None, f"needs ≥{min_seeds} seeds: {cell} has {done.seed.nunique()}"
+        columns[cell] = done.groupby("seed")[value].mean()
+    table = pd.DataFrame(columns).dropna()
+    if len(table) < min_seeds:
+        return None, f"needs ≥{min_seeds} seeds run in every cell: {len(table)} in common"
+    return table, None
+
+
+def t_interval(label, samples, unit="points"):
+    """The Effect of per-seed samples: their mean and Student-t interval at LEVEL."""
+    samples = np.asarray(samples, float)
+    n, mean = len(samples), samples.mean()
+    half = stats.t.ppf((1 + LEVEL) / 2, n - 1) * samples.std(ddof=1) / math.sqrt(n)
+    return Effect(label, mean, mean - half, mean + half, seeds=n, unit=unit)
+
+
+def contrast(frame, label, terms):
+    """Σ weight · accuracy over `terms` {Cell: weight}, paired by seed; for a frame of single
+    numbers with an assumed spread (`accuracy_sd`), the normal interval of the same sum.
+    None when a cell is absent."""
+    cells = list(terms)
+    weights = np.array([terms[c] for c in cells], float)
+    assumed = "accuracy_sd" in frame
+    table, problem = paired(frame, cells, "accuracy", 1 if assumed else MIN_SEEDS)
+    if table is None:
+        return problem and Effect(label, problem=problem)
+    if not assumed:
+        return t_interval(label, table.to_numpy() @ weights)
+    sd = np.array([c.rows(frame).accuracy_sd.iloc[0] for c in cells], float)
+    mean = float(table.iloc[0].to_numpy() @ weights)
+    half = stats.norm.ppf((1 + LEVEL) / 2) * math.sqrt(float(np.sum((weights * sd) ** 2)))
+    return Effect(label, mean, mean - half, mean + half)
+
+
+def ratio(frame, label, numerator, denominator, value="ms_per_step"):
+    """numerator ÷ denominator of `value` seed by seed, with its t interval; None when absent."""
+    table, problem = paired(frame, [numerator, denominator], value)
+    if table is None:
+        return problem and Effect(label, problem=problem, unit="×")
+    return t_interval(label, table[numerator] / table[denominator], unit="×")
+
+
+@dataclass
+class Comparison:
+    """An effect against a threshold. role: 'rule' decides the verdict; 'precondition' must hold
+    for the rule to say anything (else inconclusive); 'note' is reported beside it only."""
+    effect: Effect
+    threshold: float
+    above: bool               # holds when the effect is above the threshold (else below)
+    role: str = "rule"
+
+    @property
+    def margin(self):
+        """How far the interval's far end clears the threshold on the holding side (> 0: holds)."""
+        e = self.effect
+        return e.low - self.threshold if self.above else self.threshold - e.high
+
+    @property
+    def miss(self):
+        """How far the interval clears the threshold on the other side (> 0: does not hold)."""
+        e = self.effect
+        return self.threshold - e.high if self.above else e.low - self.threshold
+
+    @property
+    def verdict(self):
+        if self.effect.problem:
+            return INCONCLUSIVE
+        return HOLDS if self.margin > 0 else FAILS if self.miss > 0 else INCONCLUSIVE
+
+    def sentence(self):
+        """'grad − actv: +7.27 [+6.58, +7.96] > 3 → holds' and, when inconclusive, why."""
+        side = ">" if self.above else "<"
+        out = f"{self.effect.label}: {self.effect.text()}"
+        if not self.effect.problem:
+            out += f" {side} {self.threshold:g}"
+        return f"{out} → {self.verdict}"
+
+    def reason(self):
+        """What would settle an inconclusive comparison ('' otherwise)."""
+        if self.effect.problem:
+            return self.effect.problem
+        if self.verdict != INCONCLUSIVE:
+            return ""
+        e = self.effect
+        more = "more seeds: " if e.seeds else ""
+        return (f"{more}{e.label} interval [{e.low:.2f}, {e.high:.2f}] straddles the threshold "
+                f"{self.threshold:g}")
+
+
+def combine(comparisons):
+    """(verdict, decisive comparison, reason) of a claim from its comparisons.
+
+    Several cells (Table 1's mixes, depths, heads) combine as the worst case: the claim holds
+    only when every rule comparison holds (each interval clears its threshold), and does not
+    hold as soon as one of them clearly fails (a counter-example the claim's 'every' rules out).
+    A precondition that does not hold (clearly or within its interval) leaves the claim
+    inconclusive. Each interval is at 95%
+    on its own: no correction is made for the number of cells, so with many cells a spurious
+    'does not hold' is likelier than 5%; the thresholds sit far from what the paper reports."""
+    rules = [c for c in comparisons if c.role == "rule"]
+    if not rules:
+        return NOT_RUN, None, ""
+    failing = [c for c in rules if c.verdict == FAILS]
+    if failing:
+        worst = max(failing, key=lambda c: c.miss)
+        return FAILS, worst, worst.sentence()
+    open_ = [c for c in comparisons if c.role == "precondition" and c.verdict != HOLDS]
+    open_ += [c for c in rules if c.verdict == INCONCLUSIVE]
+    if open_:
+        reasons = list(dict.fromkeys(
+            "precondition not met: " + c.sentence() if c.role == "precondition" and not c.effect.problem
+            else c.reason() for c in open_))
+        more = f" (and {len(reasons) - 2} more)" if len(reasons) > 2 else ""
+        return INCONCLUSIVE, open_[0], "; ".join(reasons[:2]) + more
+    return HOLDS, min(rules, key=lambda c: c.margin), ""

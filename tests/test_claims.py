@@ -1,0 +1,195 @@
+"""The claims' rules: they hold on the paper's own numbers wherever it reports a claim, fail on
+numbers where the claim clearly fails, and turn seed noise, missing seeds and unconverged runs
+into 'inconclusive' with the reason."""
+import pandas as pd
+import pytest
+
+from gradfeat_core.claims import (C1_MIN_GAIN, CLAIMS, FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell,
+                                  assess, paper_frame, verdicts)
+from gradfeat_core.report import SOURCES
+
+PRE = ("pretrained",) * 3
+
+
+def by_claim(frame, lin=None):
+    return verdicts(frame, lin).set_index("claim")
+
+
+# --- the paper's numbers through the same rules -----------------------------------------------
+
+REPORTED = {"svhn": ["C1", "C2", "C5"], "cifar10": ["C1", "C2", "C3", "C4", "C5"],
+            "cifar100": ["C1", "C2", "C5"]}
+
+
+@pytest.mark.parametrize("dataset", list(REPORTED))
+def test_every_claim_holds_on_the_papers_numbers_with_a_margin(dataset):
+    v = by_claim(paper_frame(dataset))
+    for claim in CLAIMS:
+        expected = HOLDS if claim in REPORTED[dataset] else NOT_RUN
+        assert v.loc[claim, "verdict"] == expected, (claim, v.loc[claim].to_dict())
+    for claim, (verdict, _, _, comparisons) in assess(paper_frame(dataset)).items():
+        if verdict == HOLDS:  # every interval clears its threshold by 0.4 points or more
+            assert min(c.margin for c in comparisons) > 0.4, claim
+
+
+def test_c3_leaves_out_the_omega_only_row_and_c4_reads_every_depth():
+    _, _, _, c3 = assess(paper_frame("cifar10"))["C3"]
+    labels = [c.effect.label for c in c3]
+    assert len(labels) == 3 * (1 + 2 * 6) and not any("ppr" in label for label in labels)
+    _, _, _, c4 = assess(paper_frame("cifar10"))["C4"]
+    assert len(c4) == 2 * 3
+
+
+def edited(frame, changes):
+    """The frame with the accuracy of some cells replaced: {Cell: accuracy}."""
+    frame = frame.copy()
+    for cell, value in changes.items():
+        frame.loc[cell.rows(frame).index, "accuracy"] = value
+    return frame
+
+
+def failing_twin():
+    """The paper's CIFAR-10 numbers edited so that each of C1–C5 clearly fails: grad barely above
+    actv, full far from fine-tuning and 3 points above grad, random mixes as good as pre-trained,
+    deeper layers adding 6 points."""
+    paper = paper_frame("cifar10")
+    t1 = paper[paper.table == 1]
+    mixes = {tuple(r) for r in t1[list(SOURCES)].itertuples(index=False)} - {PRE}
+    changes = {Cell(3, "grad"): 63.37, Cell(3, "full"): 66.37}
+    for layers in ("conv5", "conv4-5", "conv3-5"):
+        for head in ("grad", "full"):
+            top = Cell(1, head, "conv5").rows(paper).accuracy.iloc[0]
+            if layers != "conv5":
+                changes[Cell(1, head, layers)] = top + 6
+            for mix in mixes:  # every mix as good as all pre-trained at this depth
+                changes[Cell(1, head, layers, mix)] = top + (6 if layers != "conv5" else 0)
+    return edited(paper, changes)
+
+
+def test_each_claim_fails_on_its_failing_twin():
+    v = by_claim(failing_twin())
+    for claim in ("C1", "C2", "C3", "C4", "C5"):
+        assert v.loc[claim, "verdict"] == FAILS, (claim, v.loc[claim].to_dict())
+        assert "does not hold" in v.loc[claim, "reason"]
+
+
+def test_a_broken_full_model_never_makes_c3_hold():
+    paper = paper_frame("cifar10")
+    actv = Cell(1, "actv").rows(paper).accuracy.iloc[0]
+    t1_full = paper[(paper.table == 1) & (paper["head"] == "full")]
+    broken = paper.copy()
+    broken.loc[t1_full.index, "accuracy"] = actv   # full equals actv everywhere: no gain
+    v = by_claim(broken)
+    assert v.loc["C3", "verdict"] == INCONCLUSIVE
+    assert v.loc["C3", "reason"].startswith("precondition not met")
+
+
+# --- our runs: seeds, pairing, convergence ----------------------------------------------------
+
+def runs(cells, ms=None, converged=None, dataset="fashion-mnist", batch=128):
+    """A results frame: {Cell: accuracy per seed}; ms: {Cell: ms per step per seed};
+    converged: {Cell: flags per seed} (the column is left out when None)."""
+    rows = []
+    for cell, accuracies in cells.items():
+        for seed, accuracy in enumerate(accuracies):
+            rows.append({"dataset": dataset, "table": cell.table, "head": cell.head,
+                         "layers": cell.layers, **dict(zip(SOURCES, cell.sources)), "seed": seed,
+                         "accuracy": accuracy, "status": "done", "batch_size": batch,
+                         "ms_per_step": (ms or {}).get(cell, [10.0] * len(accuracies))[seed],
+                         **({"converged": converged.get(cell, [True] * len(accuracies))[seed]}
+                            if converged is not None else {})})
+    return pd.DataFrame(rows)
+
+
+T3 = {h: Cell(3, h) for h in ("actv", "grad", "full", "finetune")}
+
+
+def table3(actv, grad, full, finetune, **kw):
+    return runs(dict(zip(T3.values(), (actv, grad, full, finetune))), **kw)
+
+
+GOOD = dict(actv=[70.0, 70.2, 69.9], grad=[78.0, 78.1, 77.8], full=[78.3, 78.2, 78.0],
+            finetune=[79.5, 79.6, 79.2])
+
+
+def test_clear_effects_over_three_seeds_hold():
+    v = by_claim(table3(**GOOD))
+    assert (v.loc[["C1", "C2", "C5"], "verdict"] == HOLDS).all()
+    assert v.loc["C1", "seeds"] == 3 and v.loc["C1", "effect_low"] > C1_MIN_GAIN
+
+
+def test_too_few_seeds_is_inconclusive():
+    v = by_claim(table3(**{k: x[:2] for k, x in GOOD.items()}))
+    assert (v.loc[["C1", "C2", "C5"], "verdict"] == INCONCLUSIVE).all()
+    assert v.loc["C1", "reason"] == "needs ≥3 seeds: grad conv5 has 2"
+
+
+def test_an_interval_straddling_the_threshold_is_inconclusive_and_says_so():
+    v = by_claim(table3(**dict(GOOD, grad=[72.5, 74.5, 73.0])))   # grad − actv 2.6 to 4.6
+    assert v.loc["C1", "verdict"] == INCONCLUSIVE
+    assert v.loc["C1", "effect_low"] < C1_MIN_GAIN < v.loc["C1", "effect_high"]
+    assert v.loc["C1", "reason"].startswith("more seeds: grad − actv interval [")
+    assert v.loc["C1", "reason"].endswith(f"straddles the threshold {C1_MIN_GAIN:g}")
+
+
+def test_a_run_not_converged_makes_every_verdict_using_it_inconclusive():
+    flags = {T3["grad"]: [True, False, True]}
+    v = by_claim(table3(**GOOD, converged=flags))
+    assert (v.loc[["C1", "C5"], "verdict"] == INCONCLUSIVE).all()
+    assert v.loc["C1", "reason"] == "not converged: grad conv5 (seed 1)"
+    assert v.loc["C2", "verdict"] == HOLDS   # C2 does not use grad
+    from_csv = table3(**GOOD, converged={T3["grad"]: ["True", "False", "True"]})
+    assert by_claim(from_csv).loc["C1", "verdict"] == INCONCLUSIVE
+    assert by_claim(table3(**GOOD, converged={})).loc["C1", "verdict"] == HOLDS
+
+
+def test_effects_are_paired_by_seed():
+    offset = [-3.0, 0.0, 3.0]   # what a seed does to every head alike cancels
+    shared = table3(*([base + o for o in offset] for base in (70, 75, 78, 79)))
+    c1 = by_claim(shared).loc["C1"]
+    assert c1.verdict == HOLDS and c1.effect_low == pytest.approx(5) == c1.effect_high
+    unshared = table3([70 + o for o in offset], [75 - o for o in offset],
+                      [78.0] * 3, [79.0] * 3)
+    c1 = by_claim(unshared).loc["C1"]
+    assert c1.verdict == INCONCLUSIVE and c1.effect_high - c1.effect_low > 10
+
+
+def test_step_cost_ratio_at_every_depth_and_conv5_beside_it():
+    cells = {Cell(3, h, d): [70.0, 70.0, 70.0] for h in ("grad", "full", "finetune")
+             for d in ("conv5", "conv4-5")}
+    ms = {c: ([10.0, 10.5, 9.5] if c.head == "finetune" else
+              [10.2, 10.6, 9.8] if c.layers == "conv5" else [16.0, 17.0, 15.5]) for c in cells}
+    v = by_claim(runs(cells, ms=ms))
+    assert v.loc["C6", "verdict"] == HOLDS
+    assert v.loc["C6", "note"].startswith("about the same cost at conv5: holds")
+    slow = {c: [40.0, 41.0, 39.0] if c.head != "finetune" else t for c, t in ms.items()}
+    v = by_claim(runs(cells, ms=slow))
+    assert v.loc["C6", "verdict"] == FAILS
+    assert v.loc["C6", "note"].startswith("about the same cost at conv5: does not hold")
+
+
+def lin(error, gaps, agree):
+    return {"jvp_relative_error": error, "agreement_full_finetune": agree,
+            "taylor": [{"eps": e, "gap": g} for e, g in zip((0.25, 0.5, 1.0), gaps)]}
+
+
+@pytest.mark.parametrize("result,expected", [
+    (lin(1e-7, (1, 4, 16), 0.9), HOLDS), (lin(1e-7, (1, 4, 16), 0.5), FAILS),
+    (lin(1e-2, (1, 4, 16), 0.9), FAILS), (lin(1e-7, (1, 2, 4), 0.9), FAILS), (None, NOT_RUN)])
+def test_c7(result, expected):
+    assert by_claim(table3(**GOOD), result).loc["C7", "verdict"] == expected
+
+
+# --- the verdict frame ------------------------------------------------------------------------
+
+def test_the_frame_puts_the_papers_effect_beside_ours():
+    v = verdicts(table3(**GOOD))
+    assert list(v.claim) == list(CLAIMS) and v.rule.str.len().gt(20).all()
+    c1 = v.set_index("claim").loc["C1"]
+    assert c1.comparison == "grad − actv" and c1.effect.startswith("+7.")
+    assert c1.paper_effect == ("svhn: +7.87 [+7.18, +8.56]; cifar10: +7.27 [+6.58, +7.96]; "
+                               "cifar100: +4.69 [+4.00, +5.38]")
+    assert c1.paper_verdict == "svhn holds, cifar10 holds, cifar100 holds"
+    on_cifar100 = by_claim(table3(**GOOD, dataset="cifar100")).loc["C1"]
+    assert on_cifar100.paper_effect == "cifar100: +4.69 [+4.00, +5.38]"
+    assert by_claim(table3(**GOOD)).loc["C3", "verdict"] == NOT_RUN   # no Table 1 here
