@@ -10,6 +10,7 @@ each pre-training objective.
 Random weights and images: the cost of a step does not depend on what the numbers are.
 """
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -28,19 +29,32 @@ from .train import FrozenInputs, make_optimizer, pick_device, predict, train_ste
 SCHEDULE = {"optimizer": "sgd", "lr": 1e-3, "weight_decay": 5e-5, "iterations": 1, "stepsize": 1}
 
 
+def _once(fn, device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def timed(fn, repeats, device):
     """Median seconds of `fn()` over `repeats` runs, after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    return interleaved({"fn": fn}, repeats, device)["fn"]
+
+
+def interleaved(fns, repeats, device):
+    """{name: median seconds} of each of `fns`, timed in turn round after round (after one
+    warm-up round), so that every one of them sees the same machine: a slow spell on a shared
+    CPU falls on all of them, not on whichever happened to be timed then."""
+    times = {name: [] for name in fns}
+    for r in range(repeats + 1):
+        for name, fn in fns.items():
+            seconds = _once(fn, device)
+            if r:
+                times[name].append(seconds)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
 def setting(device, n_images, classes=10):
@@ -62,38 +76,40 @@ def head_model(head, spec, net, omega, cached, x, path="fast"):
     return model, inputs
 
 
-def floor_ms(device, batch, repeats):
+def floor_step(device, batch):
     """The arithmetic a full-model step at conv5 cannot avoid: its two matrix products, batch ×
-    4096 × 512 (the tangent, and the gradient of w2), timed alone."""
+    4096 × 512 (the tangent, and the gradient of w2), as a function to time."""
     g = torch.Generator(device="cpu").manual_seed(0)
     z = torch.randn(batch, 4096, generator=g).to(device)
     w = torch.randn(512, 4096, generator=g).to(device)
     grad = torch.randn(batch, 512, generator=g).to(device)
-    return 1000 * timed(lambda: (z @ w.T, grad.T @ z), repeats, device)
+    return lambda: (z @ w.T, grad.T @ z)
 
 
 VARIANTS = [(h, "fast") for h in HEADS] + [("grad", "jvp"), ("full", "jvp")]
 
 
 def step_times(device, batch, repeats):
-    """Rows per depth × cache setting × head and path, and the floor, all timed in this run."""
+    """Rows per depth × cache setting × head and path, each group timed round-robin with the
+    floor; every ratio is to a time of the same group. Returns the rows and the floor's median."""
     net, x, y, omega = setting(device, max(4 * batch, 512))
-    floor = floor_ms(device, batch, repeats)
-    rows = []
+    idx = torch.arange(batch)
+    rows, floors = [], []
     for spec in ("conv5", "conv4-5", "conv3-5"):
         for cached in (True, False):
-            ms = {}
+            steps = {"floor": floor_step(device, batch)}
             for head, path in VARIANTS:
                 model, inputs = head_model(head, spec, net, omega, cached, x, path)
                 opt, _ = make_optimizer([p for p in model.parameters() if p.requires_grad], SCHEDULE)
-                idx = torch.arange(batch)
-                ms[head, path] = 1000 * timed(lambda: train_step(model, opt, inputs, y, idx),
-                                              repeats, device)
+                steps[head, path] = functools.partial(train_step, model, opt, inputs, y, idx)
+            ms = {k: 1000 * t for k, t in interleaved(steps, repeats, device).items()}
+            floor = ms.pop("floor")
+            floors.append(floor)
             rows += [{"head": h, "layers": spec, "cached": cached, "batch": batch, "path": path,
                       "ms_per_step": round(t, 3),
                       "ratio_to_finetune": round(t / ms["finetune", "fast"], 3),
                       "ratio_to_floor": round(t / floor, 3)} for (h, path), t in ms.items()]
-    return rows, floor
+    return rows, sorted(floors)[len(floors) // 2]
 
 
 # (channels, training images, test images) of the paper-sized data sets, for the cache's size.
@@ -178,7 +194,8 @@ def pretrain_speed(device, repeats=3):
 
 
 def print_table(rows, floor):
-    print(f"floor (two {rows[0]['batch']}x4096x512 matrix products): {floor:.2f} ms")
+    print(f"floor (two {rows[0]['batch']}x4096x512 matrix products, timed in turn with each group; "
+          f"median): {floor:.2f} ms")
     print(f"{'head':9} {'path':5} {'layers':8} {'cached':6} {'batch':>5} {'ms/step':>9} "
           f"{'÷ finetune':>10} {'÷ floor':>8}")
     for r in rows:

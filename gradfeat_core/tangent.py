@@ -60,14 +60,17 @@ def covers_input(layer, h):
 
 def affine(layer, h, weight, bias=None, scale=1.0):
     """The conv or linear `layer` applied to h: bias + scale · (h ⊛ weight) (bias None: none).
-    scale multiplies the smaller of the weight and the layer's input, forward and backward."""
+    scale multiplies the smaller of the weight and the layer's input, forward and backward.
+    A 1×1 map is kept as a (batch, channels) matrix: a conv that covers its input returns one."""
+    if isinstance(layer, nn.Conv2d) and h.dim() == 2:
+        h = h[:, :, None, None]
     if scale != 1.0 and weight.numel() <= h.numel():
         weight, scale = scale * weight, 1.0
     fuse = bias if scale == 1.0 else None  # the bias goes into the product's own kernel
     if isinstance(layer, nn.Linear):
         out = F.linear(h, weight, fuse)
     elif covers_input(layer, h):  # a matrix product (F.linear: w's gradient comes out contiguous)
-        out = F.linear(h.flatten(1), weight.flatten(1), fuse)[:, :, None, None]
+        out = F.linear(h.flatten(1), weight.flatten(1), fuse)
     else:
         out = F.conv2d(h, weight, fuse, layer.stride, layer.padding, layer.dilation, layer.groups)
     if scale == 1.0:
@@ -77,6 +80,8 @@ def affine(layer, h, weight, bias=None, scale=1.0):
 
 
 def _pool(layer, h):
+    if h.dim() == 2:  # a 1×1 map kept as a matrix: pooling and flattening leave it as it is
+        return h
     if isinstance(layer, nn.Flatten):
         return h.flatten(layer.start_dim, layer.end_dim)
     if isinstance(layer, nn.AdaptiveAvgPool2d) and h.shape[-2:] != (1, 1):
@@ -116,7 +121,8 @@ def record(layers, z):
     """What the tangent rules need from the primal pass through θ̄2 (fixed: computed once per
     data set): {'<relu>.output': y} for every (leaky) ReLU — its sign is the pre-activation's,
     and it is the input of the conv above —, {'<layer>.input': h} for a conv/linear whose input
-    is neither z nor such an output, and 'out' = top(z) = f_θ̄(x)."""
+    is neither z nor such an output, and 'out' = top(z) = f_θ̄(x) unless that is the last ReLU's
+    output itself (see `features`)."""
     out, h = {}, z
     for i, (name, layer) in enumerate(layers):
         if isinstance(layer, AFFINE):
@@ -128,8 +134,17 @@ def record(layers, z):
             h = out[f"{name}.output"] = F.leaky_relu(h, _slope(layer))
         else:
             h = _pool(layer, h)
-    out["out"] = h
+    if not any(h is v for v in out.values()):  # else f_θ̄(x) is the last ReLU's output itself
+        out["out"] = h
     return out
+
+
+def features(layers, primal):
+    """f_θ̄(x) from a record: its 'out', or the last (leaky) ReLU's output where that is f."""
+    if "out" in primal:
+        return primal["out"]
+    last = [n for n, m in layers if isinstance(m, ACTIVATIONS)][-1]
+    return primal[f"{last}.output"]
 
 
 def linearize(layers, primal, z, w2, scales):
@@ -158,5 +173,5 @@ def linearize(layers, primal, z, w2, scales):
             t = torch.ops.aten.leaky_relu_backward(t, primal[f"{name}.output"], _slope(layer), True)
         elif t is not None:
             t = _pool(layer, t)
-    f = primal["out"]
+    f = features(layers, primal)
     return f, torch.zeros_like(f) if t is None else t
