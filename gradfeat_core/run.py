@@ -1,4 +1,5 @@
 """One experiment from resolved parameters: base networks, ω̄, a head, training, a result JSON."""
+import functools
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,8 @@ from .nets import FEATURE_DIM, LAYERS, Encoder, fold_batchnorm, mix, parse_layer
     random_encoder, split
 from .params import digest
 from .results import environment, file_sha256, write_json
-from .train import FrozenInputs, accuracy, pick_device, predict, seed_everything, train
+from .train import (FrozenInputs, Of, accuracy, frozen_values, pick_device, predict,
+                    seed_everything, train)
 
 
 def load_encoder(params, data, checkpoint, seed):
@@ -79,7 +81,7 @@ def frozen_part(head, nets, bottom, shared=True, layers=None):
     if head in ("grad", "full", "finetune"):
         parts["z"] = bottom
     if head in ("grad", "full") and layers is not None:
-        parts["primal"] = lambda x: tangent.record(layers, bottom(x))
+        parts["primal"] = Of("z", functools.partial(tangent.record, layers))
     return parts
 
 
@@ -148,9 +150,7 @@ def frozen_inputs(params, data, nets, log=None):
 def cache_bytes(parts, x):
     """{part: bytes per image} of each frozen part, measured on one image."""
     out = {}
-    for name, fn in parts.items():
-        with torch.no_grad():
-            value = fn(x[:1])
+    for name, value in frozen_values(parts, x[:1]).items():
         values = value.values() if isinstance(value, dict) else [value]
         out[name] = sum(v.numel() * v.element_size() for v in values)
     return out

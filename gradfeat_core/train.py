@@ -2,6 +2,7 @@
 import os
 import random
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -52,9 +53,25 @@ def stored(fn, x, batch_size, path=None):
     return out
 
 
+class Of(NamedTuple):
+    """A frozen part computed from another part's output (source) instead of from the images."""
+    source: str
+    fn: Callable
+
+
+@torch.no_grad()
+def frozen_values(parts, x):
+    """{name: part(x)} for images x, each `Of` part from its source's value."""
+    out = {}
+    for name, part in parts.items():
+        out[name] = part.fn(out[part.source]) if isinstance(part, Of) else part(x)
+    return out
+
+
 class FrozenInputs:
     """What the trainable part sees for a set of images: {name: part(x)} for the frozen parts
-    (a part gives a tensor, or a {name: tensor} dict), cached or computed per batch.
+    (a part gives a tensor, or a {name: tensor} dict; an `Of` part takes another's output),
+    cached or computed per batch.
 
     The frozen part (every layer below the first trainable one) never changes during training,
     so computing it once per data set gives the same logits at a fraction of the cost.
@@ -64,8 +81,12 @@ class FrozenInputs:
     def __init__(self, parts, x, cache=True, batch_size=1000, stores=None):
         self.parts, self.x = parts, x
         stores = stores or {}
-        self.cache = ({k: stored(f, x, batch_size, stores.get(k)) for k, f in parts.items()}
-                      if cache else None)
+        self.cache = None
+        if cache:
+            self.cache = {}
+            for name, part in parts.items():
+                fn, source = (part.fn, self.cache[part.source]) if isinstance(part, Of) else (part, x)
+                self.cache[name] = stored(fn, source, batch_size, stores.get(name))
 
     def __len__(self):
         return len(self.x)
@@ -73,8 +94,7 @@ class FrozenInputs:
     def __getitem__(self, idx):
         if self.cache is not None:
             return {k: _take(v, idx) for k, v in self.cache.items()}
-        with torch.no_grad():
-            return {k: f(self.x[idx]) for k, f in self.parts.items()}
+        return frozen_values(self.parts, self.x[idx])
 
 
 def make_optimizer(params, schedule):

@@ -13,7 +13,7 @@ from gradfeat_core import tangent
 from gradfeat_core.linear_model import LinearModel, FineTuned, linearize
 from gradfeat_core.nets import (Encoder, FEATURE_DIM, calibrate_batchnorm, fold_batchnorm, mix,
                                 parse_layers, split, theta2_names, LAYERS)
-from gradfeat_core.train import FrozenInputs
+from gradfeat_core.train import FrozenInputs, Of
 from test_linear_model import explicit_gradient_term
 
 CLASSES = 10
@@ -101,7 +101,7 @@ def test_cached_record_equals_record_computed_per_batch(spec):
     layers = parse_layers(spec)
     bottom = split(networks(0.2, False), layers)[0]
     plan = tangent.plan(top)
-    parts = {"z": bottom, "primal": lambda x: tangent.record(plan, bottom(x))}
+    parts = {"z": bottom, "primal": Of("z", functools.partial(tangent.record, plan))}
     x = torch.rand(20, 1, 32, 32)
     cached, per_batch = (FrozenInputs(parts, x, cache=True, batch_size=7),
                          FrozenInputs({"z": bottom}, x, cache=False))
