@@ -51,10 +51,12 @@ class Run:
 
 
 def make_run(notebook, name, parameters, runs_dir):
-    """A Run keyed by everything that decides its result."""
+    """A Run keyed by everything that decides its result: its notebook's content, its
+    parameters, the encoder files and the code (`code_digest`)."""
     p = parameters
     resolved = load_params(p["profile"], p["overrides"], objective=p["objective"])
-    key = digest({"notebook": notebook, "parameters": p, "resolved": resolved,
+    key = digest({"notebook": notebook, "notebook_sha256": file_sha256(NOTEBOOKS / f"{notebook}.ipynb"),
+                  "parameters": p, "resolved": resolved,
                   "encoders": [file_sha256(resolved["base"][k]) for k in ("checkpoint", "random_checkpoint")],
                   "code": code_digest()})
     return Run(notebook, name, p, key, Path(runs_dir))

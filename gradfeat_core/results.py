@@ -31,13 +31,13 @@ def file_sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path and Path(path).is_file() else None
 
 
-def code_digest(root=ROOT):
-    """sha256 over the content of what decides a result (CODE_PATHS: the package, params,
-    notebooks, requirements), file by file with its relative path: the same for two checkouts
-    with the same code whatever their commits, so a commit that touches only the README or a
-    report keeps every finished run."""
+def code_digest(root=ROOT, paths=("gradfeat_core", "params", "requirements.txt")):
+    """sha256 over the content of the code every result depends on (the package, params,
+    requirements; a run key adds its own notebook's sha256), file by file with its relative
+    path: the same for two checkouts with the same code whatever their commits, so a commit
+    that touches only the README, a report or another notebook keeps every finished run."""
     h = hashlib.sha256()
-    for top in CODE_PATHS:
+    for top in paths:
         base = root / top
         files = [base] if base.is_file() else sorted(
             f for f in base.rglob("*") if f.is_file() and "__pycache__" not in f.parts

@@ -276,10 +276,11 @@ def test_code_version_ignores_reports_but_not_code(tmp_path):
     assert version() == clean + "-dirty"
 
 
-def test_run_keys_hash_the_code_not_the_commit(tmp_path):
-    """code_digest (in every run key) depends on the package, params, notebooks and requirements,
-    not on the commit, the README, the reports or Python's caches."""
+def test_run_keys_hash_the_code_not_the_commit(tmp_path, monkeypatch):
+    """A run key depends on the package, params, requirements and its own notebook, not on the
+    commit, the README, the reports, Python's caches or another notebook."""
     import shutil
+    from gradfeat_core import reproduce
     from gradfeat_core.results import CODE_PATHS, ROOT, code_digest
     for name in ("a", "b"):
         for top in CODE_PATHS:
@@ -292,9 +293,20 @@ def test_run_keys_hash_the_code_not_the_commit(tmp_path):
     (b / "gradfeat_core" / "__pycache__").mkdir(exist_ok=True)
     (b / "gradfeat_core" / "__pycache__" / "stale.pyc").write_bytes(b"\0")
     assert code_digest(a) == code_digest(b)
-    for changed in ("gradfeat_core/run.py", "params/base.yaml", "notebooks/02_heads.ipynb",
-                    "requirements.txt"):
+    for changed in ("gradfeat_core/run.py", "params/base.yaml", "requirements.txt"):
         with open(b / changed, "a") as f:
             f.write("\n")
         assert code_digest(a) != code_digest(b), changed
         shutil.copy(a / changed, b / changed)
+
+    def key(notebooks):
+        monkeypatch.setattr(reproduce, "NOTEBOOKS", notebooks)
+        return reproduce.make_run("02_heads", "x", {"profile": "quick", "objective": "ali",
+                                                    "overrides": []}, tmp_path / "runs").key
+    before = key(a / "notebooks")
+    with open(b / "notebooks" / "04_report.ipynb", "a") as f:
+        f.write("\n")
+    assert key(b / "notebooks") == before  # another notebook changed: this run stays done
+    with open(b / "notebooks" / "02_heads.ipynb", "a") as f:
+        f.write("\n")
+    assert key(b / "notebooks") != before
