@@ -237,9 +237,17 @@ def validate(params):
     for key in positive:
         if _get(params, key) <= 0:
             raise ParamError(f"'{key}' is {_get(params, key)}; it must be positive")
-    for key in ["train.clip_grad_norm", "pretrain.gp_weight"] + [f"train.{h}.weight_decay" for h in HEADS]:
+    for key in (["train.clip_grad_norm", "pretrain.gp_weight", "train.eval_every", "train.patience"]
+                + [f"train.{h}.weight_decay" for h in HEADS]):
         if _get(params, key) < 0:
             raise ParamError(f"'{key}' is {_get(params, key)}; it must be 0 or more")
+    train = params["train"]
+    if not 0 <= train["val_fraction"] <= 0.5:
+        raise ParamError(f"'train.val_fraction' is {train['val_fraction']}; hold out between 0 "
+                         "(no validation split) and 0.5 of the training set, e.g. 0.1")
+    if train["patience"] and not (train["val_fraction"] and train["eval_every"]):
+        raise ParamError("'train.patience' needs a validation split and evaluations to watch: "
+                         "set train.val_fraction (e.g. 0.1) and train.eval_every (e.g. 500)")
     for key in ("pretrain.beta1", "pretrain.beta2"):
         if not 0 <= _get(params, key) < 1:
             raise ParamError(f"'{key}' is {_get(params, key)}; Adam's betas lie in [0, 1), e.g. 0.5 or 0.999")

@@ -10,16 +10,17 @@ from .grid import paper_value
 
 COLUMNS = ["dataset", "base", "head", "layers", "theta1", "theta2", "omega", "seed", "accuracy",
            "paper_accuracy", "paper_dataset", "status", "table", "experiment", "iterations",
-           "batch_size", "train_seconds", "ms_per_step", "error"]
+           "batch_size", "train_seconds", "ms_per_step", "converged", "best_iteration", "error"]
 SOURCES = ("theta1", "theta2", "omega")
 
 
 def experiment_result(experiment, table, params, seeds, results):
     """What 02_heads writes as its last act: the experiment, its parameters, one entry per seed."""
     keep = ("seed", "accuracy", "iterations", "train_seconds", "setup_seconds", "loss_history",
-            "checkpoint", "path")
+            "checkpoint", "path", "validation_curve", "best_iteration", "converged", "selected",
+            "iterations_cap", "seconds_per_step")
     return {"experiment": experiment, "table": table, "status": "done", "seeds": seeds,
-            "params": params, "runs": [{k: r[k] for k in keep} for r in results],
+            "params": params, "runs": [{k: r.get(k) for k in keep} for r in results],
             "environment": results[0]["environment"] if results else None}
 
 
@@ -39,7 +40,9 @@ def _rows(summary):
         return [dict(common, seed=s) for s in summary["seeds"]]
     return [dict(common, seed=r["seed"], accuracy=100 * r["accuracy"], iterations=r["iterations"],
                  train_seconds=r["train_seconds"],
-                 ms_per_step=1000 * r["train_seconds"] / r["iterations"]) for r in summary["runs"]]
+                 ms_per_step=1000 * r["train_seconds"] / r["iterations"],
+                 converged=r.get("converged"), best_iteration=r.get("best_iteration"))
+            for r in summary["runs"]]
 
 
 def results_frame(summaries):

@@ -15,8 +15,8 @@ from .nets import FEATURE_DIM, LAYERS, Encoder, fold_batchnorm, mix, parse_layer
     random_encoder, split
 from .params import digest
 from .results import environment, file_sha256, write_json
-from .train import (FrozenInputs, Of, accuracy, frozen_values, pick_device, predict,
-                    seed_everything, train)
+from .train import (FrozenInputs, Of, Subset, accuracy, frozen_values, pick_device, predict,
+                    seed_everything, train, validation_split)
 
 
 def load_encoder(params, data, checkpoint, seed):
@@ -197,18 +197,24 @@ def run_head(params, data=None, nets=None, log=None, inputs=None):
     model = build_model(params, data, nets, log).to(device)
     inputs, test_inputs = inputs or frozen_inputs(params, data, nets, log)
     setup_seconds = time.perf_counter() - start
-    history = train(model, inputs, data.y_train, train_p[head], train_p["batch_size"],
-                    train_p["clip_grad_norm"], train_p["log_every"], params["seed"],
-                    desc=f"{head} {model_p['layers']}")
-    train_seconds = time.perf_counter() - start - setup_seconds
+    fit, validate = split_validation(inputs, data.y_train, params)
+    training = train(model, *fit, train_p[head], train_p["batch_size"],
+                     train_p["clip_grad_norm"], train_p["log_every"], params["seed"],
+                     desc=f"{head} {model_p['layers']}", validate=validate,
+                     eval_every=train_p["eval_every"], patience=train_p["patience"])
+    train_seconds = time.perf_counter() - start - setup_seconds - training.validation_seconds
     test_acc = accuracy(predict(model, test_inputs, train_p["eval_batch_size"]), data.y_test)
     result = {"head": head, "layers": model_p["layers"], "dataset": data.name,
               "theta1": model_p["theta1"], "theta2": model_p["theta2"], "omega": model_p["omega"],
               "seed": params["seed"], "accuracy": test_acc,
-              "iterations": train_p[head]["iterations"], "loss_history": history,
+              "iterations": training.iterations, "iterations_cap": train_p[head]["iterations"],
+              "loss_history": training.loss, "validation_curve": training.validation,
+              "best_iteration": training.best_iteration, "stopped_early": training.stopped_early,
+              "converged": training.converged,
+              "selected": "best validation" if train_p["patience"] else "end of training",
               "seconds": time.perf_counter() - start, "setup_seconds": setup_seconds,
-              "train_seconds": train_seconds,
-              "seconds_per_step": train_seconds / train_p[head]["iterations"],
+              "train_seconds": train_seconds, "validation_seconds": training.validation_seconds,
+              "seconds_per_step": train_seconds / training.iterations,
               "tangent": None if head == "actv" else "jvp" if model.layers is None else "fast",
               "params": params, "environment": environment(device)}
     run_id = f"{head}-{model_p['layers']}-{digest(params)}"
@@ -218,6 +224,20 @@ def run_head(params, data=None, nets=None, log=None, inputs=None):
     result["path"] = str(out)
     log(f"{head} {model_p['layers']} on {data.name}: test accuracy {test_acc:.4f} ({out})")
     return result
+
+
+def split_validation(inputs, labels, params):
+    """((inputs, labels) to train on, validate or None): with train.val_fraction > 0 a seeded
+    split of the training set (data.seed: the same for every head and seed) is held out, and
+    validate(model) gives the accuracy on it."""
+    train_p = params["train"]
+    if not train_p["val_fraction"]:
+        return (inputs, labels), None
+    keep, held = validation_split(len(labels), train_p["val_fraction"], params["data"]["seed"])
+    keep, held = keep.to(labels.device), held.to(labels.device)
+    val_inputs, val_labels = Subset(inputs, held), labels[held]
+    return ((Subset(inputs, keep), labels[keep]),
+            lambda model: accuracy(predict(model, val_inputs, train_p["eval_batch_size"]), val_labels))
 
 
 def run_experiment(params, seeds, log=None):

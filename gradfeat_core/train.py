@@ -1,6 +1,8 @@
 """Training by iterations (as the paper), evaluation in large batches, the frozen-part cache."""
 import os
 import random
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -135,23 +137,92 @@ def train_step(model, opt, inputs, labels, idx, clip_grad_norm=0.0):
     return loss.detach()
 
 
+class Subset:
+    """Frozen inputs restricted to `indices` (a validation split, or what remains to train on)."""
+
+    def __init__(self, inputs, indices):
+        self.inputs, self.indices = inputs, indices
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, idx):
+        return self.inputs[self.indices[idx.to(self.indices.device)]]
+
+
+def validation_split(n, fraction, seed):
+    """(train indices, validation indices) of n training items: a seeded random `fraction` held
+    out, the same for every head and seed of a data set (fraction 0: no validation split)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = round(n * fraction)
+    return order[n_val:].sort().values, order[:n_val].sort().values
+
+
+@dataclass
+class Training:
+    """What `train` did: the training loss and validation accuracy against iterations (the
+    validation curve starts at iteration 0), where validation peaked, whether it stopped on its
+    plateau, and whether it converged (its validation accuracy had stopped improving)."""
+    loss: list
+    validation: list = field(default_factory=list)
+    best_iteration: int = None
+    stopped_early: bool = False
+    converged: bool = None  # None: no validation split or patience to tell
+    iterations: int = 0
+    validation_seconds: float = 0.0  # spent evaluating, not training
+
+
 def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_every=100,
-          seed=0, desc="train"):
-    """Minimise softmax cross-entropy; returns [(iteration, mean loss since last record)]."""
+          seed=0, desc="train", validate=None, eval_every=0, patience=0):
+    """Minimise softmax cross-entropy for schedule['iterations'] at most.
+
+    validate: model -> validation accuracy, measured at iteration 0 and every `eval_every`
+    iterations. With patience > 0, training stops once `patience` evaluations in a row have not
+    beaten the best, and the parameters of the best evaluation are restored; a run that reaches
+    the cap while still improving is not converged."""
     opt, lr_schedule = make_optimizer([p for p in model.parameters() if p.requires_grad], schedule)
     generator = torch.Generator().manual_seed(seed)
-    history, running = [], []
-    batches = batch_order(len(labels), batch_size, schedule["iterations"], generator)
+    out, running = Training(loss=[]), []
+    best_accuracy, best_state, since_best = -1.0, None, 0
+
+    def evaluate(it):
+        nonlocal best_accuracy, best_state, since_best
+        start = time.perf_counter()
+        acc = validate(model)
+        out.validation_seconds += time.perf_counter() - start
+        model.train()
+        out.validation.append((it, acc))
+        if acc > best_accuracy:
+            best_accuracy, out.best_iteration, since_best = acc, it, 0
+            if patience:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            since_best += 1
+        return patience and since_best >= patience
+
     model.train()
-    for it, idx in enumerate(tqdm(batches, total=schedule["iterations"], desc=desc,
-                                  mininterval=2.0), start=1):
+    if validate is not None:
+        evaluate(0)
+    total = schedule["iterations"]
+    batches = batch_order(len(labels), batch_size, total, generator)
+    for it, idx in enumerate(tqdm(batches, total=total, desc=desc, mininterval=2.0), start=1):
         running.append(train_step(model, opt, inputs, labels, idx, clip_grad_norm))
         lr_schedule.step()
-        if it % log_every == 0 or it == schedule["iterations"]:
-            history.append((it, torch.stack(running).mean().item()))
+        out.iterations = it
+        if it % log_every == 0 or it == total:
+            out.loss.append((it, torch.stack(running).mean().item()))
             running = []
+        if validate is not None and eval_every and (it % eval_every == 0 or it == total):
+            if evaluate(it):
+                out.stopped_early = it < total
+                break
+    if running:
+        out.loss.append((out.iterations, torch.stack(running).mean().item()))
+    if validate is not None and patience:
+        out.converged = out.stopped_early or since_best >= patience
+        model.load_state_dict(best_state)
     model.eval()
-    return history
+    return out
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ from gradfeat_core.run import (base_networks, cache_bytes, frozen_inputs, frozen
 from gradfeat_core.data import load_dataset
 from gradfeat_core.linear_model import build_head
 from gradfeat_core.nets import FEATURE_DIM, parse_layers, split
-from gradfeat_core.train import FrozenInputs, batch_order, predict
+from gradfeat_core.train import FrozenInputs, batch_order, predict, validation_split
 
 
 def quick(tmp_path, *sets):
@@ -126,3 +126,38 @@ def test_cache_budget_drops_the_primal_record_then_everything(tmp_path, setting)
     assert cached_parts == {"all": ["primal", "z"], "z only": ["z"], "none": None}
     torch.testing.assert_close(logits["z only"], logits["all"], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(logits["none"], logits["all"], rtol=1e-5, atol=1e-6)
+
+
+def test_validation_split_is_seeded_disjoint_and_the_same_for_every_run():
+    a_train, a_val = validation_split(1000, 0.1, seed=0)
+    b_train, b_val = validation_split(1000, 0.1, seed=0)
+    assert len(a_val) == 100 and len(a_train) == 900
+    assert torch.equal(a_val, b_val) and torch.equal(a_train, b_train)
+    assert not set(a_val.tolist()) & set(a_train.tolist())
+    assert not torch.equal(validation_split(1000, 0.1, seed=1)[1], a_val)
+
+
+def test_validation_curve_starts_at_the_activation_baseline_and_flags_convergence(tmp_path):
+    """The full model starts at w1 = ω̄, w2 = 0, so its validation accuracy at iteration 0 is
+    the activation head's; patience stops training on a plateau and keeps the best parameters;
+    a run stopped by its cap while still improving is flagged not converged."""
+    sets = ["train.val_fraction=0.25", "train.eval_every=5", "train.patience=3"]
+    actv = run_head(quick(tmp_path, "model.head=actv", *sets))
+    full = run_head(quick(tmp_path, "model.head=full", *sets, "train.full.iterations=400"))
+    curve = full["validation_curve"]
+    assert curve[0][0] == 0
+    actv_curve = actv["validation_curve"]
+    best_actv = max(acc for _, acc in actv_curve)
+    assert curve[0][1] == pytest.approx(best_actv)  # ω̄ is actv's best-validation classifier
+    assert full["converged"] and full["stopped_early"] and full["iterations"] < 400
+    assert full["best_iteration"] == max(curve, key=lambda c: c[1])[0]
+    # One evaluation only, at the cap, after the start: the run cannot have plateaued.
+    capped = run_head(quick(tmp_path, "model.head=full", "train.val_fraction=0.25",
+                            "train.eval_every=1000", "train.patience=3", "train.full.iterations=5"))
+    assert capped["converged"] is False and capped["iterations"] == 5
+
+
+def test_patience_needs_a_validation_split():
+    from gradfeat_core.params import ParamError
+    with pytest.raises(ParamError, match="train.val_fraction"):
+        load_params("quick", ["train.patience=3"])
