@@ -56,13 +56,13 @@ def g_hat(w1, features, omega_bar, jw2):
     return torch.addmm(w1(features), jw2, omega_bar.T)
 
 
-def fast_path(top, path):
-    """The layers `tangent` runs `top` as, or None for the JVP (asked for, or a layer it does
-    not know: then one log line says so)."""
+def fast_path(top, path, reference="the gradient term runs on torch.func.jvp"):
+    """The layers `tangent` runs `top` as, or None for the reference (asked for, or a layer it
+    does not know: then one log line says so)."""
     layers = tangent.plan(top) if path == "fast" else None
     if path == "fast" and layers is None:
-        log.warning("the fast tangent path does not know %s in this network: the gradient term "
-                    "runs on torch.func.jvp", tangent.unsupported(top))
+        log.warning("the fast tangent path does not know %s in this network: %s",
+                    tangent.unsupported(top), reference)
     return layers
 
 
@@ -124,7 +124,7 @@ class FineTuned(nn.Module):
         for n, p in self.top.named_parameters():
             p.requires_grad_(n in theta2_names(self.top, theta2_layers))
         self.omega = copy.deepcopy(omega_bar).requires_grad_(True)
-        self.layers = tangent.plan(self.top) if path == "fast" else None
+        self.layers = fast_path(self.top, path, "fine-tuning runs on the network's own modules")
 
     def forward(self, inputs):
         z = inputs["z"]

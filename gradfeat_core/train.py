@@ -180,7 +180,8 @@ def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_e
     iterations. With patience > 0, training stops once `patience` evaluations in a row have not
     beaten the best, and the parameters of the best evaluation are restored; a run that reaches
     the cap while still improving is not converged."""
-    opt, lr_schedule = make_optimizer([p for p in model.parameters() if p.requires_grad], schedule)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    opt, lr_schedule = make_optimizer(trained, schedule)
     generator = torch.Generator().manual_seed(seed)
     out, running = Training(loss=[]), []
     best_accuracy, best_state, since_best = -1.0, None, 0
@@ -194,8 +195,8 @@ def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_e
         out.validation.append((it, acc))
         if acc > best_accuracy:
             best_accuracy, out.best_iteration, since_best = acc, it, 0
-            if patience:
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if patience:  # only what training changes: the frozen θ̄2 and ω̄ stay as they are
+                best_state = [p.detach().clone() for p in trained]
         else:
             since_best += 1
         return patience and since_best >= patience
@@ -220,7 +221,9 @@ def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_e
         out.loss.append((out.iterations, torch.stack(running).mean().item()))
     if validate is not None and patience:
         out.converged = out.stopped_early or since_best >= patience
-        model.load_state_dict(best_state)
+        with torch.no_grad():
+            for p, best in zip(trained, best_state):
+                p.copy_(best)
     model.eval()
     return out
 
