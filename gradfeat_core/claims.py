@@ -28,6 +28,7 @@ PAPER_SD = 0.25
 
 C1_MIN_GAIN = 3.0     # points grad must beat actv by: 'a wide margin'; the paper's smallest is 4.69
 C3_MIN_DROP = 5.0     # points a random θ1 or θ2 must cost grad; the paper's smallest drop is 9.42
+PRETRAINING_MIN_GAIN = 2.0  # points the pre-trained encoder's actv must beat the random encoder's by
 C5_BAND = 1.5         # ± points within which full and grad count as equivalent
 C6_MAX_RATIO = 2.0    # step time ÷ fine-tuning's: 'at most twice the linear operations'
 C6_TOP_BAND = (0.8, 1.25)  # 'the same number of operations' at the topmost layer, as a time ratio
@@ -65,6 +66,16 @@ def _table1(frame, heads=("grad", "full")):
     return depths, [m for m in mixes if "random" in m[:2]]
 
 
+def pretraining(frame):
+    """The precondition of C3 and C4, when the run has the random-encoder reference: the
+    pre-trained base network's activation baseline beats the random encoder's (Table 3, conv5)
+    by more than PRETRAINING_MIN_GAIN points. Claims about what pre-training contributes say
+    nothing about a base network no better than random. The paper has no such row."""
+    gain = contrast(frame, "actv: pre-trained − random encoder",
+                    {_t3("actv"): 1, Cell(3, "actv", encoder="random"): -1})
+    return [gain and Comparison(gain, PRETRAINING_MIN_GAIN, above=True, role="precondition")]
+
+
 def c3(frame):
     """Table 1, every depth, every mix with a random θ1 or θ2 (rows 1–6): grad loses more than
     C3_MIN_DROP points against all pre-trained (row 8), and full keeps less than half of the
@@ -80,7 +91,7 @@ def c3(frame):
     broken full model (no gain anywhere) is inconclusive, never holds. The paper's smallest grad
     drop is 9.42 points (conv4-5, row 6)."""
     depths, mixes = _table1(frame)
-    actv, out = Cell(1, "actv"), []
+    actv, out = Cell(1, "actv"), pretraining(frame)
     for d in depths:
         grad, full = Cell(1, "grad", d), Cell(1, "full", d)
         gain = contrast(frame, f"{full} − actv", {full: 1, actv: -1})
@@ -102,7 +113,7 @@ def c4(frame):
     deeper θ2 add at most 1.41 points (grad, conv3-5) against conv5 gains of 7.27 (grad) and
     7.64 (full): a fifth of it."""
     depths, _ = _table1(frame)
-    actv, out = Cell(1, "actv"), []
+    actv, out = Cell(1, "actv"), pretraining(frame)
     for head in ("grad", "full"):
         top = Cell(1, head, "conv5")
         gain = contrast(frame, f"{top} − actv", {top: 1, actv: -1})

@@ -28,23 +28,28 @@ PRETRAINED = ("pretrained",) * len(SOURCES)
 
 @dataclass(frozen=True)
 class Cell:
-    """One cell of a table of runs: Table 1 or 3, head, θ2 depth, where θ1, θ2 and ω come from."""
+    """One cell of a table of runs: Table 1 or 3, head, θ2 depth, where θ1, θ2 and ω come from,
+    and the base network (the pre-trained one, or the random-encoder reference)."""
     table: int
     head: str
     layers: str = "conv5"
     sources: tuple = PRETRAINED
+    encoder: str = "pretrained"
 
     def __str__(self):
         """'grad conv4-5' or, for a Table 1 mix, 'grad conv4-5 rrp' (θ1, θ2, ω: random/pre-trained)."""
         mix = "" if self.table != 1 or self.head in ("actv", "finetune") else \
             " " + "".join(s[0] for s in self.sources)
-        return f"{self.head} {self.layers}{mix}"
+        tag = "" if self.encoder == "pretrained" else f" ({self.encoder} encoder)"
+        return f"{self.head} {self.layers}{mix}{tag}"
 
     def rows(self, frame):
         """The frame's rows of this cell, whatever their status."""
         mask = (frame.table == self.table) & (frame["head"] == self.head) & (frame.layers == self.layers)
         for key, source in zip(SOURCES, self.sources):
             mask &= frame[key] == source
+        is_random = frame["base"] == "random" if "base" in frame else False
+        mask &= is_random if self.encoder == "random" else ~is_random
         return frame[mask]
 
 
@@ -71,18 +76,22 @@ class Effect:
 
 
 def converged(frame):
-    """The frame with a boolean `converged` column: missing or empty counts as converged, so that
-    frames written before the column existed keep their meaning."""
+    """The frame with boolean `converged` and `convergence_known` columns. An empty flag is a run
+    that was not validated: its convergence is unknown (results.csv leaves it empty). A frame
+    without the column (frames made by hand, written before it existed) counts as converged."""
     if "converged" not in frame:
-        return frame.assign(converged=True)
-    flag = frame.converged.astype(object).where(frame.converged.notna(), True)
-    return frame.assign(converged=~flag.astype(str).str.lower().isin(["false", "0", "0.0"]))
+        return frame.assign(converged=True, convergence_known=True)
+    known = frame.converged.notna() & (frame.converged.astype(str).str.strip() != "")
+    flag = frame.converged.astype(object).where(known, True)
+    return frame.assign(converged=~flag.astype(str).str.lower().isin(["false", "0", "0.0"]),
+                        convergence_known=known)
 
 
-def paired(frame, cells, value, min_seeds=MIN_SEEDS):
+def paired(frame, cells, value, min_seeds=MIN_SEEDS, need_converged=True):
     """(seed × cell table of `value` over the seeds every cell has, None), or (None, why not).
     (None, None) when a cell is absent from the frame: the comparison was not part of the run.
-    Every cell needs `min_seeds` finished seeds and no run with converged False."""
+    Every cell needs `min_seeds` finished seeds and, where need_converged (accuracies; not step
+    times), every run validated and converged."""
     rows = [cell.rows(frame) for cell in cells]
     if any(r.empty for r in rows):
         return None, None
@@ -91,7 +100,10 @@ def paired(frame, cells, value, min_seeds=MIN_SEEDS):
         done = r[(r.status == "done") & r[value].notna()]
         if done.empty:
             return None, f"no finished run of {cell}"
-        if not done.converged.all():
+        if need_converged and "convergence_known" in done and not done.convergence_known.all():
+            seeds = ", ".join(str(s) for s in done.seed[~done.convergence_known])
+            return None, f"convergence unknown (not validated): {cell} (seed {seeds})"
+        if need_converged and not done.converged.all():
             seeds = ", ".join(str(s) for s in done.seed[~done.converged])
             return None, f"not converged: {cell} (seed {seeds})"
         if done.seed.nunique() < min_seeds:
@@ -131,7 +143,7 @@ def contrast(frame, label, terms):
 
 def ratio(frame, label, numerator, denominator, value="ms_per_step"):
     """numerator ÷ denominator of `value` seed by seed, with its t interval; None when absent."""
-    table, problem = paired(frame, [numerator, denominator], value)
+    table, problem = paired(frame, [numerator, denominator], value, need_converged=False)
     if table is None:
         return problem and Effect(label, problem=problem, unit="×")
     return t_interval(label, table[numerator] / table[denominator], unit="×")

@@ -25,11 +25,13 @@ class Experiment:
                 if k.startswith("model.")}
 
 
-def _experiment(table, head, layers, sources, rep):
+def _experiment(table, head, layers, sources, rep, base="pretrained"):
     theta1, theta2, omega = sources
     tag = "" if table == 3 or head in ("actv", "finetune") else "-" + "".join(s[0] for s in sources)
+    tag += "" if base == "pretrained" else f"-{base}-encoder"
     sets = [f"model.head={head}", f"model.layers={layers}", f"model.theta1={theta1}",
-            f"model.theta2={theta2}", f"model.omega={omega}"] + list(rep[f"table{table}_set"])
+            f"model.theta2={theta2}", f"model.omega={omega}", f"base.encoder={base}"]
+    sets += list(rep[f"table{table}_set"])
     return Experiment(f"t{table}-{head}-{layers}{tag}", table, sets, list(rep[f"table{table}_seeds"]))
 
 
@@ -38,7 +40,8 @@ def experiments(params, grid_path=None):
     grid = yaml.safe_load(open(grid_path or PARAMS_DIR / "grid.yaml"))
     rep, pretrained = params["reproduce"], ("pretrained",) * 3
     t3, t1 = grid["table3"], grid["table1"]
-    out = [_experiment(3, head, t3["layers"], pretrained, rep) for head in t3["heads"]]
+    out = [_experiment(3, head, t3["layers"], pretrained, rep, base)
+           for base in t3.get("bases", ["pretrained"]) for head in t3["heads"]]
     if "actv" in t1["baselines"]:
         out.append(_experiment(1, "actv", "conv5", pretrained, rep))
     for layers in rep["table1_layers"]:

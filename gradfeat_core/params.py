@@ -208,8 +208,9 @@ def validate(params):
     for key in ("theta1", "theta2", "omega"):
         _choice(params, f"model.{key}", ("pretrained", "random"))
     _choice(params, "model.ntk_scale", list(NTK_RULES))
+    _choice(params, "base.encoder", ("pretrained", "random"))
     _choice(params, "model.tangent", ("fast", "jvp"))
-    _choice(params, "pretrain.objective", list(OBJECTIVES))
+    _choice(params, "pretrain.objective", [*OBJECTIVES, "rotation"])
     # parse_layers spells out every block of a range: conv1-999999999 would take minutes
     if any(len(n) > 2 for n in re.findall(r"\d+", model["layers"])):
         raise ParamError(f"'model.layers' is {model['layers']!r}; choose conv5, conv4-5 or conv3-5")

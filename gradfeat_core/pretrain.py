@@ -1,12 +1,14 @@
-"""Pre-training of the base network: a BiGAN/ALI (Jensen-Shannon) or a Wasserstein BiGAN, on a
-data set's training images without labels. Resumable: the whole state (networks, optimisers,
+"""Pre-training of the base network on a data set's training images without labels: a BiGAN/ALI
+(Jensen-Shannon), a Wasserstein BiGAN, or rotation prediction (an extension beyond the paper,
+gradfeat_core/rotation.py). Resumable: the whole state (networks, optimisers,
 random-number generators, loss history) is checkpointed every `checkpoint_every` iterations and
 a run started again continues from there. A non-finite loss stops the run and marks it diverged;
 the last good checkpoint is kept.
 
 Outputs in <out_dir>/pretrain/<objective>/: encoder.pt (the five-conv encoder the heads load),
 random_encoder.pt (same architecture, its own seed: the "random θ" of Table 1), gan.pt (the full
-state), samples.png, reconstructions.png, losses.csv, losses.png, pretrain.json.
+state), losses.csv, losses.png, pretrain.json, and for the BiGANs samples.png and
+reconstructions.png.
 """
 import copy
 import csv
@@ -21,10 +23,16 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_dataset
 from .gan import OBJECTIVES, ali_losses, build_bigan, wali_critic_loss, wali_eg_loss
+from .rotation import build_rotnet, rotation_loss
 from .nets import calibrate_on, random_encoder
 from .params import ParamError
 from .results import environment, write_json
 from .train import batch_order, pick_device, seed_everything
+
+
+# What each objective records every log_every iterations (the columns of losses.csv).
+RECORDS = {"ali": ("d_loss", "eg_loss"), "wali": ("d_loss", "eg_loss"),
+           "rotation": ("loss", "accuracy")}
 
 
 class DivergedError(RuntimeError):
@@ -33,14 +41,17 @@ class DivergedError(RuntimeError):
 
 def optimisers(nets, p):
     betas = (p["beta1"], p["beta2"])
+    if "D" not in nets:
+        return {"E": torch.optim.Adam(nets["E"].parameters(), lr=p["lr"], betas=betas)}
     eg = [*nets["E"].parameters(), *nets["G"].parameters()]
     return {"D": torch.optim.Adam(nets["D"].parameters(), lr=p["lr"], betas=betas),
             "EG": torch.optim.Adam(eg, lr=p["lr"], betas=betas)}
 
 
 def step(nets, opts, x_batches, p, objective, latent):
-    """One encoder/generator update (after one critic update per batch for wali).
-    Returns the losses as floats; raises DivergedError before applying a non-finite one."""
+    """One encoder/generator update (after one critic update per batch for wali), or one
+    update of the rotation network. Returns RECORDS[objective] as floats; raises DivergedError
+    before applying a non-finite loss."""
     def z():
         return torch.randn(len(x_batches[-1]), latent, 1, 1, device=x_batches[-1].device)
 
@@ -49,6 +60,13 @@ def step(nets, opts, x_batches, p, objective, latent):
             if not torch.isfinite(loss):
                 raise DivergedError(f"{name} is {loss.item()}")
 
+    if objective == "rotation":
+        loss, accuracy = rotation_loss(nets, x_batches[-1])
+        check(loss=loss)
+        opts["E"].zero_grad(set_to_none=True)
+        loss.backward()
+        opts["E"].step()
+        return {"loss": loss.item(), "accuracy": accuracy.item()}
     if objective == "ali":
         # One forward pass, two gradients: D's from d_loss, E's and G's from eg_loss.
         d_loss, eg_loss = ali_losses(nets, x_batches[-1], z())
@@ -112,7 +130,7 @@ def pretrain(params, stop_after=None, log=None):
     log = log or (lambda msg: print(msg, file=sys.stderr))
     start_time = time.perf_counter()
     p, d, objective = params["pretrain"], params["data"], params["pretrain"]["objective"]
-    if [float(v) for v in params["base"]["pixel_range"]] != OBJECTIVES[objective]["pixel_range"]:
+    if objective in OBJECTIVES and [float(v) for v in params["base"]["pixel_range"]] != OBJECTIVES[objective]["pixel_range"]:
         raise ParamError(f"'base.pixel_range' is {params['base']['pixel_range']} but {objective} "
                          f"generates pixels in {OBJECTIVES[objective]['pixel_range']}; use "
                          f"--objective {objective} (params/objectives/{objective}.yaml)")
@@ -121,8 +139,11 @@ def pretrain(params, stop_after=None, log=None):
     data = load_dataset(d["dataset"], d["root"], device, tuple(params["base"]["pixel_range"]),
                         d["n_train"], d["n_test"], d["seed"], d["download"])
     out = Path(params["out_dir"]) / "pretrain" / objective
-    nets = build_bigan(objective, data.in_channels, p["latent"], params["base"]["leak"],
-                       params["seed"], p["init_std"])
+    if objective == "rotation":
+        nets = build_rotnet(data.in_channels, params["base"]["leak"], params["seed"])
+    else:
+        nets = build_bigan(objective, data.in_channels, p["latent"], params["base"]["leak"],
+                           params["seed"], p["init_std"])
     nets = {k: v.to(device) for k, v in nets.items()}
     opts = optimisers(nets, p)
     meta = state_meta(params, data.in_channels)
@@ -155,9 +176,9 @@ def pretrain(params, stop_after=None, log=None):
                                 f"checkpoint is kept in {state_path}; lower pretrain.lr or "
                                 "change the seed") from None
         if it % p["log_every"] == 0 or it == end:
-            d, eg = (sum(r[k] for r in running) / len(running) for k in ("d_loss", "eg_loss"))
-            history.append([it, d, eg])
-            bar.set_postfix(d=f"{d:.3f}", eg=f"{eg:.3f}")
+            means = {k: sum(r[k] for r in running) / len(running) for k in RECORDS[objective]}
+            history.append([it, *means.values()])
+            bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
             running = []
         if it % p["checkpoint_every"] == 0 or it == end:
             save_state(state_path, nets, opts, dict(meta, iteration=it, history=history,
@@ -177,27 +198,31 @@ def encoders_for_heads(nets, params, data):
 
 
 @torch.no_grad()
-def save_figures(out, nets, data, history, pixel_range, latent, seed):
+def save_figures(out, nets, data, history, pixel_range, latent, seed, objective):
     for net in nets.values():
         net.eval()
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(64, latent, 1, 1, generator=g).to(data.x_test.device)
-    save_image(nets["G"](z), out / "samples.png", nrow=8, value_range=tuple(pixel_range))
-    x = data.x_test[:32]
-    pairs = torch.stack([x, nets["G"](nets["E"](x))], 1).flatten(0, 1)  # x, G(E(x)) side by side
-    save_image(pairs, out / "reconstructions.png", nrow=16, value_range=tuple(pixel_range))
+    if "G" in nets:
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(64, latent, 1, 1, generator=g).to(data.x_test.device)
+        save_image(nets["G"](z), out / "samples.png", nrow=8, value_range=tuple(pixel_range))
+        x = data.x_test[:32]
+        pairs = torch.stack([x, nets["G"](nets["E"](x))], 1).flatten(0, 1)  # x, G(E(x)) side by side
+        save_image(pairs, out / "reconstructions.png", nrow=16, value_range=tuple(pixel_range))
+    names = RECORDS[objective]
     with open(out / "losses.csv", "w", newline="") as f:
-        csv.writer(f).writerows([["iteration", "d_loss", "eg_loss"], *history])
+        csv.writer(f).writerows([["iteration", *names], *history])
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.5))
+    labels = {"d_loss": "discriminator / critic", "eg_loss": "encoder + generator",
+              "loss": "rotation cross-entropy", "accuracy": "rotation accuracy"}
     if history:
-        its, d, eg = zip(*history)
-        ax.plot(its, d, label="discriminator / critic")
-        ax.plot(its, eg, label="encoder + generator")
+        its, *columns = zip(*history)
+        for name, values in zip(names, columns):
+            ax.plot(its, values, label=labels[name])
     ax.set_xlabel("iteration")
-    ax.set_ylabel("loss")
+    ax.set_ylabel("loss" if "G" in nets else "loss / accuracy")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "losses.png", dpi=100)
@@ -215,7 +240,7 @@ def write_result(params, out, nets, data, history, seconds, status, device):
         save_checkpoint(out / "random_encoder.pt", random.state_dict(),
                         dict(meta, objective="random", seed=params["base"]["random_seed"]))
         save_figures(out, nets, data, history, params["base"]["pixel_range"], p["latent"],
-                     params["seed"])
+                     params["seed"], p["objective"])
     result = {"objective": p["objective"], "dataset": data.name, "status": status,
               "iterations": history[-1][0] if history else 0, "seconds": seconds,
               "final_losses": history[-1][1:] if history else None, "out_dir": str(out),

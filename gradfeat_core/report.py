@@ -24,12 +24,23 @@ def experiment_result(experiment, table, params, seeds, results):
             "environment": results[0]["environment"] if results else None}
 
 
+def base_name(params):
+    """The base network of a run as results.csv names it: 'random' for the random-encoder
+    reference, else its pre-training ('bigan-ali', 'bigan-wali', 'rotation')."""
+    if params["base"].get("encoder") == "random":
+        return "random"
+    objective = params["pretrain"]["objective"]
+    return objective if objective == "rotation" else f"bigan-{objective}"
+
+
 def _rows(summary):
     """results.csv rows of one experiment (finished or failed)."""
     p = summary["params"]
-    model, base = p["model"], f"bigan-{p['pretrain']['objective']}"
+    model, base = p["model"], base_name(p)
     paper, paper_dataset = paper_value(summary["table"], p["data"]["dataset"], model["head"],
                                        model["layers"], *(model[k] for k in SOURCES))
+    if base == "random":  # the random-encoder reference: the paper has no such row
+        paper = paper_dataset = None
     common = {"dataset": p["data"]["dataset"], "base": base, "head": model["head"],
               "layers": model["layers"], **{k: model[k] for k in SOURCES},
               "paper_accuracy": paper, "paper_dataset": paper_dataset,
@@ -67,8 +78,9 @@ def mean_std(frame, by):
 
 
 def table3(frame):
-    """Table 3 analogue: each head at conv5, ours (mean ± std over seeds) beside the paper's."""
-    return mean_std(frame[frame.table == 3], ["head", "layers"])
+    """Table 3 analogue: each head at conv5 on each base network (the pre-trained one and the
+    random-encoder reference), ours (mean ± std over seeds) beside the paper's BiGAN number."""
+    return mean_std(frame[frame.table == 3], ["base", "head", "layers"])
 
 
 def table1(frame):
@@ -90,7 +102,8 @@ def step_costs(frame):
     """Milliseconds per training step per head and depth (batch size as run), and the ratio
     to fine-tuning at the same depth and batch size, measured in the same reproduction."""
     done = frame[(frame.status == "done") & (frame.theta1 == "pretrained") &
-                 (frame.theta2 == "pretrained") & (frame.omega == "pretrained")]
+                 (frame.theta2 == "pretrained") & (frame.omega == "pretrained") &
+                 (frame["base"] != "random")]
     cost = done.groupby(["table", "batch_size", "layers", "head"])["ms_per_step"].median().unstack("head")
     if "finetune" in cost:
         for head in ("grad", "full"):
@@ -107,6 +120,18 @@ def loss_curves(summaries):
             for s in summaries if s["status"] == "done" for r in s["runs"]
             for it, loss in r["loss_history"]]
     return pd.DataFrame(rows, columns=["experiment", "head", "layers", "seed", "iteration", "loss"])
+
+
+def validation_curves(summaries):
+    """Long frame of validation accuracy from iteration 0: experiment, base, head, layers, seed,
+    iteration, accuracy (%). Empty when the runs did not validate (train.eval_every 0)."""
+    columns = ["experiment", "base", "head", "layers", "seed", "iteration", "accuracy"]
+    rows = [{"experiment": s["experiment"], "base": base_name(s["params"]),
+             "head": s["params"]["model"]["head"], "layers": s["params"]["model"]["layers"],
+             "seed": r["seed"], "iteration": it, "accuracy": 100 * acc}
+            for s in summaries if s["status"] == "done" for r in s["runs"]
+            for it, acc in (r.get("validation_curve") or [])]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def with_std(table):
@@ -148,6 +173,37 @@ def deviations(params, pretrain):
         "encoder's statistics are measured on training images.",
     ]
     return lines
+
+
+def scope(params, pretrain, frame):
+    """What a reader must know before the claims, from the parameters and the runs themselves."""
+    rep, train, objective = params["reproduce"], params["train"], params["pretrain"]["objective"]
+    done = frame[frame.status == "done"]
+    flags = done.converged.astype(str).str.lower() if "converged" in done else pd.Series(dtype=str)
+    not_converged = int(flags.isin(["false", "0", "0.0"]).sum())
+    unknown = int((~flags.isin(["true", "1", "1.0", "false", "0", "0.0"])).sum())
+    base = ("rotation prediction (Gidaris et al. 2018), an extension beyond the paper, which "
+            "pre-trains BiGAN and VAE encoders" if objective == "rotation" else f"BiGAN ({objective})")
+    updates = f"{pretrain['iterations']} updates" if pretrain else "no finished pre-training"
+    validation = (f"validation on {train['val_fraction']:.0%} of the training set every "
+                  f"{train['eval_every']} iterations, stopping after {train['patience']} without "
+                  "a new best" if train["eval_every"] and train["patience"] else "no validation")
+    return [
+        f"Data set: {params['data']['dataset']}. The paper's numbers are on CIFAR-10/100 and SVHN: "
+        "each claim is judged on effects inside these runs (grad − actv, pre-trained − random, "
+        "...), never on our accuracy against the paper's.",
+        f"Base network: the paper's five-conv encoder, pre-trained by {base}, for {updates}; a "
+        "random encoder of the same architecture runs beside it as a reference.",
+        f"Schedules are far shorter than the paper's 50K–80K iterations ({validation}; Table 3's "
+        f"overrides: {', '.join(rep['table3_set']) or 'none'}; Table 1's: "
+        f"{', '.join(rep['table1_set']) or 'none'}). {not_converged} of {len(done)} runs were "
+        f"still improving at their cap and {unknown} were not validated (convergence unknown): "
+        "verdicts that use them are inconclusive.",
+        f"Seeds: Table 3 {rep['table3_seeds']}, Table 1 {rep['table1_seeds']}; a verdict needs "
+        "≥3 seeds per cell and a 95% interval clear of its threshold.",
+        f"To rerun: `make reproduce PROFILE={params.get('profile', 'fashion-mnist')}` from a clean "
+        "clone; every run's notebook and result JSON are under the report's runs/ folder.",
+    ]
 
 
 def stage_of(run_name):

@@ -34,8 +34,12 @@ def load_encoder(params, data, checkpoint, seed):
 
 def base_networks(params, data):
     """{'pretrained': f_θ̄, 'random': a random encoder (only when the gradient term uses it)}.
-    Without a pre-trained checkpoint a random encoder seeded by random_seed + 1 stands in."""
+    Without a pre-trained checkpoint a random encoder seeded by random_seed + 1 stands in.
+    base.encoder = random (the random-encoder reference): the random encoder plays f_θ̄."""
     base, model = params["base"], params["model"]
+    if base["encoder"] == "random":
+        random = load_encoder(params, data, base["random_checkpoint"], base["random_seed"])
+        return {"pretrained": random, "random": random}
     nets = {"pretrained": load_encoder(params, data, base["checkpoint"], base["random_seed"] + 1)}
     if "random" in (model["theta1"], model["theta2"]):
         nets["random"] = load_encoder(params, data, base["random_checkpoint"], base["random_seed"])
@@ -54,7 +58,9 @@ def omega_path(params):
     head depends on, the encoder file's content included (a retrained encoder is another key)."""
     key = {k: params[k] for k in ("seed", "data", "base")}
     key["train"] = {k: v for k, v in params["train"].items() if k not in ("grad", "full", "finetune")}
-    key["encoder_sha256"] = file_sha256(params["base"]["checkpoint"])
+    base = params["base"]
+    key["encoder_sha256"] = file_sha256(base["random_checkpoint" if base["encoder"] == "random"
+                                             else "checkpoint"])
     return Path(params["out_dir"]) / "checkpoints" / f"omega-{digest(key)}.pt"
 
 

@@ -141,6 +141,30 @@ def test_a_run_not_converged_makes_every_verdict_using_it_inconclusive():
     from_csv = table3(**GOOD, converged={T3["grad"]: ["True", "False", "True"]})
     assert by_claim(from_csv).loc["C1", "verdict"] == INCONCLUSIVE
     assert by_claim(table3(**GOOD, converged={})).loc["C1", "verdict"] == HOLDS
+    unknown = table3(**GOOD, converged={T3["grad"]: [True, None, True]})  # not validated
+    v = by_claim(unknown)
+    assert v.loc["C1", "verdict"] == INCONCLUSIVE
+    assert v.loc["C1", "reason"] == "convergence unknown (not validated): grad conv5 (seed 1)"
+
+
+def test_pretraining_precondition_of_c3_and_c4():
+    """With the random-encoder reference in the run, C3 and C4 say something only when the
+    pre-trained base network's actv beats the random encoder's by more than 2 points."""
+    paper = paper_frame("cifar10").drop(columns="accuracy_sd")
+    paper = pd.concat([paper.assign(seed=s, accuracy=paper.accuracy + 0.1 * s) for s in range(3)])
+    actv = paper[(paper.table == 3) & (paper["head"] == "actv")].groupby("seed").accuracy.first()
+    def with_reference(gain):
+        rows = pd.DataFrame({"table": 3, "head": "actv", "layers": "conv5", "theta1": "pretrained",
+                             "theta2": "pretrained", "omega": "pretrained", "status": "done",
+                             "base": "random", "seed": [0, 1, 2], "converged": True,
+                             "accuracy": (actv - gain + pd.Series([0.1, -0.1, 0.0])).to_numpy()})
+        return pd.concat([paper, rows], ignore_index=True)
+    assert by_claim(paper).loc[["C3", "C4"], "verdict"].eq(HOLDS).all()   # no reference: no precondition
+    assert by_claim(with_reference(6.0)).loc[["C3", "C4"], "verdict"].eq(HOLDS).all()
+    v = by_claim(with_reference(0.5))
+    assert v.loc[["C3", "C4"], "verdict"].eq(INCONCLUSIVE).all()
+    assert v.loc["C3", "reason"].startswith("precondition not met: actv: pre-trained − random encoder")
+    assert v.loc["C1", "verdict"] == HOLDS   # the reference rows are in no other claim's cells
 
 
 def test_effects_are_paired_by_seed():

@@ -1,4 +1,5 @@
 """BiGAN pre-training on the synthetic set: updates, finiteness, resume, checkpoints, the guard."""
+import pandas as pd
 import pytest
 import torch
 
@@ -9,6 +10,7 @@ from gradfeat_core.nets import Encoder
 from gradfeat_core.params import ParamError, load_params
 from gradfeat_core.pretrain import DivergedError, optimisers, pretrain, step
 from gradfeat_core.data import load_dataset
+from gradfeat_core.rotation import rotated
 from gradfeat_core.run import run_head
 
 
@@ -35,7 +37,7 @@ def test_one_step_changes_every_network_and_losses_are_finite(objective):
         assert all(changed.values()), f"{name}: unchanged {[n for n, c in changed.items() if not c]}"
 
 
-@pytest.mark.parametrize("objective", ["ali", "wali"])
+@pytest.mark.parametrize("objective", ["ali", "wali", "rotation"])
 def test_resumed_run_ends_with_the_same_weights(tmp_path, objective):
     whole = pretrain(quick(tmp_path / "whole", objective))
     assert whole["status"] == "finished"
@@ -136,3 +138,44 @@ def test_dropout_keeps_the_expectation_and_is_off_in_eval():
     assert y.mean().item() == pytest.approx(1.0, abs=0.01)
     assert set(y.unique().tolist()) == {0.0, 1.25}
     assert torch.equal(drop.eval()(x), x)
+
+
+# --- rotation prediction ------------------------------------------------------------------
+
+def test_rotated_images_and_labels_against_transpose_and_flip():
+    x = torch.randn(3, 2, 5, 5)
+    images, labels = rotated(x)
+    assert labels.tolist() == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
+    quarter = x.transpose(2, 3).flip(2)  # 90° counter-clockwise, written independently
+    assert torch.equal(images[:3], x) and torch.equal(images[3:6], quarter)
+    assert torch.equal(images[6:9], x.flip(2).flip(3))
+    assert torch.equal(images[9:], quarter.flip(2).flip(3))
+
+
+def test_rotation_pretraining_learns_and_its_encoder_is_a_base_network(tmp_path):
+    params = quick(tmp_path, "rotation", "pretrain.iterations=30", "pretrain.log_every=5",
+                   "pretrain.batch_size=16")
+    result = pretrain(params)
+    out = tmp_path / "pretrain" / "rotation"
+    history = pd.read_csv(out / "losses.csv")
+    assert list(history.columns) == ["iteration", "loss", "accuracy"]
+    assert history.loss.iloc[-1] < 0.8 * history.loss.iloc[0]  # chance is log 4 = 1.39
+    assert result["status"] == "finished" and not (out / "samples.png").exists()
+    enc = Encoder(1, 0.01)
+    load_into(enc, out / "encoder.pt", enc.meta("synthetic", [0, 1]))
+    sets = [f"out_dir={tmp_path}", f"base.checkpoint={out / 'encoder.pt'}",
+            f"base.random_checkpoint={out / 'random_encoder.pt'}"]
+    assert 0 <= run_head(load_params("quick", sets))["accuracy"] <= 1
+
+
+def test_random_encoder_reference_runs_every_head_on_the_random_encoder(tmp_path):
+    pretrain(quick(tmp_path))
+    out = tmp_path / "pretrain" / "ali"
+    sets = [f"out_dir={tmp_path}", f"base.checkpoint={out / 'encoder.pt'}",
+            f"base.random_checkpoint={out / 'random_encoder.pt'}", "model.head=grad"]
+    reference = run_head(load_params("quick", [*sets, "base.encoder=random"]))
+    # the same as naming the random encoder's file as the pre-trained one (own ω̄, own cache)
+    same = run_head(load_params("quick", [*sets, f"base.checkpoint={out / 'random_encoder.pt'}"]))
+    pretrained = run_head(load_params("quick", sets))
+    assert reference["accuracy"] == same["accuracy"]
+    assert reference["loss_history"] == same["loss_history"] != pretrained["loss_history"]

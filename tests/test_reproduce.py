@@ -48,7 +48,8 @@ def test_grid_covers_both_tables_and_trains_omega_first():
     grid = experiments(p)
     t3 = [e for e in grid if e.table == 3]
     t1 = [e for e in grid if e.table == 1]
-    assert [e.model["head"] for e in t3] == ["actv", "grad", "full", "finetune"]
+    assert [e.model["head"] for e in t3] == ["actv", "grad", "full", "finetune"] * 2
+    assert ["base.encoder=random" in e.sets for e in t3] == [False] * 4 + [True] * 4
     assert len(t1) == 1 + 3 * (1 + 8 * 2)  # actv, then per depth finetune and 8 rows x 2 heads
     assert len({e.name for e in grid}) == len(grid)
     assert grid.index(t1[0]) < min(grid.index(e) for e in t1[1:]) and t1[0].model["head"] == "actv"
@@ -92,7 +93,7 @@ def summary(table, head, layers="conv5", sources=("pretrained",) * 3, accuracies
                               *(f"model.{k}={v}" for k, v in zip(("theta1", "theta2", "omega"), sources)),
                               f"train.batch_size={batch}"])
     runs = [{"seed": s, "accuracy": a, "iterations": 100, "train_seconds": ms / 10,
-             "loss_history": [[50, 1.0], [100, 0.5]]} for s, a in enumerate(accuracies)]
+             "loss_history": [[50, 1.0], [100, 0.5]], "converged": True} for s, a in enumerate(accuracies)]
     out = {"experiment": f"t{table}-{head}-{layers}", "table": table, "status": status,
            "seeds": list(range(len(accuracies))), "params": p}
     return dict(out, runs=runs) if status == "done" else dict(out, error="boom")
@@ -168,14 +169,17 @@ def test_quick_profile_end_to_end(tmp_path):
     assert set(REQUIRED) <= set(csv.columns) and (csv.status == "done").all()
     p = load_params("quick")
     n_t1 = 1 + len(p["reproduce"]["table1_layers"]) * (1 + 2 * len(p["reproduce"]["table1_rows"]))
-    assert len(csv) == 4 * len(p["reproduce"]["table3_seeds"]) + n_t1 == len(frame)
-    assert csv.accuracy.between(0, 100).all() and csv.paper_accuracy.notna().all()
+    assert len(csv) == 2 * 4 * len(p["reproduce"]["table3_seeds"]) + n_t1 == len(frame)
+    reference = csv["base"] == "random"  # the random-encoder reference has no paper number
+    assert csv.accuracy.between(0, 100).all() and csv.paper_accuracy[~reference].notna().all()
+    assert reference.sum() == 4 * len(p["reproduce"]["table3_seeds"]) and csv.paper_accuracy[reference].isna().all()
     html = (tmp_path / "report.html").read_text()
     assert json.loads((tmp_path / "report.json").read_text())["claims"][6]["claim"] == "C7"
-    for text in ["Table 3 analogue", "Table 1 analogue", "Deviations", "Environment", "Where the time went",
+    for text in ["Read this first", "random encoder", "Table 3 analogue", "Table 1 analogue", "Deviations", "Environment", "Where the time went",
                  *(f"C{i}" for i in range(1, 8))]:
         assert text in html, text
-    assert html.count("data:image/png;base64") >= 5  # bars, heat map, scatter, curves, GAN figures
+    assert html.count("data:image/png;base64") >= 5  # bars, heat map, curves, GAN figures
+    assert "Ours − paper" not in html  # no differences across data sets
     assert "<script src=\"http" not in html and "cdnjs" not in html  # readable offline
     assert "def " not in html and "import " not in html  # no code cells
     verdict_cells = re.findall(r"<td>(holds|does not hold|inconclusive|not run)</td>", html)

@@ -1,0 +1,47 @@
+"""Rotation prediction (Gidaris et al. 2018): a self-supervised pre-training of the same encoder.
+
+An extension beyond the paper, in the spirit of its Table 4 (self-supervised base networks): the
+five-conv `Encoder` f, then one linear layer, learns to tell which of 0°, 90°, 180°, 270° an
+image was rotated by. Every batch of B images becomes 4B: each image under each rotation.
+The heads load `features` exactly as they load a BiGAN's encoder.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .nets import FEATURE_DIM, Encoder
+
+ROTATIONS = 4  # multiples of 90°
+
+
+class RotationNet(nn.Module):
+    """E(x): f(x), then logits over the four rotations."""
+
+    def __init__(self, in_channels, leak):
+        super().__init__()
+        self.features = Encoder(in_channels, leak, batchnorm=True)
+        self.classify = nn.Linear(FEATURE_DIM, ROTATIONS)
+
+    def forward(self, x):
+        return self.classify(self.features(x))
+
+
+def rotated(x):
+    """(images, labels): every image of x (B, C, H, W; H = W) under every rotation, label k for
+    k·90° counter-clockwise."""
+    images = torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(ROTATIONS)])
+    labels = torch.arange(ROTATIONS, device=x.device).repeat_interleave(len(x))
+    return images, labels
+
+
+def build_rotnet(in_channels, leak, seed):
+    """{'E': the rotation network}, PyTorch's default (fan-in scaled) initialisation from seed."""
+    torch.manual_seed(seed)
+    return {"E": RotationNet(in_channels, leak)}
+
+
+def rotation_loss(nets, x):
+    """(cross-entropy, accuracy) of predicting the rotations of the batch x."""
+    images, labels = rotated(x)
+    logits = nets["E"](images)
+    return F.cross_entropy(logits, labels), (logits.argmax(1) == labels).float().mean()
