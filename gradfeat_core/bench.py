@@ -18,7 +18,6 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from .gan import build_bigan
 from .linear_model import HEADS, build_head
 from .nets import FEATURE_DIM, Encoder, fold_batchnorm, parse_layers, split, theta2_names
 from .results import environment, write_json
@@ -180,11 +179,11 @@ def per_sample_gradients(device, n=8, spec="conv5"):
 def pretrain_speed(device, repeats=3):
     """Iterations per second of each pre-training objective at its own batch size."""
     from .params import load_params
-    from .pretrain import optimisers, step
+    from .pretrain import build_networks, optimisers, step
     out = {}
-    for objective in ("ali", "wali"):
+    for objective in ("ali", "wali", "rotation"):
         p = load_params("fashion-mnist", objective=objective)["pretrain"]
-        nets = {k: v.to(device) for k, v in build_bigan(objective, 1, p["latent"], 0.2, 0).items()}
+        nets = {k: v.to(device) for k, v in build_networks(objective, 1, p, 0.2, 0).items()}
         opts = optimisers(nets, p)
         per_step = p["critic_steps"] if objective == "wali" else 1
         x = [torch.rand(p["batch_size"], 1, 32, 32, device=device)] * per_step

@@ -254,6 +254,14 @@ def validate(params):
             raise ParamError(f"'{key}' is {_get(params, key)}; Adam's betas lie in [0, 1), e.g. 0.5 or 0.999")
     for head in HEADS:
         _choice(params, f"train.{head}.optimizer", ("sgd", "adam"))
+        grid = train[head]["lr_grid"] = [float(lr) if isinstance(lr, str) and _is_float(lr) else lr
+                                         for lr in train[head]["lr_grid"]]  # YAML reads 1e-3 as text
+        if not all(isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0 for lr in grid):
+            raise ParamError(f"'train.{head}.lr_grid' is {grid!r}; it must be a list of positive "
+                             f"learning rates, e.g. [0.01, 0.1], or [] for train.{head}.lr alone")
+        if len(grid) > 1 and not train["val_fraction"]:
+            raise ParamError(f"'train.{head}.lr_grid' has {len(grid)} learning rates but nothing "
+                             "to choose on: set train.val_fraction (e.g. 0.1)")
     _validate_reproduce(params["reproduce"])
     for key in ("checkpoint", "random_checkpoint"):
         path = base[key]

@@ -39,6 +39,13 @@ class DivergedError(RuntimeError):
     """A loss became NaN or infinite; the message says where the last good checkpoint is."""
 
 
+def build_networks(objective, in_channels, p, leak, seed):
+    """{'E', 'G', 'D'} of a BiGAN, or {'E'}: the rotation network; p: the pretrain parameters."""
+    if objective == "rotation":
+        return build_rotnet(in_channels, leak, seed)
+    return build_bigan(objective, in_channels, p["latent"], leak, seed, p["init_std"])
+
+
 def optimisers(nets, p):
     betas = (p["beta1"], p["beta2"])
     if "D" not in nets:
@@ -139,11 +146,7 @@ def pretrain(params, stop_after=None, log=None):
     data = load_dataset(d["dataset"], d["root"], device, tuple(params["base"]["pixel_range"]),
                         d["n_train"], d["n_test"], d["seed"], d["download"])
     out = Path(params["out_dir"]) / "pretrain" / objective
-    if objective == "rotation":
-        nets = build_rotnet(data.in_channels, params["base"]["leak"], params["seed"])
-    else:
-        nets = build_bigan(objective, data.in_channels, p["latent"], params["base"]["leak"],
-                           params["seed"], p["init_std"])
+    nets = build_networks(objective, data.in_channels, p, params["base"]["leak"], params["seed"])
     nets = {k: v.to(device) for k, v in nets.items()}
     opts = optimisers(nets, p)
     meta = state_meta(params, data.in_channels)

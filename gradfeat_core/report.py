@@ -159,7 +159,9 @@ def deviations(params, pretrain):
         f"Optimisers: actv {train['actv']['optimizer']} lr {train['actv']['lr']}, grad/full "
         f"{train['grad']['optimizer']} lr {train['grad']['lr']}, finetune "
         f"{train['finetune']['optimizer']} lr {train['finetune']['lr']}; the paper reports the "
-        "better of Adam and SGD for fine-tuning, here one optimiser is run.",
+        "better of Adam and SGD for fine-tuning, here one optimiser is run." + "".join(
+            f" {h}: the learning rate best on validation of {train[h]['lr_grid']}."
+            for h in ("actv", "grad", "full", "finetune") if train[h]["lr_grid"]),
         f"NTK scale rule: {params['model']['ntk_scale']} "
         "(authors: s_w = sqrt(1/out_channels), s_b = sqrt(0.1)).",
         f"Pre-training: {p['objective']} for {pretrain['iterations'] if pretrain else '?'} updates at "

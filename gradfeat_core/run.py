@@ -199,20 +199,30 @@ def run_head(params, data=None, nets=None, log=None, inputs=None):
     nets = nets or base_networks(params, data)
     model_p, train_p = params["model"], params["train"]
     head = model_p["head"]
-    seed_everything(params["seed"])
-    model = build_model(params, data, nets, log).to(device)
+    if head != "actv":
+        omega_bar(params, data, nets, log)  # trained first when missing; setup, not training
     inputs, test_inputs = inputs or frozen_inputs(params, data, nets, log)
     setup_seconds = time.perf_counter() - start
     fit, validate = split_validation(inputs, data.y_train, params)
-    training = train(model, *fit, train_p[head], train_p["batch_size"],
-                     train_p["clip_grad_norm"], train_p["log_every"], params["seed"],
-                     desc=f"{head} {model_p['layers']}", validate=validate,
-                     eval_every=train_p["eval_every"], patience=train_p["patience"])
-    train_seconds = time.perf_counter() - start - setup_seconds - training.validation_seconds
+    grid = []  # one (validation accuracy, lr, model, training, seconds) per learning rate
+    for lr in train_p[head]["lr_grid"] or [train_p[head]["lr"]]:
+        seed_everything(params["seed"])  # every learning rate from the same start and batches
+        model = build_model(params, data, nets, log).to(device)
+        began = time.perf_counter()
+        training = train(model, *fit, dict(train_p[head], lr=lr), train_p["batch_size"],
+                         train_p["clip_grad_norm"], train_p["log_every"], params["seed"],
+                         desc=f"{head} {model_p['layers']} lr {lr:g}", validate=validate,
+                         eval_every=train_p["eval_every"], patience=train_p["patience"])
+        seconds = time.perf_counter() - began - training.validation_seconds
+        grid.append((validate(model) if validate else None, lr, model, training, seconds))
+    best = max(range(len(grid)), key=lambda i: grid[i][0] or 0.0)  # first on ties
+    _, lr, model, training, train_seconds = grid[best]
     test_acc = accuracy(predict(model, test_inputs, train_p["eval_batch_size"]), data.y_test)
     result = {"head": head, "layers": model_p["layers"], "dataset": data.name,
               "theta1": model_p["theta1"], "theta2": model_p["theta2"], "omega": model_p["omega"],
-              "seed": params["seed"], "accuracy": test_acc,
+              "seed": params["seed"], "accuracy": test_acc, "lr": lr,
+              "lr_grid": [{"lr": g[1], "validation_accuracy": g[0], "iterations": g[3].iterations,
+                           "converged": g[3].converged, "train_seconds": g[4]} for g in grid],
               "iterations": training.iterations, "iterations_cap": train_p[head]["iterations"],
               "loss_history": training.loss, "validation_curve": training.validation,
               "best_iteration": training.best_iteration, "stopped_early": training.stopped_early,

@@ -161,3 +161,30 @@ def test_patience_needs_a_validation_split():
     from gradfeat_core.params import ParamError
     with pytest.raises(ParamError, match="train.val_fraction"):
         load_params("quick", ["train.patience=3"])
+
+
+def test_learning_rate_grid_keeps_the_best_on_validation_and_records_every_score(tmp_path):
+    """Each learning rate of the grid trains from the same start; the one best on validation is
+    kept, and it is exactly the run that learning rate alone gives."""
+    sets = ["train.val_fraction=0.25", "train.eval_every=10", "train.patience=2"]
+    run_head(quick(tmp_path, "model.head=actv", *sets))
+    grid = run_head(quick(tmp_path, "model.head=grad", *sets, "train.grad.lr_grid=[1.0e-4, 0.1]"))
+    scores = {g["lr"]: g["validation_accuracy"] for g in grid["lr_grid"]}
+    assert list(scores) == [1e-4, 0.1] and all(0 <= v <= 1 for v in scores.values())
+    assert grid["lr"] == max(scores, key=scores.get)
+    alone = run_head(quick(tmp_path, "model.head=grad", *sets, f"train.grad.lr={grid['lr']}"))
+    assert alone["accuracy"] == grid["accuracy"] and alone["loss_history"] == grid["loss_history"]
+    assert len(alone["lr_grid"]) == 1 and alone["lr"] == grid["lr"]
+
+
+@pytest.mark.parametrize("value,match", [("[0.1, -1]", "positive"), ("[0.1, true]", "positive"),
+                                         ("[0.01, 0.1]", "val_fraction")])
+def test_a_bad_learning_rate_grid_is_named(value, match):
+    from gradfeat_core.params import ParamError
+    with pytest.raises(ParamError, match=f"train.full.lr_grid.*{match}"):
+        load_params("quick", [f"train.full.lr_grid={value}"])
+
+
+def test_learning_rates_written_as_exponents_are_numbers():
+    p = load_params("quick", ["train.val_fraction=0.1", "train.actv.lr_grid=[1e-3, 1.0e-2]"])
+    assert p["train"]["actv"]["lr_grid"] == [0.001, 0.01]
