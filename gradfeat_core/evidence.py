@@ -11,6 +11,7 @@ A *comparison* is an effect against a threshold: it holds when the whole interva
 holding side, does not hold when the whole interval lies on the other side, and is inconclusive
 otherwise (or when the effect could not be measured: too few seeds, a run not converged).
 """
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -66,13 +67,12 @@ class Effect:
 
     def text(self):
         """'+7.27 [+6.58, +7.96]' (points), '1.85× [1.80, 1.90]' (ratio), '3e-07' or the problem."""
-        if self.problem:
+        if self.problem and math.isnan(self.mean):
             return self.problem
         fmt = {"points": "{:+.2f}", "×": "{:.2f}"}.get(self.unit, "{:.3g}")
         mean = fmt.format(self.mean) + ("×" if self.unit == "×" else "")
-        if self.low == self.high:
-            return mean
-        return f"{mean} [{fmt.format(self.low)}, {fmt.format(self.high)}]"
+        text = mean if self.low == self.high else f"{mean} [{fmt.format(self.low)}, {fmt.format(self.high)}]"
+        return f"{text} ({self.problem})" if self.problem else text
 
 
 def converged(frame):
@@ -95,24 +95,24 @@ def paired(frame, cells, value, min_seeds=MIN_SEEDS, need_converged=True):
     rows = [cell.rows(frame) for cell in cells]
     if any(r.empty for r in rows):
         return None, None
-    columns = {}
+    columns, unconverged = {}, None
     for cell, r in zip(cells, rows):
         done = r[(r.status == "done") & r[value].notna()]
         if done.empty:
             return None, f"no finished run of {cell}"
         if need_converged and "convergence_known" in done and not done.convergence_known.all():
             seeds = ", ".join(str(s) for s in done.seed[~done.convergence_known])
-            return None, f"convergence unknown (not validated): {cell} (seed {seeds})"
-        if need_converged and not done.converged.all():
+            unconverged = unconverged or f"convergence unknown (not validated): {cell} (seed {seeds})"
+        elif need_converged and not done.converged.all():
             seeds = ", ".join(str(s) for s in done.seed[~done.converged])
-            return None, f"not converged: {cell} (seed {seeds})"
+            unconverged = unconverged or f"not converged: {cell} (seed {seeds})"
         if done.seed.nunique() < min_seeds:
             return None, f"needs ≥{min_seeds} seeds: {cell} has {done.seed.nunique()}"
         columns[cell] = done.groupby("seed")[value].mean()
     table = pd.DataFrame(columns).dropna()
     if len(table) < min_seeds:
         return None, f"needs ≥{min_seeds} seeds run in every cell: {len(table)} in common"
-    return table, None
+    return table, unconverged
 
 
 def t_interval(label, samples, unit="points"):
@@ -133,8 +133,8 @@ def contrast(frame, label, terms):
     table, problem = paired(frame, cells, "accuracy", 1 if assumed else MIN_SEEDS)
     if table is None:
         return problem and Effect(label, problem=problem)
-    if not assumed:
-        return t_interval(label, table.to_numpy() @ weights)
+    if not assumed:  # a run not converged still shows its effect, flagged by the problem
+        return dataclasses.replace(t_interval(label, table.to_numpy() @ weights), problem=problem)
     sd = np.array([c.rows(frame).accuracy_sd.iloc[0] for c in cells], float)
     mean = float(table.iloc[0].to_numpy() @ weights)
     half = stats.norm.ppf((1 + LEVEL) / 2) * math.sqrt(float(np.sum((weights * sd) ** 2)))
@@ -146,7 +146,8 @@ def ratio(frame, label, numerator, denominator, value="ms_per_step"):
     table, problem = paired(frame, [numerator, denominator], value, need_converged=False)
     if table is None:
         return problem and Effect(label, problem=problem, unit="×")
-    return t_interval(label, table[numerator] / table[denominator], unit="×")
+    return dataclasses.replace(t_interval(label, table[numerator] / table[denominator], unit="×"),
+                               problem=problem)
 
 
 @dataclass

@@ -161,7 +161,7 @@ def deviations(params, pretrain):
         f"{train['finetune']['optimizer']} lr {train['finetune']['lr']}; the paper reports the "
         "better of Adam and SGD for fine-tuning, here one optimiser is run." + "".join(
             f" {h}: the learning rate best on validation of {train[h]['lr_grid']}."
-            for h in ("actv", "grad", "full", "finetune") if train[h]["lr_grid"]),
+            for h in ("actv", "grad", "full", "finetune") if train[h].get("lr_grid")),
         f"NTK scale rule: {params['model']['ntk_scale']} "
         "(authors: s_w = sqrt(1/out_channels), s_b = sqrt(0.1)).",
         f"Pre-training: {p['objective']} for {pretrain['iterations'] if pretrain else '?'} updates at "
@@ -187,17 +187,16 @@ def scope(params, pretrain, frame):
     base = ("rotation prediction (Gidaris et al. 2018), an extension beyond the paper, which "
             "pre-trains BiGAN and VAE encoders" if objective == "rotation" else f"BiGAN ({objective})")
     updates = f"{pretrain['iterations']} updates" if pretrain else "no finished pre-training"
-    validation = (f"validation on {train['val_fraction']:.0%} of the training set every "
-                  f"{train['eval_every']} iterations, stopping after {train['patience']} without "
-                  "a new best" if train["eval_every"] and train["patience"] else "no validation")
     return [
         f"Data set: {params['data']['dataset']}. The paper's numbers are on CIFAR-10/100 and SVHN: "
         "each claim is judged on effects inside these runs (grad − actv, pre-trained − random, "
         "...), never on our accuracy against the paper's.",
         f"Base network: the paper's five-conv encoder, pre-trained by {base}, for {updates}; a "
         "random encoder of the same architecture runs beside it as a reference.",
-        f"Schedules are far shorter than the paper's 50K–80K iterations ({validation}; Table 3's "
-        f"overrides: {', '.join(rep['table3_set']) or 'none'}; Table 1's: "
+        f"Schedules are far shorter than the paper's 50K–80K iterations (batch "
+        f"{train['batch_size']}, validation split {train['val_fraction']:g}, every "
+        f"{train['eval_every']} iterations, patience {train['patience']}, before each table's "
+        f"overrides; Table 3's: {', '.join(rep['table3_set']) or 'none'}; Table 1's: "
         f"{', '.join(rep['table1_set']) or 'none'}). {not_converged} of {len(done)} runs were "
         f"still improving at their cap and {unknown} were not validated (convergence unknown): "
         "verdicts that use them are inconclusive.",

@@ -137,6 +137,8 @@ def test_a_run_not_converged_makes_every_verdict_using_it_inconclusive():
     v = by_claim(table3(**GOOD, converged=flags))
     assert (v.loc[["C1", "C5"], "verdict"] == INCONCLUSIVE).all()
     assert v.loc["C1", "reason"] == "not converged: grad conv5 (seed 1)"
+    assert v.loc["C1", "effect"].startswith("+") and v.loc["C1", "effect_low"] > C1_MIN_GAIN  # shown, flagged
+    assert v.loc["C1", "effect"].endswith("(not converged: grad conv5 (seed 1))")
     assert v.loc["C2", "verdict"] == HOLDS   # C2 does not use grad
     from_csv = table3(**GOOD, converged={T3["grad"]: ["True", "False", "True"]})
     assert by_claim(from_csv).loc["C1", "verdict"] == INCONCLUSIVE
