@@ -179,11 +179,11 @@ def deviations(params, pretrain):
 
 def scope(params, pretrain, frame):
     """What a reader must know before the claims, from the parameters and the runs themselves."""
+    from .evidence import converged  # evidence imports this module
     rep, train, objective = params["reproduce"], params["train"], params["pretrain"]["objective"]
-    done = frame[frame.status == "done"]
-    flags = done.converged.astype(str).str.lower() if "converged" in done else pd.Series(dtype=str)
-    not_converged = int(flags.isin(["false", "0", "0.0"]).sum())
-    unknown = int((~flags.isin(["true", "1", "1.0", "false", "0", "0.0"])).sum())
+    done = converged(frame[frame.status == "done"])
+    not_converged = int((done.convergence_known & ~done.converged).sum())
+    unknown = int((~done.convergence_known).sum())
     base = ("rotation prediction (Gidaris et al. 2018), an extension beyond the paper, which "
             "pre-trains BiGAN and VAE encoders" if objective == "rotation" else f"BiGAN ({objective})")
     updates = f"{pretrain['iterations']} updates" if pretrain else "no finished pre-training"
