@@ -204,7 +204,7 @@ def run_head(params, data=None, nets=None, log=None, inputs=None):
     inputs, test_inputs = inputs or frozen_inputs(params, data, nets, log)
     setup_seconds = time.perf_counter() - start
     fit, validate = split_validation(inputs, data.y_train, params)
-    grid = []  # one (validation accuracy, lr, model, training, seconds) per learning rate
+    grid, best = [], None  # every learning rate's record; (score, lr, model, training, seconds)
     for lr in train_p[head]["lr_grid"] or [train_p[head]["lr"]]:
         seed_everything(params["seed"])  # every learning rate from the same start and batches
         model = build_model(params, data, nets, log).to(device)
@@ -214,15 +214,17 @@ def run_head(params, data=None, nets=None, log=None, inputs=None):
                          desc=f"{head} {model_p['layers']} lr {lr:g}", validate=validate,
                          eval_every=train_p["eval_every"], patience=train_p["patience"])
         seconds = time.perf_counter() - began - training.validation_seconds
-        grid.append((validate(model) if validate else None, lr, model, training, seconds))
-    best = max(range(len(grid)), key=lambda i: grid[i][0] or 0.0)  # first on ties
-    _, lr, model, training, train_seconds = grid[best]
+        score = validate(model) if validate else None
+        grid.append({"lr": lr, "validation_accuracy": score, "iterations": training.iterations,
+                     "converged": training.converged, "train_seconds": seconds})
+        if best is None or (score or 0.0) > (best[0] or 0.0):  # the first on ties; only it is kept
+            best = (score, lr, model, training, seconds)
+    _, lr, model, training, train_seconds = best
     test_acc = accuracy(predict(model, test_inputs, train_p["eval_batch_size"]), data.y_test)
     result = {"head": head, "layers": model_p["layers"], "dataset": data.name,
               "theta1": model_p["theta1"], "theta2": model_p["theta2"], "omega": model_p["omega"],
               "seed": params["seed"], "accuracy": test_acc, "lr": lr,
-              "lr_grid": [{"lr": g[1], "validation_accuracy": g[0], "iterations": g[3].iterations,
-                           "converged": g[3].converged, "train_seconds": g[4]} for g in grid],
+              "lr_grid": grid,
               "iterations": training.iterations, "iterations_cap": train_p[head]["iterations"],
               "loss_history": training.loss, "validation_curve": training.validation,
               "best_iteration": training.best_iteration, "stopped_early": training.stopped_early,
