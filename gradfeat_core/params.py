@@ -262,6 +262,10 @@ def validate(params):
         if len(grid) > 1 and not train["val_fraction"]:
             raise ParamError(f"'train.{head}.lr_grid' has {len(grid)} learning rates but nothing "
                              "to choose on: set train.val_fraction (e.g. 0.1)")
+    snapshots, its = params["pretrain"]["snapshots"], params["pretrain"]["iterations"]
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= its for i in snapshots):
+        raise ParamError(f"'pretrain.snapshots' is {snapshots!r}; it must list iterations from 0 "
+                         f"to pretrain.iterations ({its}), e.g. [0, 100, 300]")
     _validate_reproduce(params["reproduce"])
     for key in ("checkpoint", "random_checkpoint"):
         path = base[key]

@@ -164,6 +164,8 @@ def pretrain(params, stop_after=None, log=None):
     for _ in range(start * per_step):  # the batches the checkpointed iterations already used
         next(order)
     end = p["iterations"] if stop_after is None else min(p["iterations"], start + stop_after)
+    if start == 0 and 0 in p["snapshots"]:
+        save_snapshot(out, nets, params, data, 0)
     for net in nets.values():
         net.train()
     bar = tqdm(range(start + 1, end + 1), initial=start, total=p["iterations"], desc=objective,
@@ -183,6 +185,9 @@ def pretrain(params, stop_after=None, log=None):
             history.append([it, *means.values()])
             bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
             running = []
+        if it in p["snapshots"]:
+            save_snapshot(out, nets, params, data, it)
+            nets["E"].train()
         if it % p["checkpoint_every"] == 0 or it == end:
             save_state(state_path, nets, opts, dict(meta, iteration=it, history=history,
                                                     seconds=elapsed()))
@@ -198,6 +203,21 @@ def encoders_for_heads(nets, params, data):
     pretrained = calibrate_on(copy.deepcopy(nets["E"].features), images, n, seed)
     random = random_encoder(data.in_channels, base["leak"], base["batchnorm"], seed, images, n)
     return pretrained, random
+
+
+def snapshot_path(out, iteration):
+    return Path(out) / "snapshots" / f"encoder-{iteration:07d}.pt"
+
+
+def save_snapshot(out, nets, params, data, iteration):
+    """The encoder as the heads would load it had pre-training stopped here (batch norm
+    calibrated the same way): the points of the feature-quality curve (gradfeat_core.quality)."""
+    base = params["base"]
+    encoder = calibrate_on(copy.deepcopy(nets["E"].features), data.x_train, base["calibrate_images"],
+                           base["random_seed"])
+    meta = encoder.meta(data.name, base["pixel_range"])
+    save_checkpoint(snapshot_path(out, iteration), encoder.state_dict(),
+                    dict(meta, objective=params["pretrain"]["objective"], iterations=iteration))
 
 
 @torch.no_grad()
