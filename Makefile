@@ -21,11 +21,16 @@ $(VENV)/.installed: requirements.txt
 test: $(VENV)/.installed
 	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
-# Fashion-MNIST comes from Debian's dataset-fashion-mnist (needs root or sudo once).
-data:
-	@test -d $(FASHION_MNIST) || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist (needs root or sudo once), and only for
+# a profile that uses it; other data sets are never downloaded (README, "Data"): a missing file
+# is a one-line error naming where to put it.
+data: $(VENV)/.installed
+	@dataset=$$($(PY) -c "from gradfeat_core.params import load_params; \
+	  print(load_params('$(PROFILE)')['data']['dataset'])" 2>/dev/null); \
+	if [ "$$dataset" = fashion-mnist ] && [ ! -d $(FASHION_MNIST) ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get install -y -qq dataset-fashion-mnist || \
-	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; }; }
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; }; fi
 
 # Skips what a previous run finished; safe to interrupt and start again.
 reproduce: $(VENV)/.installed data

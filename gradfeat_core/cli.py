@@ -36,6 +36,17 @@ def pretrain(args):
           f"({result['seconds']:.0f} s) -> {result['out_dir']}")
 
 
+def quality(args):
+    from .quality import quality_curve
+    frame = quality_curve(args.profile, args.set, objective=args.objective)
+    print(frame.to_string(index=False))
+
+
+def publish(args):
+    from .quality import publish as publish_encoder
+    print(f"base.checkpoint_sha256: {publish_encoder(args.source, args.to)}  ({args.to}/encoder.pt)")
+
+
 def reproduce(args):
     from .reproduce import ReportError, reproduce as run_reproduce
     try:
@@ -72,6 +83,16 @@ def parser():
     pt = sub.add_parser("pretrain", help="pre-train the base network (a BiGAN) without labels")
     common(pt)
     pt.set_defaults(func=pretrain)
+    q = sub.add_parser("quality", help="the activation probe on each encoder snapshot of a "
+                                       "pre-training run, and on the random encoder")
+    common(q)
+    q.set_defaults(func=quality)
+    pub = sub.add_parser("publish-encoder", help="copy a pre-trained encoder, its record and the "
+                                                 "quality curves of its reruns to a folder to commit")
+    pub.add_argument("source", nargs="+", help="pre-training folders (<out_dir>/pretrain/<objective>); "
+                                               "the first one's encoder is published")
+    pub.add_argument("--to", required=True, help="destination folder, e.g. encoders/fashion-mnist-rotation")
+    pub.set_defaults(func=publish)
     r = sub.add_parser("reproduce", help="pre-train, run every experiment through papermill, "
                                          "write results.csv and report.html")
     common(r)

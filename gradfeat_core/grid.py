@@ -44,11 +44,11 @@ def experiments(params, grid_path=None):
            for base in t3.get("bases", ["pretrained"]) for head in t3["heads"]]
     if "actv" in t1["baselines"]:
         out.append(_experiment(1, "actv", "conv5", pretrained, rep))
-    for layers in rep["table1_layers"]:
-        if "finetune" in t1["baselines"]:
+    for layers, rows in rep["table1_rows"].items():
+        if rows and "finetune" in t1["baselines"]:
             out.append(_experiment(1, "finetune", layers, pretrained, rep))
         out += [_experiment(1, head, layers, tuple(sources), rep)
-                for row, sources in enumerate(t1["sources"], start=1) if row in rep["table1_rows"]
+                for row, sources in enumerate(t1["sources"], start=1) if row in rows
                 for head in t1["heads"]]
     return out
 

@@ -22,13 +22,14 @@ from .errors import UserError
 from .gan import OBJECTIVES
 from .linear_model import HEADS
 from .nets import LAYERS, NTK_RULES, parse_layers
+from .results import ROOT, file_sha256
 
 # Keys that may be null, and the type they take otherwise.
 NULLABLE = {"out_dir": str, "data.root": str, "data.num_classes": int, "data.n_train": int,
             "data.n_test": int, "base.checkpoint": str, "base.random_checkpoint": str,
-            "pretrain.init_std": float}
-REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"  # the same from any working directory
-PARAMS_DIR = Path(os.environ.get("GRADFEAT_PARAMS", Path(__file__).resolve().parent.parent / "params"))
+            "base.checkpoint_sha256": str, "pretrain.init_std": float}
+REPORTS_DIR = ROOT / "reports"  # the same from any working directory
+PARAMS_DIR = Path(os.environ.get("GRADFEAT_PARAMS", ROOT / "params"))
 SEEDS = range(2**32)  # numpy's legacy seeding (seed_everything) takes these
 INT64_MAX = 2**63 - 1
 MIN_FREE_BYTES = 100 * 2**20  # out_dir's disk needs room for result files, checkpoints, caches
@@ -171,6 +172,11 @@ def load_params(profile, sets=(), params_dir=None, objective=None):
     params["profile"] = profile
     if params["out_dir"] is None:
         params["out_dir"] = str(REPORTS_DIR / profile)
+    for key in ("checkpoint", "random_checkpoint"):  # a committed encoder is named from the repository
+        path = params["base"][key]
+        if isinstance(path, str) and path and not os.path.isabs(path) and not os.path.exists(path) \
+                and (ROOT / path).is_file():
+            params["base"][key] = str(ROOT / path)
     validate(params)
     return params
 
@@ -272,6 +278,12 @@ def validate(params):
         if path is not None and not os.path.isfile(path):
             raise ParamError(f"'base.{key}' points at {path}, which does not exist; "
                              "run `python -m gradfeat_core pretrain` or fix the path")
+    expected = base["checkpoint_sha256"]
+    if expected and base["checkpoint"] and file_sha256(base["checkpoint"]) != expected:
+        raise ParamError(f"'base.checkpoint' {base['checkpoint']} has sha256 "
+                         f"{file_sha256(base['checkpoint'])[:12]}..., not the {expected[:12]}... of "
+                         "base.checkpoint_sha256: restore the file (git checkout -- <it>) or "
+                         "re-create the encoder from scratch with --set base.checkpoint=null")
     _check_dirs(params)
 
 
@@ -311,12 +323,10 @@ def _validate_reproduce(rep):
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s in SEEDS for s in seeds):
             raise ParamError(f"'reproduce.{key}' is {seeds!r}; it must be a non-empty list of seeds "
                              f"(integers from 0 to {SEEDS[-1]}), e.g. [0, 1, 2]")
-    layers = rep["table1_layers"]
-    if not layers or any(name not in ("conv5", "conv4-5", "conv3-5") for name in layers):
-        raise ParamError(f"'reproduce.table1_layers' is {layers!r}; choose from conv5, conv4-5, conv3-5")
-    rows = rep["table1_rows"]
-    if not rows or any(r not in range(1, 9) or isinstance(r, bool) for r in rows):
-        raise ParamError(f"'reproduce.table1_rows' is {rows!r}; choose rows 1 to 8 of Table 1")
+    for layers, rows in rep["table1_rows"].items():
+        if not isinstance(rows, list) or any(r not in range(1, 9) or isinstance(r, bool) for r in rows):
+            raise ParamError(f"'reproduce.table1_rows.{layers}' is {rows!r}; choose rows 1 to 8 "
+                             "of Table 1, e.g. [1, 8], or [] to skip the depth")
     for assignment in rep["table3_set"] + rep["table1_set"]:
         if not isinstance(assignment, str):
             raise ParamError(f"'reproduce.table*_set' holds {assignment!r}; each entry is a "

@@ -10,7 +10,8 @@ from .grid import paper_value
 
 COLUMNS = ["dataset", "base", "head", "layers", "theta1", "theta2", "omega", "seed", "accuracy",
            "paper_accuracy", "paper_dataset", "status", "table", "experiment", "iterations",
-           "batch_size", "train_seconds", "ms_per_step", "converged", "best_iteration", "error"]
+           "batch_size", "lr", "train_seconds", "ms_per_step", "converged", "best_iteration", "error",
+           "run_key", "notebook"]
 SOURCES = ("theta1", "theta2", "omega")
 
 
@@ -18,7 +19,7 @@ def experiment_result(experiment, table, params, seeds, results):
     """What 02_heads writes as its last act: the experiment, its parameters, one entry per seed."""
     keep = ("seed", "accuracy", "iterations", "train_seconds", "setup_seconds", "loss_history",
             "checkpoint", "path", "validation_curve", "best_iteration", "converged", "selected",
-            "iterations_cap", "seconds_per_step")
+            "iterations_cap", "seconds_per_step", "lr", "lr_grid", "lr_chosen_on_seed")
     return {"experiment": experiment, "table": table, "status": "done", "seeds": seeds,
             "params": params, "runs": [{k: r.get(k) for k in keep} for r in results],
             "environment": results[0]["environment"] if results else None}
@@ -46,13 +47,13 @@ def _rows(summary):
               "paper_accuracy": paper, "paper_dataset": paper_dataset,
               "status": summary["status"], "table": summary["table"],
               "experiment": summary["experiment"], "batch_size": p["train"]["batch_size"],
-              "error": summary.get("error")}
+              "error": summary.get("error"), **run_files(summary.get("source"))}
     if summary["status"] != "done":
         return [dict(common, seed=s) for s in summary["seeds"]]
     return [dict(common, seed=r["seed"], accuracy=100 * r["accuracy"], iterations=r["iterations"],
                  train_seconds=r["train_seconds"],
                  ms_per_step=1000 * r["train_seconds"] / r["iterations"],
-                 converged=r.get("converged"), best_iteration=r.get("best_iteration"))
+                 converged=r.get("converged"), best_iteration=r.get("best_iteration"), lr=r.get("lr"))
             for r in summary["runs"]]
 
 
@@ -63,7 +64,29 @@ def results_frame(summaries):
 
 
 def load_summaries(paths):
-    return [json.loads(Path(p).read_text()) for p in paths]
+    """The result JSONs of experiments, each with the path it was read from ('source')."""
+    return [dict(json.loads(Path(p).read_text()), source=str(p)) for p in paths]
+
+
+def run_files(source):
+    """{'run_key', 'notebook'} of the run whose result file is `source` (<name>-<key>.json in
+    runs/): the key reproduce gave it and its executed notebook, relative to the report."""
+    if not source:
+        return {"run_key": None, "notebook": None}
+    path = Path(source)
+    return {"run_key": path.stem.rsplit("-", 1)[-1], "notebook": f"runs/{path.stem}.ipynb"}
+
+
+def show(fig, alt):
+    """Display a matplotlib figure (or a seaborn grid) as a PNG with alt text, and close it."""
+    import io
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+    fig = getattr(fig, "figure", fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    display(Image(data=buffer.getvalue(), format="png", alt=alt))
 
 
 def mean_std(frame, by):
@@ -123,15 +146,26 @@ def loss_curves(summaries):
 
 
 def validation_curves(summaries):
-    """Long frame of validation accuracy from iteration 0: experiment, base, head, layers, seed,
-    iteration, accuracy (%). Empty when the runs did not validate (train.eval_every 0)."""
-    columns = ["experiment", "base", "head", "layers", "seed", "iteration", "accuracy"]
-    rows = [{"experiment": s["experiment"], "base": base_name(s["params"]),
+    """Long frame of validation accuracy from iteration 0: experiment, table, base, head,
+    layers, source (θ1θ2ω initials), seed, iteration, accuracy (%). Empty when the runs did not
+    validate (train.eval_every 0)."""
+    columns = ["experiment", "table", "base", "head", "layers", "source", "seed", "iteration", "accuracy"]
+    rows = [{"experiment": s["experiment"], "table": s["table"], "base": base_name(s["params"]),
              "head": s["params"]["model"]["head"], "layers": s["params"]["model"]["layers"],
+             "source": "".join(s["params"]["model"][k][0] for k in SOURCES),
              "seed": r["seed"], "iteration": it, "accuracy": 100 * acc}
             for s in summaries if s["status"] == "done" for r in s["runs"]
             for it, acc in (r.get("validation_curve") or [])]
     return pd.DataFrame(rows, columns=columns)
+
+
+def actv_level(curves, **where):
+    """The activation baseline's best validation accuracy (mean over seeds) among the curves
+    matching `where` (e.g. base='random'): the reference line of every other head's panel."""
+    actv = curves[curves["head"] == "actv"]
+    for column, value in where.items():
+        actv = actv[actv[column] == value]
+    return actv.groupby("seed").accuracy.max().mean() if len(actv) else None
 
 
 def with_std(table):
@@ -140,45 +174,61 @@ def with_std(table):
             for m, s, n in zip(table.ours, table["std"].fillna(0), table.seeds)]
 
 
+def table_params(params, table):
+    """The parameters Table `table`'s runs resolve to: the profile's with its
+    reproduce.table<table>_set overrides applied."""
+    from .params import merge, parse_set  # params imports this package's results module
+    for assignment in params["reproduce"][f"table{table}_set"]:
+        params = merge(params, parse_set(assignment), assignment)
+    return params
+
+
+def protocol(params, table):
+    """One sentence: the batch, data, schedule, stopping rule and seeds Table `table` ran with."""
+    p = table_params(params, table)
+    train, data, rep = p["train"], p["data"], p["reproduce"]
+    n_train = data["n_train"] or "all"
+    split = (f"{train['val_fraction']:.0%} of it held out for validation, every {train['eval_every']} "
+             f"iterations, stopping after {train['patience']} evaluations without a new best and "
+             "reporting test accuracy at the best one" if train["val_fraction"] and train["patience"]
+             else "no validation split, test accuracy at the end of training")
+    heads = ", ".join(f"{h} {train[h]['optimizer']} lr {train[h]['lr']:g}"
+                      + (f" (best on validation of {train[h]['lr_grid']})" if train[h]["lr_grid"] else "")
+                      + f", ≤{train[h]['iterations']} iterations halving every {train[h]['stepsize']}"
+                      for h in ("actv", "grad", "full", "finetune"))
+    rows = "; ".join(f"{layers} rows {rows}" for layers, rows in rep["table1_rows"].items() if rows)
+    return (f"Table {table}: batch {train['batch_size']}; training images {n_train} "
+            f"({split}); test images {data['n_test'] or 'all'}; {heads}; seeds "
+            f"{rep[f'table{table}_seeds']}" + (f"; {rows}" if table == 1 else "") + ".")
+
+
 def deviations(params, pretrain):
     """Every way this run's protocol differs from the paper's, from the resolved parameters."""
-    train, rep, p = params["train"], params["reproduce"], params["pretrain"]
-    data = params["data"]
-
-    def schedule(sets, table):
-        heads = ", ".join(f"{h} {train[h]['iterations']}" for h in ("actv", "grad", "full", "finetune"))
-        return (f"Table {table}: iterations {heads} before these overrides: "
-                f"{', '.join(sets) if sets else 'none'}")
-    lines = [
-        f"Data set: {data['dataset']} (n_train {data['n_train'] or 'all'}, n_test {data['n_test'] or 'all'}); "
-        "the paper's Tables 1 and 3 use CIFAR-10/100 and SVHN, so its numbers stand beside ours "
-        "for the direction of each effect, not as targets.",
-        f"Schedules (batch {train['batch_size']}, the authors' public SGD code, clip "
-        f"{train['clip_grad_norm']}): the paper trains 80K iterations (Adam) and the public code "
-        f"50K–80K; here {schedule(rep['table3_set'], 3)}; {schedule(rep['table1_set'], 1)}.",
-        f"Optimisers: actv {train['actv']['optimizer']} lr {train['actv']['lr']}, grad/full "
-        f"{train['grad']['optimizer']} lr {train['grad']['lr']}, finetune "
-        f"{train['finetune']['optimizer']} lr {train['finetune']['lr']}; the paper reports the "
-        "better of Adam and SGD for fine-tuning, here one optimiser is run." + "".join(
-            f" {h}: the learning rate best on validation of {train[h]['lr_grid']}."
-            for h in ("actv", "grad", "full", "finetune") if train[h].get("lr_grid")),
+    train, p, data = params["train"], params["pretrain"], params["data"]
+    return [
+        f"Data set: {data['dataset']}; the paper's Tables 1 and 3 use CIFAR-10/100 and SVHN, so "
+        "its numbers stand beside ours for the direction of each effect, not as targets.",
+        "Schedules: the paper trains 80K iterations at batch 64 (Adam lr 1e-3, halved every 20K; "
+        "for fine-tuning also SGD, reporting the better); the authors' public code uses SGD "
+        "(momentum 0.9, batch 128, clip 10) for 50K–80K iterations. Here one optimiser per head "
+        f"(clip {train['clip_grad_norm']:g}), per table as follows.",
+        protocol(params, 3),
+        protocol(params, 1),
         f"NTK scale rule: {params['model']['ntk_scale']} "
         "(authors: s_w = sqrt(1/out_channels), s_b = sqrt(0.1)).",
         f"Pre-training: {p['objective']} for {pretrain['iterations'] if pretrain else '?'} updates at "
-        f"batch {p['batch_size']}, lr {p['lr']}, init "
-        f"{'N(0, %s)' % p['init_std'] if p['init_std'] else 'PyTorch default (fan-in)'}, in "
+        f"batch {pretrain['params']['pretrain']['batch_size'] if pretrain else p['batch_size']}, lr "
+        f"{pretrain['params']['pretrain']['lr'] if pretrain else p['lr']}, in "
         f"{pretrain['seconds'] / 60 if pretrain else float('nan'):.0f} min; ALI trains CIFAR-10 "
         "for thousands of epochs with N(0, 0.01) and lr 1e-4.",
-        f"Seeds: Table 3 {rep['table3_seeds']}, Table 1 {rep['table1_seeds']} "
-        f"at depths {', '.join(rep['table1_layers'])}.",
         "Batch norm is folded into the convolutions before any head is trained; the random "
         "encoder's statistics are measured on training images.",
     ]
-    return lines
 
 
-def scope(params, pretrain, frame):
-    """What a reader must know before the claims, from the parameters and the runs themselves."""
+def scope(params, pretrain, frame, base_network=None):
+    """What a reader must know before the claims, from the parameters and the runs themselves
+    (base_network: reproduce's record of where the base network came from)."""
     from .evidence import converged  # evidence imports this module
     rep, train, objective = params["reproduce"], params["train"], params["pretrain"]["objective"]
     done = converged(frame[frame.status == "done"])
@@ -187,6 +237,9 @@ def scope(params, pretrain, frame):
     base = ("rotation prediction (Gidaris et al. 2018), an extension beyond the paper, which "
             "pre-trains BiGAN and VAE encoders" if objective == "rotation" else f"BiGAN ({objective})")
     updates = f"{pretrain['iterations']} updates" if pretrain else "no finished pre-training"
+    if (base_network or {}).get("source") == "committed":
+        updates += (", once: the committed encoder, the same file in every rerun (its sha256 and "
+                    "how much pre-training reruns move the features: see the base network section)")
     return [
         f"Data set: {params['data']['dataset']}. The paper's numbers are on CIFAR-10/100 and SVHN: "
         "each claim is judged on effects inside these runs (grad − actv, pre-trained − random, "
@@ -202,8 +255,10 @@ def scope(params, pretrain, frame):
         "verdicts that use them are inconclusive.",
         f"Seeds: Table 3 {rep['table3_seeds']}, Table 1 {rep['table1_seeds']}; a verdict needs "
         "≥3 seeds per cell and a 95% interval clear of its threshold.",
-        f"To rerun: `make reproduce PROFILE={params.get('profile', 'fashion-mnist')}` from a clean "
-        "clone; every run's notebook and result JSON are under the report's runs/ folder.",
+        f"To rerun everything: `make reproduce PROFILE={params.get('profile', 'fashion-mnist')}` "
+        "from a clean clone. To rerun one cell: delete its result file `runs/<experiment>-<run_key>"
+        ".json` (results.csv gives both, and the executed notebook beside it) and run the same "
+        "command again: only that experiment runs, then the report is rebuilt.",
     ]
 
 

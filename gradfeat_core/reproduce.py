@@ -128,11 +128,22 @@ def failed_summary(run, table):
                            objective=run.parameters["objective"])
     error = json.loads(run.failed.read_text())["error"] if run.failed.is_file() else "not run"
     return {"experiment": run.name, "table": table, "status": "failed", "error": error,
-            "seeds": run.parameters["seeds"], "params": resolved}
+            "seeds": run.parameters["seeds"], "params": resolved, "source": str(run.result)}
+
+
+def base_network(params):
+    """Where this reproduction's base network comes from: the committed encoder the profile
+    names (base.checkpoint, its sha256 checked by load_params) or this run's pre-training."""
+    path = params["base"]["checkpoint"]
+    if path:
+        return {"source": "committed", "path": path,
+                "pretrain_json": str(Path(path).with_name("pretrain.json"))}
+    return {"source": "pre-trained in this run"}
 
 
 def reproduce(profile, sets=(), objective=None, log=None):
-    """Pre-train, run the grid, check the linearisation, write results.csv and report.html."""
+    """Pre-train (unless the profile names a committed encoder), run the grid, check the
+    linearisation, write results.csv and report.html."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     params = load_params(profile, sets, objective=objective)
@@ -143,13 +154,20 @@ def reproduce(profile, sets=(), objective=None, log=None):
     sets = [f"out_dir={out}", *sets]
     started = time.perf_counter()
 
-    pretrain_run = make_run("01_pretrain", f"pretrain-{objective}", dict(common, overrides=sets), runs_dir)
-    run_all([pretrain_run], timeout, log, "pre-training")
     summaries, runs, lin_path = [], [], None
-    if pretrain_run.result.is_file():
+    pretrain_run, base = None, base_network(params)
+    if base["source"] == "committed":
+        log(f"pre-training: none, the profile's base network is the committed {base['path']} "
+            "(sha256 checked); --set base.checkpoint=null pre-trains one from scratch instead")
+    else:
+        pretrain_run = make_run("01_pretrain", f"pretrain-{objective}", dict(common, overrides=sets), runs_dir)
+        run_all([pretrain_run], timeout, log, "pre-training")
         encoders = out / "pretrain" / objective
-        sets = sets + [f"base.checkpoint={encoders / 'encoder.pt'}",
+        sets = sets + [f"base.checkpoint={encoders / 'encoder.pt'}", "base.checkpoint_sha256=null",
                        f"base.random_checkpoint={encoders / 'random_encoder.pt'}"]
+        base = dict(base, path=str(encoders / "encoder.pt"), pretrain_json=str(encoders / "pretrain.json"))
+    if base["source"] == "committed" or pretrain_run.result.is_file():
+        base["sha256"] = file_sha256(base["path"])
         grid = experiments(params)
         runs = [make_run("02_heads", e.name, dict(common, overrides=sets + e.sets, seeds=e.seeds,
                                                   experiment=e.name, table=e.table), runs_dir)
@@ -169,7 +187,7 @@ def reproduce(profile, sets=(), objective=None, log=None):
     frame.to_csv(out / "results.csv", index=False)
     write_json(out / "report-inputs.json", {
         "profile": profile, "objective": objective, "params": params,
-        "pretrain": str(pretrain_run.result) if pretrain_run.result.is_file() else None,
+        "pretrain": base["pretrain_json"] if base.get("sha256") else None, "base_network": base,
         "experiments": [str(r.result) for r in runs if r.result.is_file()],
         "linearization": str(lin_path) if lin_path else None,
         "seconds_this_call": time.perf_counter() - started})

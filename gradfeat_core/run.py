@@ -188,10 +188,11 @@ def load_data(params):
                         d["download"])
 
 
-def run_head(params, data=None, nets=None, log=None, inputs=None):
+def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
     """Train and evaluate the head `params['model']['head']`; returns the result dict and writes
     it (and the trained head's checkpoint) under out_dir. `inputs`: the (train, test)
-    FrozenInputs of an earlier seed of the same experiment."""
+    FrozenInputs of an earlier seed of the same experiment. chosen: (lr, seed): the rate an
+    earlier seed chose from train.<head>.lr_grid; this run trains at it alone."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     start = time.perf_counter()
     device = pick_device(params["device"])
@@ -205,7 +206,8 @@ def run_head(params, data=None, nets=None, log=None, inputs=None):
     setup_seconds = time.perf_counter() - start
     fit, validate = split_validation(inputs, data.y_train, params)
     grid, best = [], None  # every learning rate's record; (score, lr, model, training, seconds)
-    for lr in train_p[head]["lr_grid"] or [train_p[head]["lr"]]:
+    lrs = [chosen[0]] if chosen else train_p[head]["lr_grid"] or [train_p[head]["lr"]]
+    for lr in lrs:
         seed_everything(params["seed"])  # every learning rate from the same start and batches
         model = build_model(params, data, nets, log).to(device)
         began = time.perf_counter()
@@ -216,7 +218,8 @@ def run_head(params, data=None, nets=None, log=None, inputs=None):
         seconds = time.perf_counter() - began - training.validation_seconds
         score = validate(model) if validate else None
         grid.append({"lr": lr, "validation_accuracy": score, "iterations": training.iterations,
-                     "converged": training.converged, "train_seconds": seconds})
+                     "converged": training.converged, "train_seconds": seconds,
+                     "validation_curve": training.validation})
         if best is None or (score or 0.0) > (best[0] or 0.0):  # the first on ties; only it is kept
             best = (score, lr, model, training, seconds)
     _, lr, model, training, train_seconds = best
@@ -224,7 +227,9 @@ def run_head(params, data=None, nets=None, log=None, inputs=None):
     result = {"head": head, "layers": model_p["layers"], "dataset": data.name,
               "theta1": model_p["theta1"], "theta2": model_p["theta2"], "omega": model_p["omega"],
               "seed": params["seed"], "accuracy": test_acc, "lr": lr,
-              "lr_grid": grid,
+              "lr_grid": grid,  # what this run tried: the whole grid, or the rate chosen before
+              "lr_chosen_on_seed": (chosen[1] if chosen else params["seed"])
+              if len(train_p[head]["lr_grid"]) > 1 else None,
               "iterations": training.iterations, "iterations_cap": train_p[head]["iterations"],
               "loss_history": training.loss, "validation_curve": training.validation,
               "best_iteration": training.best_iteration, "stopped_early": training.stopped_early,
@@ -260,11 +265,18 @@ def split_validation(inputs, labels, params):
 
 def run_experiment(params, seeds, log=None):
     """run_head for each seed, sharing the data, the base networks and the frozen inputs (the
-    data subset is seeded by data.seed, so it is the same for every seed)."""
+    data subset is seeded by data.seed, so it is the same for every seed). With a learning-rate
+    grid, the first seed chooses the rate on the validation split (the same split for every
+    seed) and the other seeds train at that rate alone."""
     data = load_data(params)
     nets = base_networks(params, data)
     inputs = frozen_inputs(params, data, nets, log)
-    return [run_head(dict(params, seed=seed), data, nets, log, inputs) for seed in seeds]
+    results = []
+    for seed in seeds:
+        first = results[0] if results else {}
+        chosen = (first["lr"], first["seed"]) if first.get("lr_chosen_on_seed") is not None else None
+        results.append(run_head(dict(params, seed=seed), data, nets, log, inputs, chosen=chosen))
+    return results
 
 
 def save_head(params, model, run_id, data):

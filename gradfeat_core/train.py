@@ -1,6 +1,8 @@
 """Training by iterations (as the paper), evaluation in large batches, the frozen-part cache."""
 import os
 import random
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,11 +13,47 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .errors import UserError
+
+
+class DeviceError(UserError):
+    """The device asked for cannot be used; the message says why and what to do."""
+
+
+def cuda_problem():
+    """None when CUDA is usable, else one line saying why not (no CUDA in this build, no
+    driver, a driver older than the build, no visible device)."""
+    if torch.version.cuda is None:
+        return f"this PyTorch build ({torch.__version__}) has no CUDA support"
+    try:
+        torch.cuda.init()
+    except Exception as e:  # torch raises RuntimeError or AssertionError, with several lines
+        return " ".join(str(e).split())
+    if torch.cuda.device_count() == 0:
+        return "no CUDA device is visible (check CUDA_VISIBLE_DEVICES)"
+    return None
+
 
 def pick_device(name="auto"):
+    """torch.device for `device` (auto | cpu | cuda | cuda:N). cuda that cannot be used is a
+    DeviceError; auto falls back to the CPU, and says so on stderr when a GPU seems present."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        problem = cuda_problem()
+        if problem and (os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi")):
+            print(f"warning: device auto runs on the CPU although this machine has an NVIDIA GPU: "
+                  f"{problem}", file=sys.stderr)
+        return torch.device("cpu" if problem else "cuda")
+    device = torch.device(name)
+    if device.type == "cuda":
+        problem = cuda_problem()
+        if problem:
+            raise DeviceError(f"device is {name} but CUDA cannot be used: {problem}; install the "
+                              "PyTorch build that matches the driver (nvidia-smi shows the CUDA "
+                              "version it supports) or set device: cpu")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise DeviceError(f"device is {name} but this machine has {torch.cuda.device_count()} "
+                              "CUDA device(s); choose cuda:0 or another index that exists")
+    return device
 
 
 def seed_everything(seed):

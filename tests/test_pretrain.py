@@ -9,6 +9,8 @@ from gradfeat_core.gan import build_bigan
 from gradfeat_core.nets import Encoder
 from gradfeat_core.params import ParamError, load_params
 from gradfeat_core.pretrain import DivergedError, optimisers, pretrain, step
+from gradfeat_core.quality import load_quality, publish, quality_curve, snapshots
+from gradfeat_core.results import file_sha256
 from gradfeat_core.data import load_dataset
 from gradfeat_core.rotation import rotated
 from gradfeat_core.run import run_head
@@ -179,3 +181,48 @@ def test_random_encoder_reference_runs_every_head_on_the_random_encoder(tmp_path
     pretrained = run_head(load_params("quick", sets))
     assert reference["accuracy"] == same["accuracy"]
     assert reference["loss_history"] == same["loss_history"] != pretrained["loss_history"]
+
+
+def test_snapshots_are_the_encoder_as_it_stood_and_leave_training_unchanged(tmp_path):
+    plain = pretrain(quick(tmp_path / "plain", "rotation"))
+    pretrain(quick(tmp_path / "snap", "rotation", "pretrain.snapshots=[0, 2, 4]"))
+    out = tmp_path / "snap" / "pretrain" / "rotation"
+    assert sorted(snapshots(out)) == [0, 2, 4]
+    a, _ = load_checkpoint(tmp_path / "plain" / "pretrain" / "rotation" / "encoder.pt")
+    last, meta = load_checkpoint(out / "snapshots" / "encoder-0000004.pt")
+    first, _ = load_checkpoint(out / "snapshots" / "encoder-0000000.pt")
+    assert meta["iterations"] == 4 and plain["status"] == "finished"
+    assert all(torch.equal(a[k], last[k]) for k in a)  # the last snapshot is encoder.pt itself
+    assert not torch.equal(first["conv1.0.weight"], last["conv1.0.weight"])
+    with pytest.raises(ParamError, match="pretrain.snapshots"):
+        quick(tmp_path, "rotation", "pretrain.snapshots=[5]")
+
+
+def test_feature_quality_curve_probes_every_snapshot_and_the_random_encoder(tmp_path):
+    sets = [f"out_dir={tmp_path}", "data.n_train=64", "data.n_test=32", "base.calibrate_images=64",
+            "pretrain.snapshots=[0, 4]", "train.val_fraction=0.25", "train.eval_every=20"]
+    pretrain(load_params("quick", sets, objective="rotation"))
+    frame = quality_curve("quick", sets, objective="rotation", log=lambda msg: None)
+    assert list(frame.encoder) == ["pretrained", "pretrained", "random"]
+    assert list(frame.iteration[:2]) == [0, 4] and frame.validation_accuracy.between(0, 1).all()
+    out = tmp_path / "pretrain" / "rotation"
+    assert (out / "quality.png").is_file()
+    assert load_quality(out / "quality.csv").validation_accuracy.max() <= 100
+    # the probe is Table 3's actv run on that encoder file: the same number run by hand
+    by_hand = run_head(load_params("quick", [*sets, "model.head=actv", f"out_dir={tmp_path / 'h'}",
+                                             f"base.checkpoint={out / 'snapshots' / 'encoder-0000004.pt'}"]))
+    assert max(a for _, a in by_hand["validation_curve"]) == frame.validation_accuracy[1]
+    # published for committing: the encoder's sha256 is what a profile pins
+    digest = publish([out], tmp_path / "committed")
+    assert digest == file_sha256(out / "encoder.pt") == file_sha256(tmp_path / "committed" / "encoder.pt")
+    assert pd.read_csv(tmp_path / "committed" / "quality.csv").equals(pd.read_csv(out / "quality.csv"))
+
+
+def test_a_committed_encoder_is_checked_by_its_sha256(tmp_path):
+    pretrain(quick(tmp_path))
+    encoder = tmp_path / "pretrain" / "ali" / "encoder.pt"
+    digest = file_sha256(encoder)
+    sets = [f"out_dir={tmp_path}", f"base.checkpoint={encoder}"]
+    assert load_params("quick", [*sets, f"base.checkpoint_sha256={digest}"])["base"]["checkpoint"] == str(encoder)
+    with pytest.raises(ParamError, match="base.checkpoint_sha256.*checkpoint=null"):
+        load_params("quick", [*sets, f"base.checkpoint_sha256={'f' * 64}"])

@@ -11,7 +11,8 @@ from gradfeat_core.claims import HOLDS, NOT_RUN, verdicts
 from gradfeat_core.grid import experiments, paper_value
 from gradfeat_core.params import ParamError, load_params
 from gradfeat_core.report import COLUMNS, results_frame
-from gradfeat_core.reproduce import NOTEBOOKS, Run, check_parameters, make_run, reproduce, run_all
+from gradfeat_core.reproduce import (NOTEBOOKS, Run, base_network, check_parameters, make_run,
+                                     reproduce, run_all)
 
 REQUIRED = ["dataset", "base", "head", "layers", "theta1", "theta2", "omega", "seed", "accuracy",
             "paper_accuracy", "status"]
@@ -43,8 +44,8 @@ def test_undeclared_parameter_is_an_error():
 # --- the grid -----------------------------------------------------------------------------
 
 def test_grid_covers_both_tables_and_trains_omega_first():
-    p = load_params("quick", ["reproduce.table1_layers=[conv5, conv4-5, conv3-5]",
-                              "reproduce.table1_rows=[1, 2, 3, 4, 5, 6, 7, 8]"])
+    p = load_params("quick", [f"reproduce.table1_rows.{layers}=[1, 2, 3, 4, 5, 6, 7, 8]"
+                              for layers in ("conv5", "conv4-5", "conv3-5")])
     grid = experiments(p)
     t3 = [e for e in grid if e.table == 3]
     t1 = [e for e in grid if e.table == 1]
@@ -60,7 +61,7 @@ def test_grid_covers_both_tables_and_trains_omega_first():
 
 def test_grid_applies_each_tables_overrides_and_rows():
     p = load_params("quick", ["reproduce.table1_set=[train.grad.iterations=7]",
-                              "reproduce.table1_rows=[2]", "reproduce.table1_layers=[conv3-5]"])
+                              "reproduce.table1_rows={conv5: [], conv4-5: [], conv3-5: [2]}"])
     grid = experiments(p)
     cells = [e for e in grid if e.table == 1 and e.model["head"] in ("grad", "full")]
     assert [e.name for e in cells] == ["t1-grad-conv3-5-rrp", "t1-full-conv3-5-rrp"]
@@ -69,8 +70,9 @@ def test_grid_applies_each_tables_overrides_and_rows():
     assert all("train.grad.iterations=7" not in e.sets for e in grid if e.table == 3)
 
 
-@pytest.mark.parametrize("key,value", [("table1_rows", "[0]"), ("table1_rows", "[9]"),
-                                       ("table1_layers", "[conv2-5]"), ("table3_seeds", "[]"),
+@pytest.mark.parametrize("key,value", [("table1_rows.conv5", "[0]"), ("table1_rows.conv4-5", "[9]"),
+                                       ("table1_rows.conv4-5", "8"), ("table1_rows.conv2-5", "[8]"),
+                                       ("table3_seeds", "[]"),
                                        ("table1_set", "[nokey]"), ("timeout", "0")])
 def test_bad_reproduce_settings_are_named(key, value):
     with pytest.raises(ParamError, match="reproduce.table|reproduce.timeout|--set"):
@@ -168,13 +170,16 @@ def test_quick_profile_end_to_end(tmp_path):
     csv = pd.read_csv(tmp_path / "results.csv")
     assert set(REQUIRED) <= set(csv.columns) and (csv.status == "done").all()
     p = load_params("quick")
-    n_t1 = 1 + len(p["reproduce"]["table1_layers"]) * (1 + 2 * len(p["reproduce"]["table1_rows"]))
+    n_t1 = 1 + sum(1 + 2 * len(rows) for rows in p["reproduce"]["table1_rows"].values() if rows)
     assert len(csv) == 2 * 4 * len(p["reproduce"]["table3_seeds"]) + n_t1 == len(frame)
     reference = csv["base"] == "random"  # the random-encoder reference has no paper number
     assert csv.accuracy.between(0, 100).all() and csv.paper_accuracy[~reference].notna().all()
     assert reference.sum() == 4 * len(p["reproduce"]["table3_seeds"]) and csv.paper_accuracy[reference].isna().all()
     html = (tmp_path / "report.html").read_text()
     assert json.loads((tmp_path / "report.json").read_text())["claims"][6]["claim"] == "C7"
+    images = re.findall(r"<img [^>]*>", html)  # every figure has its alt text
+    assert images and all('alt="' in img and 'alt="figure"' not in img for img in images)
+    assert 'alt="Bar chart of Table 3' in html
     for text in ["Read this first", "random encoder", "Table 3 analogue", "Table 1 analogue", "Deviations", "Environment", "Where the time went",
                  *(f"C{i}" for i in range(1, 8))]:
         assert text in html, text
@@ -219,3 +224,13 @@ def test_ctrl_c_stops_the_whole_reproduction_and_keeps_finished_runs(tmp_path):
     finished = sorted(runs.glob("t*.json"))
     assert 1 <= len(finished) < len(experiments(load_params("quick")))
     assert not (tmp_path / "report.html").exists()
+
+
+def test_a_committed_encoder_replaces_pre_training(tmp_path):
+    encoder = tmp_path / "encoders" / "encoder.pt"
+    encoder.parent.mkdir()
+    encoder.write_bytes(b"weights")
+    committed = base_network(load_params("quick", [f"base.checkpoint={encoder}"]))
+    assert committed == {"source": "committed", "path": str(encoder),
+                         "pretrain_json": str(encoder.parent / "pretrain.json")}
+    assert base_network(load_params("quick"))["source"] == "pre-trained in this run"

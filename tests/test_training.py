@@ -5,11 +5,12 @@ import torch
 from gradfeat_core.params import load_params
 from gradfeat_core import tangent
 from gradfeat_core.run import (base_networks, cache_bytes, frozen_inputs, frozen_part,
-                               gradient_network, run_head, split_network)
+                               gradient_network, run_experiment, run_head, split_network)
 from gradfeat_core.data import load_dataset
 from gradfeat_core.linear_model import build_head
 from gradfeat_core.nets import FEATURE_DIM, parse_layers, split
-from gradfeat_core.train import FrozenInputs, batch_order, predict, validation_split
+from gradfeat_core.train import (DeviceError, FrozenInputs, batch_order, cuda_problem, pick_device,
+                                 predict, validation_split)
 
 
 def quick(tmp_path, *sets):
@@ -177,6 +178,18 @@ def test_learning_rate_grid_keeps_the_best_on_validation_and_records_every_score
     assert len(alone["lr_grid"]) == 1 and alone["lr"] == grid["lr"]
 
 
+def test_the_first_seed_chooses_the_learning_rate_for_the_others(tmp_path):
+    """run_experiment: the grid is searched once, on the first seed (the validation split is the
+    same for every seed); later seeds train at the chosen rate alone, and say where it came from."""
+    sets = ["train.val_fraction=0.25", "train.eval_every=10", "train.patience=2",
+            "train.grad.lr_grid=[1.0e-4, 0.1]"]
+    first, second = run_experiment(quick(tmp_path, "model.head=grad", *sets), [0, 1])
+    assert [g["lr"] for g in first["lr_grid"]] == [1e-4, 0.1] and first["lr_chosen_on_seed"] == 0
+    assert [g["lr"] for g in second["lr_grid"]] == [first["lr"]] and second["lr_chosen_on_seed"] == 0
+    alone = run_head(quick(tmp_path, "model.head=grad", *sets[:3], f"train.grad.lr={first['lr']}", "seed=1"))
+    assert alone["loss_history"] == second["loss_history"]
+
+
 @pytest.mark.parametrize("value,match", [("[0.1, -1]", "positive"), ("[0.1, true]", "positive"),
                                          ("[0.01, 0.1]", "val_fraction")])
 def test_a_bad_learning_rate_grid_is_named(value, match):
@@ -188,3 +201,18 @@ def test_a_bad_learning_rate_grid_is_named(value, match):
 def test_learning_rates_written_as_exponents_are_numbers():
     p = load_params("quick", ["train.val_fraction=0.1", "train.actv.lr_grid=[1e-3, 1.0e-2]"])
     assert p["train"]["actv"]["lr_grid"] == [0.001, 0.01]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine where CUDA cannot be used")
+def test_cuda_without_a_usable_gpu_is_a_one_line_error():
+    with pytest.raises(DeviceError, match=r"device is cuda but CUDA cannot be used: .*set device: cpu") as e:
+        pick_device("cuda")
+    assert "\n" not in str(e.value)
+    assert pick_device("auto").type == "cpu"
+
+
+def test_a_pytorch_build_without_cuda_is_named(monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", None)
+    assert "has no CUDA support" in cuda_problem()
+    with pytest.raises(DeviceError, match="no CUDA support"):
+        pick_device("cuda:0")

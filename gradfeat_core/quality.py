@@ -1,0 +1,171 @@
+"""Feature quality against pre-training length: did pre-training give the network anything,
+and how long is it worth training?
+
+The probe is the activation head of Table 3 under the profile's own protocol (its validation
+split, schedule, early stopping: `reproduce.table3_set`), one seed, trained on each encoder
+snapshot a pre-training run saved (`pretrain.snapshots`) and on the random encoder of the same
+architecture, whose level is the line a pre-trained encoder has to clear. Its validation
+accuracy (the split held out of the training set) is the curve; test accuracy is recorded too.
+
+    python -m gradfeat_core quality --profile fashion-mnist [--set out_dir=...]
+
+writes quality.csv and quality.png beside the run's pretrain.json.
+"""
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import UserError
+from .params import load_params
+from .results import ROOT, file_sha256
+
+COLUMNS = ["pretrain_seed", "iteration", "encoder", "validation_accuracy", "test_accuracy",
+           "converged", "probe_iterations"]
+
+
+def snapshots(pretrain_dir):
+    """{iteration: path} of the encoder snapshots a pre-training run saved."""
+    found = {}
+    for path in sorted((Path(pretrain_dir) / "snapshots").glob("encoder-*.pt")):
+        found[int(re.fullmatch(r"encoder-(\d+)\.pt", path.name).group(1))] = path
+    return found
+
+
+def probe(profile, sets, objective, checkpoint, out_dir, encoder="pretrained"):
+    """The result dict of the activation probe on `checkpoint` (encoder = random: on the
+    random encoder, `checkpoint` then names its file or is None for base.random_seed's)."""
+    from .run import run_head
+    params = load_params(profile, sets, objective=objective)
+    key = "random_checkpoint" if encoder == "random" else "checkpoint"
+    probe_sets = [*sets, *params["reproduce"]["table3_set"], "model.head=actv", "model.layers=conv5",
+                  f"base.encoder={encoder}", f"base.{key}={checkpoint or 'null'}",
+                  "base.checkpoint_sha256=null", f"out_dir={out_dir}"]
+    return run_head(load_params(profile, probe_sets, objective=objective), log=lambda msg: None)
+
+
+def quality_curve(profile, sets=(), objective=None, log=print):
+    """Probe every snapshot of the pre-training run of `profile` (and the random encoder);
+    returns the frame written to <pretrain dir>/quality.csv. Finished probes are reused."""
+    params = load_params(profile, sets, objective=objective)
+    objective = params["pretrain"]["objective"]
+    pretrain_dir = Path(params["out_dir"]) / "pretrain" / objective
+    found = snapshots(pretrain_dir)
+    if not found:
+        raise UserError(f"no encoder snapshots in {pretrain_dir / 'snapshots'}: pre-train "
+                                "with pretrain.snapshots set, e.g. --set 'pretrain.snapshots=[0, 100, 300]'")
+    random_file = pretrain_dir / "random_encoder.pt"
+    todo = [(it, "pretrained", path) for it, path in found.items()]
+    todo.append((None, "random", random_file if random_file.is_file() else None))
+    rows = []
+    for iteration, encoder, path in todo:
+        result = probe(profile, sets, objective, path, pretrain_dir / "quality", encoder)
+        best = max(acc for _, acc in result["validation_curve"]) if result["validation_curve"] else None
+        rows.append({"pretrain_seed": params["seed"], "iteration": iteration, "encoder": encoder,
+                     "validation_accuracy": best, "test_accuracy": result["accuracy"],
+                     "converged": result["converged"], "probe_iterations": result["iterations"]})
+        log(f"probe {encoder} {'' if iteration is None else iteration}: validation {best}, "
+            f"test {result['accuracy']:.4f}")
+    frame = pd.DataFrame(rows, columns=COLUMNS).astype({"iteration": "Int64"})
+    frame.to_csv(pretrain_dir / "quality.csv", index=False)
+    plot(frame, pretrain_dir / "quality.png", objective)
+    return frame
+
+
+def plot(frame, path, objective):
+    """Validation accuracy of the probe against pre-training updates, one line per pre-training
+    seed, the random encoder's level as a dashed line."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    pretrained = frame[frame.encoder == "pretrained"]
+    for seed, runs in pretrained.groupby("pretrain_seed"):
+        runs = runs.sort_values("iteration")
+        ax.plot(runs.iteration, 100 * runs.validation_accuracy, marker="o",
+                label=f"{objective}, pre-training seed {seed}")
+    random = frame[frame.encoder == "random"].validation_accuracy
+    if len(random):
+        ax.axhline(100 * random.mean(), ls="--", c="grey", label="random encoder")
+    ax.set(xlabel="pre-training updates", ylabel="probe validation accuracy %",
+           title="Activation probe against pre-training length")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def load_quality(path):
+    """The quality.csv at `path` as a frame (accuracies in %), or None when there is none."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    for column in ("validation_accuracy", "test_accuracy"):
+        frame[column] = 100 * frame[column]
+    return frame
+
+
+def publish(pretrain_dirs, dest):
+    """Copy the encoder of the first pre-training run in `pretrain_dirs` to `dest` for
+    committing (encoder.pt, pretrain.json, losses.csv/png), with the quality curves of all of
+    them (quality.csv/png: the other runs are reruns of the same recipe with other seeds);
+    returns the encoder's sha256, for base.checkpoint_sha256."""
+    import shutil
+    first, dest = Path(pretrain_dirs[0]), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("encoder.pt", "pretrain.json", "losses.csv", "losses.png"):
+        shutil.copyfile(first / name, dest / name)
+    curves = [pd.read_csv(Path(d) / "quality.csv") for d in pretrain_dirs if (Path(d) / "quality.csv").is_file()]
+    if curves:
+        frame = pd.concat(curves, ignore_index=True).astype({"iteration": "Int64"})
+        frame.to_csv(dest / "quality.csv", index=False)
+        plot(frame, dest / "quality.png", json.loads((first / "pretrain.json").read_text())["objective"])
+    return file_sha256(dest / "encoder.pt")
+
+
+def wide(quality):
+    """The curve as a table: a row per snapshot (and the random encoder), a column per
+    pre-training seed, the probe's validation accuracy (%)."""
+    when = ["random encoder" if e == "random" else f"{int(i)} updates"
+            for e, i in zip(quality.encoder, quality.iteration)]
+    table = quality.assign(snapshot=when).pivot_table(index="snapshot", columns="pretrain_seed",
+                                                      values="validation_accuracy", sort=False)
+    return table.rename(columns=lambda seed: f"pre-training seed {seed}")
+
+
+def rerun_spread(quality):
+    """(final validation accuracies of the probe, one per pre-training seed; the random
+    encoder's mean) from a quality frame in %: how much a pre-training rerun moves the probe."""
+    pretrained = quality[quality.encoder == "pretrained"]
+    last = pretrained.loc[pretrained.groupby("pretrain_seed").iteration.idxmax()]
+    return list(last.validation_accuracy), quality[quality.encoder == "random"].validation_accuracy.mean()
+
+
+def describe(base, pretrain, quality=None):
+    """Markdown lines for the report: where the base network came from (its sha256 and the
+    run that made it) and, with a quality frame, what pre-training reruns did to the probe."""
+    if not pretrain:
+        return ["No finished pre-training: the heads ran on no pre-trained base network."]
+    made = (f"{pretrain['objective']}, seed {pretrain['params']['seed']}, {pretrain['iterations']} "
+            f"updates in {pretrain['seconds'] / 60:.1f} min on {pretrain['environment']['device_name']}, "
+            f"code {pretrain['environment']['code_version']}")
+    if base.get("source") == "committed":
+        path = Path(base["path"])
+        lines = [f"The committed encoder `{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}` "
+                 f"(sha256 `{base['sha256']}`, checked before any run), pre-trained once by the "
+                 f"suite's own `pretrain` ({made}). `python -m gradfeat_core reproduce --set "
+                 "base.checkpoint=null` pre-trains one from scratch instead."]
+    else:
+        lines = [f"Pre-trained in this run ({made}); sha256 `{base.get('sha256')}`."]
+    if quality is not None and len(quality):
+        finals, random = rerun_spread(quality)
+        if len(finals) > 1:
+            lines.append(
+                f"Pre-training reruns ({len(finals)} seeds of the same recipe) give activation "
+                f"probes of {', '.join(f'{v:.2f}' for v in finals)}% on the validation split "
+                f"(spread {max(finals) - min(finals):.2f} points; the random encoder: "
+                f"{random:.2f}%). The heads' intervals cover their own seeds on this one base "
+                "network, not this spread.")
+    return lines
