@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .grid import paper_value
+from .params import merge, parse_set
 
 COLUMNS = ["dataset", "base", "head", "layers", "theta1", "theta2", "omega", "seed", "accuracy",
            "paper_accuracy", "paper_dataset", "status", "table", "experiment", "iterations",
@@ -177,7 +178,6 @@ def with_std(table):
 def table_params(params, table):
     """The parameters Table `table`'s runs resolve to: the profile's with its
     reproduce.table<table>_set overrides applied."""
-    from .params import merge, parse_set  # params imports this package's results module
     for assignment in params["reproduce"][f"table{table}_set"]:
         params = merge(params, parse_set(assignment), assignment)
     return params
