@@ -244,7 +244,8 @@ def validate(params):
     for key in positive:
         if _get(params, key) <= 0:
             raise ParamError(f"'{key}' is {_get(params, key)}; it must be positive")
-    for key in (["train.clip_grad_norm", "pretrain.gp_weight", "train.eval_every", "train.patience"]
+    for key in (["train.clip_grad_norm", "pretrain.gp_weight", "train.eval_every", "train.patience",
+                  "train.min_iterations"]
                 + [f"train.{h}.weight_decay" for h in HEADS]):
         if _get(params, key) < 0:
             raise ParamError(f"'{key}' is {_get(params, key)}; it must be 0 or more")

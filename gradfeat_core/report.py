@@ -189,8 +189,9 @@ def protocol(params, table):
     train, data, rep = p["train"], p["data"], p["reproduce"]
     n_train = data["n_train"] or "all"
     split = (f"{train['val_fraction']:.0%} of it held out for validation, every {train['eval_every']} "
-             f"iterations, stopping after {train['patience']} evaluations without a new best and "
-             "reporting test accuracy at the best one" if train["val_fraction"] and train["patience"]
+             f"iterations, stopping after {train['patience']} evaluations without a new best"
+             + (f" (not before iteration {train['min_iterations']})" if train["min_iterations"] else "")
+             + " and reporting test accuracy at the best one" if train["val_fraction"] and train["patience"]
              else "no validation split, test accuracy at the end of training")
     heads = ", ".join(f"{h} {train[h]['optimizer']} lr {train[h]['lr']:g}"
                       + (f" (best on validation of {train[h]['lr_grid']})" if train[h]["lr_grid"] else "")
@@ -251,7 +252,7 @@ def scope(params, pretrain, frame, base_network=None):
         f"{train['eval_every']} iterations, patience {train['patience']}, before each table's "
         f"overrides; Table 3's: {', '.join(rep['table3_set']) or 'none'}; Table 1's: "
         f"{', '.join(rep['table1_set']) or 'none'}). {not_converged} of {len(done)} runs were "
-        f"still improving at their cap and {unknown} were not validated (convergence unknown): "
+        f"still improving at their cap or never beat their start and {unknown} were not validated (convergence unknown): "
         "verdicts that use them are inconclusive.",
         f"Seeds: Table 3 {rep['table3_seeds']}, Table 1 {rep['table1_seeds']}; a verdict needs "
         "≥3 seeds per cell and a 95% interval clear of its threshold.",

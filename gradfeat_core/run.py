@@ -20,16 +20,22 @@ from .train import (FrozenInputs, Of, Subset, accuracy, frozen_values, pick_devi
 
 
 def load_encoder(params, data, checkpoint, seed):
-    """An encoder from `checkpoint`, or the random encoder of `seed`; batch norm folded."""
+    """An encoder from `checkpoint`, or the random encoder of `seed`; batch norm folded. A
+    random encoder is calibrated once per data set and kept under out_dir/checkpoints (keyed by
+    the data, the architecture and the seed), so that later runs load the same tensors."""
     base = params["base"]
-    if checkpoint:
-        net = Encoder(data.in_channels, base["leak"], base["batchnorm"])
-        load_into(net, checkpoint, expect=net.meta(data.name, base["pixel_range"]))
-        net = net.to(data.x_train.device)
-    else:
-        net = random_encoder(data.in_channels, base["leak"], base["batchnorm"], seed, data.x_train,
-                             base["calibrate_images"])
-    return fold_batchnorm(net).eval().requires_grad_(False)
+    net = Encoder(data.in_channels, base["leak"], base["batchnorm"])
+    expect = net.meta(data.name, base["pixel_range"])
+    if not checkpoint:
+        key = {"data": params["data"], "seed": seed, "calibrate_images": base["calibrate_images"],
+               **expect}
+        checkpoint = Path(params["out_dir"]) / "checkpoints" / f"random-encoder-{digest(key)}.pt"
+        if not checkpoint.is_file():
+            calibrated = random_encoder(data.in_channels, base["leak"], base["batchnorm"], seed,
+                                        data.x_train, base["calibrate_images"])
+            save_checkpoint(checkpoint, calibrated.state_dict(), expect)
+    load_into(net, checkpoint, expect=expect)
+    return fold_batchnorm(net.to(data.x_train.device)).eval().requires_grad_(False)
 
 
 def base_networks(params, data):
@@ -214,7 +220,8 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
         training = train(model, *fit, dict(train_p[head], lr=lr), train_p["batch_size"],
                          train_p["clip_grad_norm"], train_p["log_every"], params["seed"],
                          desc=f"{head} {model_p['layers']} lr {lr:g}", validate=validate,
-                         eval_every=train_p["eval_every"], patience=train_p["patience"])
+                         eval_every=train_p["eval_every"], patience=train_p["patience"],
+                         min_iterations=train_p["min_iterations"])
         seconds = time.perf_counter() - began - training.validation_seconds
         score = validate(model) if validate else None
         grid.append({"lr": lr, "validation_accuracy": score, "iterations": training.iterations,

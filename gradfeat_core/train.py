@@ -211,13 +211,15 @@ class Training:
 
 
 def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_every=100,
-          seed=0, desc="train", validate=None, eval_every=0, patience=0):
+          seed=0, desc="train", validate=None, eval_every=0, patience=0, min_iterations=0):
     """Minimise softmax cross-entropy for schedule['iterations'] at most.
 
     validate: model -> validation accuracy, measured at iteration 0 and every `eval_every`
     iterations. With patience > 0, training stops once `patience` evaluations in a row have not
-    beaten the best, and the parameters of the best evaluation are restored; a run that reaches
-    the cap while still improving is not converged."""
+    beaten the best (never before `min_iterations`: the full model first falls below its start
+    at a high learning rate and recovers only after it has decayed), and the parameters of the
+    best evaluation are restored. A run that reaches the cap while still improving is not
+    converged, and neither is one whose best is its start (iteration 0): it never learnt."""
     trained = [p for p in model.parameters() if p.requires_grad]
     opt, lr_schedule = make_optimizer(trained, schedule)
     generator = torch.Generator().manual_seed(seed)
@@ -237,7 +239,7 @@ def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_e
                 best_state = [p.detach().clone() for p in trained]
         else:
             since_best += 1
-        return patience and since_best >= patience
+        return patience and since_best >= patience and it >= min_iterations
 
     model.train()
     if validate is not None:
@@ -258,7 +260,7 @@ def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_e
     if running:
         out.loss.append((out.iterations, torch.stack(running).mean().item()))
     if validate is not None and patience:
-        out.converged = out.stopped_early or since_best >= patience
+        out.converged = (out.stopped_early or since_best >= patience) and out.best_iteration > 0
         with torch.no_grad():
             for p, best in zip(trained, best_state):
                 p.copy_(best)

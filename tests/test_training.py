@@ -4,13 +4,13 @@ import torch
 
 from gradfeat_core.params import load_params
 from gradfeat_core import tangent
-from gradfeat_core.run import (base_networks, cache_bytes, frozen_inputs, frozen_part,
+from gradfeat_core.run import (base_networks, load_encoder, cache_bytes, frozen_inputs, frozen_part,
                                gradient_network, run_experiment, run_head, split_network)
 from gradfeat_core.data import load_dataset
 from gradfeat_core.linear_model import build_head
-from gradfeat_core.nets import FEATURE_DIM, parse_layers, split
+from gradfeat_core.nets import FEATURE_DIM, fold_batchnorm, parse_layers, random_encoder, split
 from gradfeat_core.train import (DeviceError, FrozenInputs, batch_order, cuda_problem, pick_device,
-                                 predict, validation_split)
+                                 predict, train, validation_split)
 
 
 def quick(tmp_path, *sets):
@@ -129,6 +129,27 @@ def test_cache_budget_drops_the_primal_record_then_everything(tmp_path, setting)
     torch.testing.assert_close(logits["none"], logits["all"], rtol=1e-5, atol=1e-6)
 
 
+def test_a_random_encoder_is_calibrated_once_and_loaded_as_it_was(tmp_path):
+    """The random encoder of a seed is kept under out_dir/checkpoints after its first
+    calibration; later runs load exactly the network a fresh calibration gives, and another
+    seed or data subset is another file."""
+    params = quick(tmp_path)
+    data = load_dataset("synthetic", n_train=128, n_test=64)
+    fresh = load_encoder(params, data, None, 7)
+    files = list((tmp_path / "checkpoints").glob("random-encoder-*.pt"))
+    assert len(files) == 1
+    again = load_encoder(params, data, None, 7)
+    reference = fold_batchnorm(random_encoder(data.in_channels, params["base"]["leak"],
+                                              params["base"]["batchnorm"], 7, data.x_train,
+                                              params["base"]["calibrate_images"]))
+    for a, b, c in zip(fresh.state_dict().values(), again.state_dict().values(),
+                       reference.state_dict().values()):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    load_encoder(params, data, None, 8)
+    load_encoder(dict(params, data=dict(params["data"], n_train=64)), data, None, 7)
+    assert len(list((tmp_path / "checkpoints").glob("random-encoder-*.pt"))) == 3
+
+
 def test_validation_split_is_seeded_disjoint_and_the_same_for_every_run():
     a_train, a_val = validation_split(1000, 0.1, seed=0)
     b_train, b_val = validation_split(1000, 0.1, seed=0)
@@ -156,6 +177,30 @@ def test_validation_curve_starts_at_the_activation_baseline_and_flags_convergenc
     capped = run_head(quick(tmp_path, "model.head=full", "train.val_fraction=0.25",
                             "train.eval_every=1000", "train.patience=3", "train.full.iterations=5"))
     assert capped["converged"] is False and capped["iterations"] == 5
+
+
+def scripted_training(curve, **stopping):
+    """train() on a small linear problem whose validation accuracies are `curve`, in order."""
+    torch.manual_seed(0)
+    model, x = torch.nn.Linear(4, 2), torch.randn(64, 4)
+    scores = iter(curve)
+    schedule = {"optimizer": "sgd", "lr": 0.1, "weight_decay": 0.0, "iterations": len(curve) - 1,
+                "stepsize": 1000}
+    return train(model, x, (x[:, 0] > 0).long(), schedule, 16, validate=lambda m: next(scores),
+                 eval_every=1, **stopping)
+
+
+def test_no_early_stop_before_min_iterations_and_a_best_at_the_start_is_not_converged():
+    """The full model's dip: below its start for longer than the patience, then above it. Without
+    a floor the run stops with its best at iteration 0, flagged not converged; with the floor it
+    trains through the dip and stops on its real plateau."""
+    dip = [0.80, 0.70, 0.70, 0.70, 0.75, 0.82, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85]
+    early = scripted_training(dip, patience=3)
+    assert early.stopped_early and early.iterations == 3
+    assert early.best_iteration == 0 and early.converged is False
+    floored = scripted_training(dip, patience=3, min_iterations=6)
+    assert floored.best_iteration == 6 and floored.iterations == 9
+    assert floored.stopped_early and floored.converged is True
 
 
 def test_patience_needs_a_validation_split():
