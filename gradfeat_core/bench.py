@@ -6,7 +6,7 @@ to fine-tuning (fast) at the same depth and cache setting and to the floor (the 
 a full step at conv5 needs), all measured in this same run. Also: the frozen-part cache's size per
 depth and data set, seconds to evaluate 10k images (cached and from raw images), the explicit
 per-sample-gradient approach at a small size (what the JVP avoids), and iterations per second of
-each pre-training objective.
+each pre-training objective; and the VAE's conv8 heads beside the ALI encoder's conv5 ones.
 Random weights and images: the cost of a step does not depend on what the numbers are.
 """
 import argparse
@@ -19,11 +19,11 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from .linear_model import HEADS, build_head
-from .nets import FEATURE_DIM, Encoder, fold_batchnorm, parse_layers, split, theta2_names
+from .nets import FEATURE_DIM, Encoder, VAEEncoder, fold_batchnorm, parse_layers, split, theta2_names
 from .results import environment, write_json
 from . import tangent
 from .run import cache_bytes, frozen_part
-from .train import FrozenInputs, make_optimizer, pick_device, predict, train_step
+from .train import FrozenInputs, in_batches, make_optimizer, pick_device, predict, train_step
 
 SCHEDULE = {"optimizer": "sgd", "lr": 1e-3, "weight_decay": 5e-5, "iterations": 1, "stepsize": 1}
 
@@ -66,7 +66,7 @@ def setting(device, n_images, classes=10):
 
 
 def head_model(head, spec, net, omega, cached, x, path="fast"):
-    layers = parse_layers(spec)
+    layers = parse_layers(spec, net.LAYERS)
     bottom, top = split(net, layers)
     model = build_head(head, omega, top, layers, path=path).to(x.device)
     nets = {"pretrained": net}
@@ -176,12 +176,32 @@ def per_sample_gradients(device, n=8, spec="conv5"):
             "w2_bytes_shared_by_all_samples": 4 * sum(p.numel() for p in theta2.values())}
 
 
+def vae_times(device, batch, repeats):
+    """The VAE base network beside the ALI encoder, timed in turn: ms per step of grad, full and
+    fine-tuning at the top layer (the VAE's conv8 is a 3×3 conv at 4×4, 9× the arithmetic of
+    conv5's 4×4 kernel on 4×4), and ms to compute the frozen part (everything below θ2) of 1000
+    images, the cache a run builds once per data set."""
+    ali, x, y, omega = setting(device, max(4 * batch, 1000))
+    vae = VAEEncoder(1).reset_parameters(torch.Generator().manual_seed(0)).to(device).requires_grad_(False)
+    idx, steps = torch.arange(batch), {}
+    for arch, net, spec in (("ali", ali, "conv5"), ("vae", vae, "conv8")):
+        for head in ("grad", "full", "finetune"):
+            model, inputs = head_model(head, spec, net, omega, True, x)
+            opt, _ = make_optimizer([p for p in model.parameters() if p.requires_grad], SCHEDULE)
+            steps[arch, spec, head] = functools.partial(train_step, model, opt, inputs, y, idx)
+        bottom = split(net, parse_layers(spec, net.LAYERS))[0]
+        steps[arch, spec, "frozen part, 1000 images"] = functools.partial(in_batches, bottom, x[:1000], 1000)
+    ms = interleaved(steps, repeats, device)
+    return [{"arch": arch, "layers": spec, "what": what, "ms": round(1000 * t, 2)}
+            for (arch, spec, what), t in ms.items()]
+
+
 def pretrain_speed(device, repeats=3):
     """Iterations per second of each pre-training objective at its own batch size."""
     from .params import load_params
     from .pretrain import build_networks, optimisers, step
     out = {}
-    for objective in ("ali", "wali", "rotation"):
+    for objective in ("ali", "wali", "rotation", "vae"):
         p = load_params("fashion-mnist", objective=objective)["pretrain"]
         nets = {k: v.to(device) for k, v in build_networks(objective, 1, p, 0.2, 0).items()}
         opts = optimisers(nets, p)
@@ -228,8 +248,12 @@ def main(argv=None):
     print("per-sample gradients vs JVP:", explicit)
     pretraining = pretrain_speed(device)
     print("pre-training, iterations/s:", pretraining)
+    vae = vae_times(device, args.batch, args.repeats)
+    print(f"the VAE's conv8 beside the ALI encoder's conv5, batch {args.batch}, cached (ms):")
+    for r in vae:
+        print(f"  {r['arch']:4} {r['layers']:6} {r['what']:26} {r['ms']:9.2f}")
     write_json(Path(args.out), {"rows": rows, "floor_ms": round(floor, 3), "cache": cache,
-                                "eval_seconds_10k": evaluation,
+                                "eval_seconds_10k": evaluation, "vae": vae,
                                 "per_sample_gradients": explicit, "pretrain": pretraining,
                                 "environment": environment(device)})
     print(f"wrote {args.out}")

@@ -66,7 +66,7 @@ def reproduce(args):
 
 def common(p):
     p.add_argument("--profile", default="fashion-mnist", help="params/profiles/NAME.yaml")
-    p.add_argument("--objective", choices=("ali", "wali", "rotation"),
+    p.add_argument("--objective", choices=("ali", "wali", "rotation", "vae"),
                    help="pre-training objective: applies params/objectives/NAME.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one parameter, e.g. --set train.actv.lr=0.05 (repeatable)")

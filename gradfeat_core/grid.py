@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from .nets import ARCHITECTURES
 from .paper import paper_numbers
 from .params import PARAMS_DIR
 
@@ -36,13 +37,16 @@ def _experiment(table, head, layers, sources, rep, base="pretrained"):
 
 
 def experiments(params, grid_path=None):
-    """Every experiment of the grid, in an order that trains each ω̄ (actv) before its users."""
+    """Every experiment of the grid, in an order that trains each ω̄ (actv) before its users.
+    Table 1 is the ablation of the ALI encoder (conv3-5): it runs only on that architecture."""
     grid = yaml.safe_load(open(grid_path or PARAMS_DIR / "grid.yaml"))
     rep, pretrained = params["reproduce"], ("pretrained",) * 3
     t3, t1 = grid["table3"], grid["table1"]
-    out = [_experiment(3, head, t3["layers"], pretrained, rep, base)
+    out = [_experiment(3, head, table3_layers(params, grid_path), pretrained, rep, base)
            for base in t3.get("bases", ["pretrained"]) for head in t3["heads"]]
-    if "actv" in t1["baselines"]:
+    if params["base"]["arch"] != "ali":
+        return out
+    if "actv" in t1["baselines"] and any(rep["table1_rows"].values()):
         out.append(_experiment(1, "actv", "conv5", pretrained, rep))
     for layers, rows in rep["table1_rows"].items():
         if rows and "finetune" in t1["baselines"]:
@@ -53,6 +57,14 @@ def experiments(params, grid_path=None):
     return out
 
 
+def table3_layers(params, grid_path=None):
+    """θ2 of Table 3's experiments: grid.yaml's table3.layers, `top` being the base network's
+    topmost block (conv5 for the ALI encoder, conv8 for the VAE's)."""
+    grid = yaml.safe_load(open(grid_path or PARAMS_DIR / "grid.yaml"))
+    layers = grid["table3"]["layers"]
+    return ARCHITECTURES[params["base"]["arch"]].LAYERS[-1] if layers == "top" else layers
+
+
 def paper_value(table, dataset, head, layers, theta1="pretrained", theta2="pretrained",
                 omega="pretrained"):
     """(the paper's accuracy for this cell, the data set it was measured on) or (None, None).
@@ -61,8 +73,8 @@ def paper_value(table, dataset, head, layers, theta1="pretrained", theta2="pretr
     for r in paper_numbers():
         if r["table"] != table or r.get("head") != head or r.get("layers") != layers:
             continue
-        if r["row"] == "baseline" or table == 3:
-            if r.get("base", "bigan") == "bigan" and r["dataset"] == column:
+        if r["row"] == "baseline" or table == 3:  # Table 3: layers tell BiGAN (conv5) from VAE (conv8)
+            if r["dataset"] == column:
                 return r["value"], column
         elif (r["theta1"], r["theta2"], r["omega"]) == (theta1, theta2, omega) and r["dataset"] == column:
             return r["value"], column

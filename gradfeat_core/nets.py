@@ -9,6 +9,10 @@ pooling to a 512-d feature. 32×32 inputs (28×28 data is padded by the data mod
     conv3  64→128 k4 s1 13→10        pool   average → 512-d f(x)
 
 θ2 is a set of top blocks (conv5, conv4-5 or conv3-5); θ1 is every block below them.
+
+The VAE base network of Table 3's lower half (`VAEEncoder`, Berthelot et al. 2019) is eight
+convolutions with padding, leaky ReLU 0.2, no batch norm, average pooling between scales; its θ2
+is conv8. `ARCHITECTURES` maps `base.arch` to either class; each names its blocks in `LAYERS`.
 """
 import copy
 import math
@@ -28,8 +32,19 @@ NTK_RULES = {
 }
 
 
-class Encoder(nn.Sequential):
+class BaseNetwork(nn.Sequential):
+    """A base network f: named blocks `LAYERS` (bottom to top), then `pool` to FEATURE_DIM."""
+    ARCH, LAYERS = None, ()
+
+    def meta(self, dataset, pixel_range):
+        """What a checkpoint of this encoder was made for; heads refuse one made for other."""
+        return {"kind": "encoder", "arch": f"{self.ARCH}-encoder", **self.config, "dataset": dataset,
+                "pixel_range": [float(v) for v in pixel_range], "parametrisation": "standard"}
+
+
+class Encoder(BaseNetwork):
     """f(x): blocks conv1..conv5 (conv [→ batch norm] → leaky ReLU), then `pool`."""
+    ARCH, LAYERS = "ali", LAYERS
 
     def __init__(self, in_channels=1, leak=0.01, batchnorm=True):
         blocks, channels = OrderedDict(), in_channels
@@ -42,11 +57,6 @@ class Encoder(nn.Sequential):
         super().__init__(blocks)
         self.config = dict(in_channels=in_channels, leak=leak, batchnorm=batchnorm)
 
-    def meta(self, dataset, pixel_range):
-        """What a checkpoint of this encoder was made for; heads refuse one made for other."""
-        return {"kind": "encoder", "arch": "ali-encoder", **self.config, "dataset": dataset,
-                "pixel_range": [float(v) for v in pixel_range], "parametrisation": "standard"}
-
     def reset_parameters(self, generator=None):
         """ALI's initialisation: conv weights N(0, 0.01), biases 0, batch-norm scale 1."""
         for m in self.modules():
@@ -58,6 +68,49 @@ class Encoder(nn.Sequential):
             elif isinstance(m, nn.BatchNorm2d):
                 m.reset_parameters()
         return self
+
+
+VAE_LAYERS = tuple(f"conv{i}" for i in range(1, 9))
+VAE_CONVS = ((64, 1), (64, 3), (64, 3), (128, 3), (128, 3), (256, 3), (256, 3), (512, 3))  # (out, kernel)
+VAE_POOLED = ("conv3", "conv5", "conv7")  # blocks that end with a 2×2 average pool
+
+
+class VAEEncoder(BaseNetwork):
+    """f(x) of the VAE (Berthelot et al. 2019, as Mu et al. 2020): 3×3 convs with padding 1
+    (conv1 is 1×1), each followed by leaky ReLU 0.2, no batch norm; conv3, conv5 and conv7 end
+    with a 2×2 average pool; f = conv8's 512×4×4 output average-pooled to 512-d. θ2 = conv8.
+
+        conv1  C→64    1×1  32×32     conv4  64→128  16×16      conv7  256→256 8×8 → 4×4
+        conv2  64→64        32×32     conv5  128→128 16×16 → 8  conv8  256→512 4×4
+        conv3  64→64        32×32 → 16  conv6 128→256  8×8      pool   average → 512-d f(x)
+    """
+    ARCH, LAYERS = "vae", VAE_LAYERS
+
+    def __init__(self, in_channels=1, leak=0.2, batchnorm=False):
+        if batchnorm:
+            raise ValueError("the VAE encoder has no batch norm: set base.batchnorm to false")
+        blocks, channels = OrderedDict(), in_channels
+        for name, (out, kernel) in zip(VAE_LAYERS, VAE_CONVS):
+            layers = [nn.Conv2d(channels, out, kernel, padding=kernel // 2), nn.LeakyReLU(leak)]
+            layers += [nn.AvgPool2d(2)] if name in VAE_POOLED else []
+            blocks[name] = nn.Sequential(*layers)
+            channels = out
+        blocks["pool"] = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        super().__init__(blocks)
+        self.config = dict(in_channels=in_channels, leak=leak, batchnorm=False)
+
+    def reset_parameters(self, generator=None):
+        """PyTorch's default initialisation (uniform, scaled by fan-in), drawn from `generator`:
+        without batch norm, ALI's N(0, 0.01) would shrink the signal ~100× per layer."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+                bound = 1 / math.sqrt(math.prod(m.weight.shape[1:]))
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+        return self
+
+
+ARCHITECTURES = {"ali": Encoder, "vae": VAEEncoder}  # base.arch → the base network's class
 
 
 @torch.no_grad()
@@ -88,10 +141,11 @@ def calibrate_on(net, images, n, seed):
     return calibrate_batchnorm(net, images[pick.to(images.device)])
 
 
-def random_encoder(in_channels, leak, batchnorm, seed, images, n_calibrate):
-    """The random encoder of `seed` (ALI's init), its batch-norm statistics measured on images:
-    the same network wherever a random θ is asked for."""
-    net = Encoder(in_channels, leak, batchnorm).reset_parameters(torch.Generator().manual_seed(seed))
+def random_encoder(in_channels, leak, batchnorm, seed, images, n_calibrate, arch="ali"):
+    """The random encoder of `seed` (its architecture's init), its batch-norm statistics measured
+    on images: the same network wherever a random θ is asked for."""
+    net = ARCHITECTURES[arch](in_channels, leak, batchnorm)
+    net.reset_parameters(torch.Generator().manual_seed(seed))
     return calibrate_on(net.to(images.device), images, n_calibrate, seed)
 
 
@@ -129,9 +183,16 @@ def parse_layers(spec, available=LAYERS):
         lo, hi = int(m[2]), int(m[3] or m[2])
         names = [f"{m[1]}{i}" for i in range(lo, hi + 1)]
     if not names or any(n not in available for n in names):
-        raise ValueError(f"layers '{spec}' do not exist: choose conv5, conv4-5 or conv3-5 "
+        raise ValueError(f"layers '{spec}' do not exist: choose {top_blocks(available)} "
                          f"(blocks of this network: {', '.join(available)})")
     return names
+
+
+def top_blocks(available=LAYERS):
+    """'conv5, conv4-5 or conv3-5': the θ2 choices of a network whose blocks are `available`."""
+    top, prefix = int(available[-1][4:]), available[-1][:4]
+    choices = [f"{prefix}{top}"] + [f"{prefix}{top - k}-{top}" for k in (1, 2) if top - k >= 1]
+    return ", ".join(choices[:-1]) + " or " + choices[-1]
 
 
 def split(net, theta2_layers):

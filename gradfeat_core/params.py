@@ -21,7 +21,7 @@ from .data import DATASETS
 from .errors import UserError
 from .gan import OBJECTIVES
 from .linear_model import HEADS
-from .nets import LAYERS, NTK_RULES, parse_layers
+from .nets import ARCHITECTURES, NTK_RULES, parse_layers, top_blocks
 from .results import ROOT, file_sha256
 
 # Keys that may be null, and the type they take otherwise.
@@ -216,17 +216,22 @@ def validate(params):
     _choice(params, "model.ntk_scale", list(NTK_RULES))
     _choice(params, "base.encoder", ("pretrained", "random"))
     _choice(params, "model.tangent", ("fast", "jvp"))
-    _choice(params, "pretrain.objective", [*OBJECTIVES, "rotation"])
+    _choice(params, "pretrain.objective", [*OBJECTIVES, "rotation", "vae"])
+    _choice(params, "base.arch", list(ARCHITECTURES))
+    layers = ARCHITECTURES[base["arch"]].LAYERS
+    if base["arch"] == "vae" and base["batchnorm"]:
+        raise ParamError("'base.batchnorm' is true but the VAE encoder (base.arch vae) has no batch "
+                         "norm; set it to false (params/objectives/vae.yaml does)")
     # parse_layers spells out every block of a range: conv1-999999999 would take minutes
     if any(len(n) > 2 for n in re.findall(r"\d+", model["layers"])):
-        raise ParamError(f"'model.layers' is {model['layers']!r}; choose conv5, conv4-5 or conv3-5")
+        raise ParamError(f"'model.layers' is {model['layers']!r}; choose {top_blocks(layers)}")
     try:
-        theta2 = parse_layers(model["layers"], LAYERS)
+        theta2 = parse_layers(model["layers"], layers)
     except ValueError as e:
-        raise ParamError(f"'model.layers': {e}") from None
-    if theta2[-1] != LAYERS[-1]:
+        raise ParamError(f"'model.layers' ({base['arch']} encoder): {e}") from None
+    if theta2[-1] != layers[-1]:
         raise ParamError(f"'model.layers' is {model['layers']!r}: θ2 must be the top blocks, "
-                         f"ending at {LAYERS[-1]} (conv5, conv4-5 or conv3-5)")
+                         f"ending at {layers[-1]} ({top_blocks(layers)})")
     classes = DATASETS[data["dataset"]]
     if data["num_classes"] is not None and data["num_classes"] != classes:
         raise ParamError(f"'data.num_classes' is {data['num_classes']} but {data['dataset']} "
@@ -245,7 +250,7 @@ def validate(params):
         if _get(params, key) <= 0:
             raise ParamError(f"'{key}' is {_get(params, key)}; it must be positive")
     for key in (["train.clip_grad_norm", "pretrain.gp_weight", "train.eval_every", "train.patience",
-                  "train.min_iterations"]
+                  "train.min_iterations", "pretrain.max_minutes"]
                 + [f"train.{h}.weight_decay" for h in HEADS]):
         if _get(params, key) < 0:
             raise ParamError(f"'{key}' is {_get(params, key)}; it must be 0 or more")

@@ -1,14 +1,15 @@
 """Pre-training of the base network on a data set's training images without labels: a BiGAN/ALI
-(Jensen-Shannon), a Wasserstein BiGAN, or rotation prediction (an extension beyond the paper,
-gradfeat_core/rotation.py). Resumable: the whole state (networks, optimisers,
-random-number generators, loss history) is checkpointed every `checkpoint_every` iterations and
-a run started again continues from there. A non-finite loss stops the run and marks it diverged;
+(Jensen-Shannon), a Wasserstein BiGAN, the VAE of Table 3's lower half (gradfeat_core/vae.py), or
+rotation prediction (an extension beyond the paper, gradfeat_core/rotation.py). Resumable: the
+whole state (networks, optimisers, random-number generators, loss history) is checkpointed every
+`checkpoint_every` iterations (and when `max_minutes` stops a call) and a run started again
+continues from there. A non-finite loss stops the run and marks it diverged;
 the last good checkpoint is kept.
 
-Outputs in <out_dir>/pretrain/<objective>/: encoder.pt (the five-conv encoder the heads load),
+Outputs in <out_dir>/pretrain/<objective>/: encoder.pt (the encoder the heads load),
 random_encoder.pt (same architecture, its own seed: the "random θ" of Table 1), gan.pt (the full
-state), losses.csv, losses.png, pretrain.json, and for the BiGANs samples.png and
-reconstructions.png.
+state), losses.csv, losses.png, pretrain.json, and for the generative objectives (BiGANs, VAE)
+samples.png and reconstructions.png.
 """
 import copy
 import csv
@@ -24,6 +25,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_dataset
 from .gan import OBJECTIVES, ali_losses, build_bigan, wali_critic_loss, wali_eg_loss
 from .rotation import build_rotnet, rotation_loss
+from .vae import VAE, build_vae, vae_losses
 from .nets import calibrate_on, random_encoder
 from .params import ParamError
 from .results import environment, write_json
@@ -32,7 +34,12 @@ from .train import batch_order, pick_device, seed_everything
 
 # What each objective records every log_every iterations (the columns of losses.csv).
 RECORDS = {"ali": ("d_loss", "eg_loss"), "wali": ("d_loss", "eg_loss"),
-           "rotation": ("loss", "accuracy")}
+           "rotation": ("loss", "accuracy"), "vae": ("loss", "reconstruction", "kl")}
+# Objectives of one network and one loss: nets, x → (loss, the rest of RECORDS[objective]).
+SINGLE_LOSS = {"rotation": rotation_loss, "vae": vae_losses}
+# The pixels each objective's data must be in (its generator's output range).
+PIXEL_RANGES = {**{k: v["pixel_range"] for k, v in OBJECTIVES.items()}, "vae": [-1.0, 1.0]}
+ARCH = {"vae": "vae"}  # the base network each objective trains (base.arch); the others: ali
 
 
 class DivergedError(RuntimeError):
@@ -40,9 +47,12 @@ class DivergedError(RuntimeError):
 
 
 def build_networks(objective, in_channels, p, leak, seed):
-    """{'E', 'G', 'D'} of a BiGAN, or {'E'}: the rotation network; p: the pretrain parameters."""
+    """{'E', 'G', 'D'} of a BiGAN, or {'E'}: the rotation network or the VAE; p: the pretrain
+    parameters."""
     if objective == "rotation":
         return build_rotnet(in_channels, leak, seed)
+    if objective == "vae":
+        return build_vae(in_channels, p["latent"], leak, seed)
     return build_bigan(objective, in_channels, p["latent"], leak, seed, p["init_std"])
 
 
@@ -67,13 +77,13 @@ def step(nets, opts, x_batches, p, objective, latent):
             if not torch.isfinite(loss):
                 raise DivergedError(f"{name} is {loss.item()}")
 
-    if objective == "rotation":
-        loss, accuracy = rotation_loss(nets, x_batches[-1])
-        check(loss=loss)
+    if objective in SINGLE_LOSS:
+        records = SINGLE_LOSS[objective](nets, x_batches[-1])
+        check(loss=records[0])
         opts["E"].zero_grad(set_to_none=True)
-        loss.backward()
+        records[0].backward()
         opts["E"].step()
-        return {"loss": loss.item(), "accuracy": accuracy.item()}
+        return {k: v.item() for k, v in zip(RECORDS[objective], records)}
     if objective == "ali":
         # One forward pass, two gradients: D's from d_loss, E's and G's from eg_loss.
         d_loss, eg_loss = ali_losses(nets, x_batches[-1], z())
@@ -132,15 +142,22 @@ def state_meta(params, in_channels):
 
 
 def pretrain(params, stop_after=None, log=None):
-    """Train (or resume) the BiGAN of `params`; returns the result dict written to pretrain.json.
-    stop_after: return after this many iterations of this call (as if killed after a checkpoint)."""
+    """Train (or resume) the base network of `params`; returns the result dict written to
+    pretrain.json. stop_after: return after this many iterations of this call (as if killed after
+    a checkpoint). pretrain.max_minutes > 0: this call checkpoints and returns, status
+    'interrupted', once it has trained that long (a notebook's or a cluster job's time limit),
+    and the next call resumes there."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     start_time = time.perf_counter()
     p, d, objective = params["pretrain"], params["data"], params["pretrain"]["objective"]
-    if objective in OBJECTIVES and [float(v) for v in params["base"]["pixel_range"]] != OBJECTIVES[objective]["pixel_range"]:
+    if objective in PIXEL_RANGES and [float(v) for v in params["base"]["pixel_range"]] != PIXEL_RANGES[objective]:
         raise ParamError(f"'base.pixel_range' is {params['base']['pixel_range']} but {objective} "
-                         f"generates pixels in {OBJECTIVES[objective]['pixel_range']}; use "
+                         f"generates pixels in {PIXEL_RANGES[objective]}; use "
                          f"--objective {objective} (params/objectives/{objective}.yaml)")
+    if params["base"]["arch"] != ARCH.get(objective, "ali"):
+        raise ParamError(f"'base.arch' is {params['base']['arch']} but {objective} trains the "
+                         f"{ARCH.get(objective, 'ali')} encoder; use --objective {objective} "
+                         f"(params/objectives/{objective}.yaml sets it)")
     device = pick_device(params["device"])
     seed_everything(params["seed"])
     data = load_dataset(d["dataset"], d["root"], device, tuple(params["base"]["pixel_range"]),
@@ -171,6 +188,7 @@ def pretrain(params, stop_after=None, log=None):
     bar = tqdm(range(start + 1, end + 1), initial=start, total=p["iterations"], desc=objective,
                mininterval=2.0)
     running = []  # losses since the last record: the curve shows their mean, not one noisy batch
+    deadline = start_time + 60 * p["max_minutes"] if p["max_minutes"] else None
     for it in bar:
         x_batches = [data.x_train[next(order).to(device)] for _ in range(per_step)]
         try:
@@ -180,7 +198,8 @@ def pretrain(params, stop_after=None, log=None):
             raise DivergedError(f"{objective} diverged at iteration {it}: {e}; the last good "
                                 f"checkpoint is kept in {state_path}; lower pretrain.lr or "
                                 "change the seed") from None
-        if it % p["log_every"] == 0 or it == end:
+        out_of_time = deadline is not None and time.perf_counter() >= deadline and it < end
+        if it % p["log_every"] == 0 or it == end or out_of_time:  # the curve ends where a run stops
             means = {k: sum(r[k] for r in running) / len(running) for k in RECORDS[objective]}
             history.append([it, *means.values()])
             bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
@@ -188,9 +207,15 @@ def pretrain(params, stop_after=None, log=None):
         if it in p["snapshots"]:
             save_snapshot(out, nets, params, data, it)
             nets["E"].train()
-        if it % p["checkpoint_every"] == 0 or it == end:
+        if it % p["checkpoint_every"] == 0 or it == end or out_of_time:
             save_state(state_path, nets, opts, dict(meta, iteration=it, history=history,
                                                     seconds=elapsed()))
+        if out_of_time:
+            log(f"{objective}: pretrain.max_minutes ({p['max_minutes']:g}) reached at iteration {it} "
+                f"of {p['iterations']}; checkpointed in {state_path}, the next call resumes there")
+            end = it
+            break
+    bar.close()
     status = "finished" if end == p["iterations"] else "interrupted"
     return write_result(params, out, nets, data, history, elapsed(), status, device)
 
@@ -201,7 +226,8 @@ def encoders_for_heads(nets, params, data):
     base = params["base"]
     images, n, seed = data.x_train, base["calibrate_images"], base["random_seed"]
     pretrained = calibrate_on(copy.deepcopy(nets["E"].features), images, n, seed)
-    random = random_encoder(data.in_channels, base["leak"], base["batchnorm"], seed, images, n)
+    random = random_encoder(data.in_channels, base["leak"], base["batchnorm"], seed, images, n,
+                            base["arch"])
     return pretrained, random
 
 
@@ -224,13 +250,18 @@ def save_snapshot(out, nets, params, data, iteration):
 def save_figures(out, nets, data, history, pixel_range, latent, seed, objective):
     for net in nets.values():
         net.eval()
-    if "G" in nets:
-        g = torch.Generator().manual_seed(seed)
-        z = torch.randn(64, latent, 1, 1, generator=g).to(data.x_test.device)
-        save_image(nets["G"](z), out / "samples.png", nrow=8, value_range=tuple(pixel_range))
+    g, device = torch.Generator().manual_seed(seed), data.x_test.device
+    if "G" in nets:  # a BiGAN: G(z), and x beside G(E(x))
+        samples = nets["G"](torch.randn(64, latent, 1, 1, generator=g).to(device))
+        reconstruct = lambda x: nets["G"](nets["E"](x))  # noqa: E731
+    elif isinstance(nets["E"], VAE):  # decoder(z ~ N(0, I)), and x beside decoder(μ(x))
+        samples, reconstruct = nets["E"].decode(nets["E"].sample_latent(64, g, device)), nets["E"].reconstruct
+    if "G" in nets or isinstance(nets["E"], VAE):
+        pixels = {"normalize": True, "value_range": tuple(pixel_range)}  # value_range → [0, 1], clamped
+        save_image(samples, out / "samples.png", nrow=8, **pixels)
         x = data.x_test[:32]
-        pairs = torch.stack([x, nets["G"](nets["E"](x))], 1).flatten(0, 1)  # x, G(E(x)) side by side
-        save_image(pairs, out / "reconstructions.png", nrow=16, value_range=tuple(pixel_range))
+        pairs = torch.stack([x, reconstruct(x)], 1).flatten(0, 1)  # side by side
+        save_image(pairs, out / "reconstructions.png", nrow=16, **pixels)
     names = RECORDS[objective]
     with open(out / "losses.csv", "w", newline="") as f:
         csv.writer(f).writerows([["iteration", *names], *history])
@@ -239,13 +270,16 @@ def save_figures(out, nets, data, history, pixel_range, latent, seed, objective)
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.5))
     labels = {"d_loss": "discriminator / critic", "eg_loss": "encoder + generator",
-              "loss": "rotation cross-entropy", "accuracy": "rotation accuracy"}
+              "loss": "negative ELBO" if objective == "vae" else "rotation cross-entropy",
+              "accuracy": "rotation accuracy", "reconstruction": "reconstruction ‖x − x̂‖²/2",
+              "kl": "KL(q(z|x) ‖ N(0, I))"}
     if history:
         its, *columns = zip(*history)
         for name, values in zip(names, columns):
             ax.plot(its, values, label=labels[name])
     ax.set_xlabel("iteration")
-    ax.set_ylabel("loss" if "G" in nets else "loss / accuracy")
+    ax.set_ylabel("loss / accuracy" if objective == "rotation" else "loss")
+    ax.set_yscale("log" if objective == "vae" else "linear")  # the ELBO falls by orders at first
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "losses.png", dpi=100)

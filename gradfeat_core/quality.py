@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import UserError
+from .grid import table3_layers
 from .params import load_params
 from .results import ROOT, file_sha256
 
@@ -39,7 +40,8 @@ def probe(profile, sets, objective, checkpoint, out_dir, encoder="pretrained"):
     from .run import run_head
     params = load_params(profile, sets, objective=objective)
     key = "random_checkpoint" if encoder == "random" else "checkpoint"
-    probe_sets = [*sets, *params["reproduce"]["table3_set"], "model.head=actv", "model.layers=conv5",
+    probe_sets = [*sets, *params["reproduce"]["table3_set"], "model.head=actv",
+                  f"model.layers={table3_layers(params)}",
                   f"base.encoder={encoder}", f"base.{key}={checkpoint or 'null'}",
                   "base.checkpoint_sha256=null", f"out_dir={out_dir}"]
     return run_head(load_params(profile, probe_sets, objective=objective), log=lambda msg: None)
@@ -110,14 +112,18 @@ def load_quality(path):
 
 def publish(pretrain_dirs, dest):
     """Copy the encoder of the first pre-training run in `pretrain_dirs` to `dest` for
-    committing (encoder.pt, pretrain.json, losses.csv/png), with the quality curves of all of
-    them (quality.csv/png: the other runs are reruns of the same recipe with other seeds);
-    returns the encoder's sha256, for base.checkpoint_sha256."""
+    committing (encoder.pt, pretrain.json, losses.csv/png, and a generative objective's
+    samples.png and reconstructions.png), with the quality curves of all of them (quality.csv/png:
+    the other runs are reruns of the same recipe with other seeds); returns the encoder's sha256,
+    for base.checkpoint_sha256."""
     import shutil
     first, dest = Path(pretrain_dirs[0]), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("encoder.pt", "pretrain.json", "losses.csv", "losses.png"):
         shutil.copyfile(first / name, dest / name)
+    for name in ("samples.png", "reconstructions.png"):
+        if (first / name).is_file():
+            shutil.copyfile(first / name, dest / name)
     curves = [pd.read_csv(Path(d) / "quality.csv") for d in pretrain_dirs if (Path(d) / "quality.csv").is_file()]
     if curves:
         frame = pd.concat(curves, ignore_index=True).astype({"iteration": "Int64"})

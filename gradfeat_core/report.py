@@ -102,8 +102,9 @@ def mean_std(frame, by):
 
 
 def table3(frame):
-    """Table 3 analogue: each head at conv5 on each base network (the pre-trained one and the
-    random-encoder reference), ours (mean ± std over seeds) beside the paper's BiGAN number."""
+    """Table 3 analogue: each head at the top layer on each base network (the pre-trained one and
+    the random-encoder reference), ours (mean ± std over seeds) beside the paper's number for
+    that base network (BiGAN at conv5, VAE at conv8)."""
     return mean_std(frame[frame.table == 3], ["base", "head", "layers"])
 
 

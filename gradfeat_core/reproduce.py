@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .grid import experiments
+from .grid import experiments, table3_layers
 from .params import ParamError, digest, load_params
 from .report import load_summaries, results_frame
 from .results import ROOT, code_digest, file_sha256, write_json
@@ -89,7 +89,9 @@ def papermill(source, output, parameters, timeout=None):
 
 
 def execute(run, timeout, notebooks_dir=None):
-    """Run one notebook; True when its result JSON exists afterwards."""
+    """Run one notebook; True when its result JSON exists afterwards. A pre-training that
+    stopped at its pretrain.max_minutes (pretrain.json: 'interrupted') is in progress, not
+    failed: no failure is recorded and False is returned (`in_progress` says how far it is)."""
     source = Path(notebooks_dir or NOTEBOOKS) / f"{run.notebook}.ipynb"
     parameters = dict(run.parameters, result_path=str(run.result))
     run.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -101,10 +103,25 @@ def execute(run, timeout, notebooks_dir=None):
     if run.result.is_file():
         run.failed.unlink(missing_ok=True)
         return True
+    if error is None and in_progress(run):
+        return False
     error = error or "the notebook ended without writing its result (sys.exit or a timed-out cell?)"
     write_json(run.failed, {"notebook": run.notebook, "name": run.name, "error": error,
                             "output": str(run.output), "parameters": run.parameters})
     return False
+
+
+def in_progress(run):
+    """'k of n updates' for a pre-training run stopped by its time budget, else None."""
+    if run.notebook != "01_pretrain":
+        return None
+    params = load_params(run.parameters["profile"], run.parameters["overrides"],
+                         objective=run.parameters["objective"])
+    record = Path(params["out_dir"]) / "pretrain" / params["pretrain"]["objective"] / "pretrain.json"
+    state = json.loads(record.read_text()) if record.is_file() else {}
+    if state.get("status") != "interrupted":
+        return None
+    return f"{state['iterations']} of {params['pretrain']['iterations']} updates"
 
 
 def run_all(runs, timeout, log, desc):
@@ -115,8 +132,9 @@ def run_all(runs, timeout, log, desc):
     for run in tqdm(todo, desc=desc, unit="run"):
         start = time.perf_counter()
         ok = execute(run, timeout)
-        log(f"  {run.name}: {'done' if ok else 'FAILED, see ' + str(run.failed)} "
-            f"({time.perf_counter() - start:.0f} s)")
+        progress = None if ok else in_progress(run)
+        state = "done" if ok else f"in progress ({progress})" if progress else f"FAILED, see {run.failed}"
+        log(f"  {run.name}: {state} ({time.perf_counter() - start:.0f} s)")
     for run in runs:
         (done if run.result.is_file() else failed).append(run)
     return done, failed
@@ -162,6 +180,11 @@ def reproduce(profile, sets=(), objective=None, log=None):
     else:
         pretrain_run = make_run("01_pretrain", f"pretrain-{objective}", dict(common, overrides=sets), runs_dir)
         run_all([pretrain_run], timeout, log, "pre-training")
+        while (progress := in_progress(pretrain_run)) and not pretrain_run.result.is_file():
+            log(f"pre-training: in progress ({progress}): starting it again, it resumes")
+            run_all([pretrain_run], timeout, log, "pre-training")
+            if in_progress(pretrain_run) == progress:  # no update made: do not loop for ever
+                break
         encoders = out / "pretrain" / objective
         sets = sets + [f"base.checkpoint={encoders / 'encoder.pt'}", "base.checkpoint_sha256=null",
                        f"base.random_checkpoint={encoders / 'random_encoder.pt'}"]
@@ -176,7 +199,8 @@ def reproduce(profile, sets=(), objective=None, log=None):
         summaries = [load_summaries([r.result])[0] if r.result.is_file() else failed_summary(r, e.table)
                      for r, e in zip(runs, grid)]
         by_name = {r.name: r for r in runs}
-        heads = {h: by_name[f"t3-{h}-conv5"].result for h in ("full", "finetune")}
+        top = table3_layers(params)
+        heads = {h: by_name[f"t3-{h}-{top}"].result for h in ("full", "finetune")}
         if all(p.is_file() for p in heads.values()):
             lin = make_run("03_linearization", "linearization",
                            dict(common, overrides=sets, full_result=str(heads["full"]),

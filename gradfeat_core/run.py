@@ -11,8 +11,8 @@ from . import tangent
 from .checkpoint import load_into, save_checkpoint
 from .data import load_dataset
 from .linear_model import build_head
-from .nets import FEATURE_DIM, LAYERS, Encoder, fold_batchnorm, mix, parse_layers, \
-    random_encoder, split
+from .nets import ARCHITECTURES, FEATURE_DIM, fold_batchnorm, mix, parse_layers, random_encoder, \
+    split
 from .params import digest
 from .results import environment, file_sha256, write_json
 from .train import (FrozenInputs, Of, Subset, accuracy, frozen_values, pick_device, predict,
@@ -24,15 +24,15 @@ def load_encoder(params, data, checkpoint, seed):
     random encoder is calibrated once per data set and kept under out_dir/checkpoints (keyed by
     the data, the architecture and the seed), so that later runs load the same tensors."""
     base = params["base"]
-    net = Encoder(data.in_channels, base["leak"], base["batchnorm"])
-    expect = net.meta(data.name, base["pixel_range"])
+    net = ARCHITECTURES[base["arch"]](data.in_channels, base["leak"], base["batchnorm"])
+    expect = net.meta(data.name, base["pixel_range"])  # a checkpoint of another architecture is refused
     if not checkpoint:
         key = {"data": params["data"], "seed": seed, "calibrate_images": base["calibrate_images"],
                **expect}
         checkpoint = Path(params["out_dir"]) / "checkpoints" / f"random-encoder-{digest(key)}.pt"
         if not checkpoint.is_file():
             calibrated = random_encoder(data.in_channels, base["leak"], base["batchnorm"], seed,
-                                        data.x_train, base["calibrate_images"])
+                                        data.x_train, base["calibrate_images"], base["arch"])
             save_checkpoint(checkpoint, calibrated.state_dict(), expect)
     load_into(net, checkpoint, expect=expect)
     return fold_batchnorm(net.to(data.x_train.device)).eval().requires_grad_(False)
@@ -55,8 +55,9 @@ def base_networks(params, data):
 def gradient_network(params, nets):
     """The network whose Jacobian the gradient term uses (Table 1: θ1, θ2 each from either)."""
     model = params["model"]
-    theta2 = parse_layers(model["layers"])
-    return mix(nets, {n: model["theta2"] if n in theta2 else model["theta1"] for n in LAYERS})
+    blocks = nets["pretrained"].LAYERS
+    theta2 = parse_layers(model["layers"], blocks)
+    return mix(nets, {n: model["theta2"] if n in theta2 else model["theta1"] for n in blocks})
 
 
 def omega_path(params):
@@ -123,13 +124,14 @@ def split_network(params, nets):
     which trains on f_θ̄(x) alone."""
     if params["model"]["head"] == "actv":
         return None, None
-    return split(source_network(params, nets), parse_layers(params["model"]["layers"]))
+    net = source_network(params, nets)
+    return split(net, parse_layers(params["model"]["layers"], net.LAYERS))
 
 
 def build_model(params, data, nets, log):
     """The head to train, on the pre-trained (or mixed) network and ω̄."""
     model_p = params["model"]
-    head, layers = model_p["head"], parse_layers(model_p["layers"])
+    head, layers = model_p["head"], parse_layers(model_p["layers"], nets["pretrained"].LAYERS)
     if head == "actv":
         return build_head("actv", nn.Linear(FEATURE_DIM, data.num_classes))
     omega = omega_bar(params, data, nets, log)

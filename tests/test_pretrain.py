@@ -54,6 +54,20 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, objective):
         assert torch.equal(a[k], b[k]), k
 
 
+def test_a_time_budget_stops_cleanly_and_the_next_call_resumes_to_the_same_weights(tmp_path):
+    """pretrain.max_minutes: a call checkpoints and returns 'interrupted' once its budget is spent
+    (here after every update), and calls after it end where one uninterrupted call ends."""
+    whole = pretrain(quick(tmp_path / "whole"))
+    budget = quick(tmp_path / "split", "ali", "pretrain.max_minutes=1e-9")
+    calls = [pretrain(budget) for _ in range(4)]
+    assert [c["status"] for c in calls] == ["interrupted"] * 3 + ["finished"]
+    assert [c["iterations"] for c in calls] == [1, 2, 3, 4]
+    a, _ = load_checkpoint(tmp_path / "whole" / "pretrain" / "ali" / "gan.pt")
+    b, meta = load_checkpoint(tmp_path / "split" / "pretrain" / "ali" / "gan.pt")
+    assert whole["status"] == "finished" and all(torch.equal(a[k], b[k]) for k in a)
+    assert meta["iteration"] == 4
+
+
 def test_outputs_and_encoder_checkpoints_load_into_heads(tmp_path):
     params = quick(tmp_path)
     pretrain(params)

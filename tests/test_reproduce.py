@@ -165,8 +165,13 @@ def test_runs_are_keyed_by_resolved_parameters(tmp_path):
 # --- the quick profile end to end under papermill -----------------------------------------
 
 def test_quick_profile_end_to_end(tmp_path):
+    """The whole grid under papermill; pre-training under a time budget that one update spends,
+    so that it stops, is shown in progress, resumes, and the grid runs after its last update."""
+    sets = [f"out_dir={tmp_path}", "pretrain.max_minutes=1e-9", "pretrain.iterations=2"]
     log = []
-    frame = reproduce("quick", [f"out_dir={tmp_path}"], log=log.append)
+    frame = reproduce("quick", sets, log=log.append)
+    assert "pre-training: in progress (1 of 2 updates): starting it again, it resumes" in log
+    assert json.loads((tmp_path / "pretrain" / "ali" / "pretrain.json").read_text())["iterations"] == 2
     csv = pd.read_csv(tmp_path / "results.csv")
     assert set(REQUIRED) <= set(csv.columns) and (csv.status == "done").all()
     p = load_params("quick")
@@ -192,12 +197,12 @@ def test_quick_profile_end_to_end(tmp_path):
     # a rerun skips everything; a lost result is the only thing redone
     n = len(experiments(p))
     log.clear()
-    reproduce("quick", [f"out_dir={tmp_path}"], log=log.append)
+    reproduce("quick", sets, log=log.append)
     assert f"experiments: {n} of {n} done already, 0 to run" in log
     victim = sorted((tmp_path / "runs").glob("t1-grad-conv5-*.json"))[0]
     victim.unlink()
     log.clear()
-    reproduce("quick", [f"out_dir={tmp_path}"], log=log.append)
+    reproduce("quick", sets, log=log.append)
     assert f"experiments: {n - 1} of {n} done already, 1 to run" in log and victim.exists()
 
 

@@ -1,0 +1,74 @@
+"""The VAE base network of Table 3's lower half (Berthelot et al. 2019's architecture, as Mu et
+al. 2020 use it): pre-training by the evidence lower bound on [−1, 1] pixels.
+
+    encoder  q(z|x): the eight-conv `VAEEncoder` (the f of the heads, θ2 = conv8), then
+             conv9 = 3×3 from conv8's 512×4×4 output to (μ, log σ²), each latent×4×4
+    decoder  p(x|z): the encoder's scales in reverse: per scale two 3×3 convs (leaky 0.2), then
+             2× nearest upsampling; 4×4 → 32×32, a last 3×3 conv to C channels (the mean)
+
+Loss per image: ‖x − decoder(z)‖² / 2 (a unit-variance Gaussian likelihood, summed over pixels)
++ KL(q(z|x) ‖ N(0, I)), z = μ + σ·ε by the reparametrisation trick.
+"""
+import torch
+from torch import nn
+
+from .nets import VAEEncoder
+
+DECODER_WIDTHS = (256, 128, 64)  # the encoder's widths before each pool, from the top down
+
+
+class VAE(nn.Module):
+    """E = q(z|x) and D = p(x|z); `features` is exactly the encoder the heads load."""
+
+    def __init__(self, in_channels, latent, leak):
+        super().__init__()
+        self.features = VAEEncoder(in_channels, leak)
+        self.posterior = nn.Conv2d(512, 2 * latent, 3, padding=1)
+        layers, channels = [], latent
+        for width in DECODER_WIDTHS:
+            layers += [nn.Conv2d(channels, width, 3, padding=1), nn.LeakyReLU(leak),
+                       nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(leak),
+                       nn.Upsample(scale_factor=2, mode="nearest")]
+            channels = width
+        layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.LeakyReLU(leak),
+                   nn.Conv2d(channels, in_channels, 3, padding=1)]
+        self.decoder = nn.Sequential(*layers)
+        self.latent = latent
+
+    def posterior_of(self, x):
+        """(μ, log σ²) of q(z|x), each (B, latent, 4, 4)."""
+        h = x
+        for name in self.features.LAYERS:  # conv1..conv8: conv8's 512×4×4 map, not pooled
+            h = self.features._modules[name](h)
+        return self.posterior(h).chunk(2, dim=1)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def reconstruct(self, x):
+        """decoder(μ(x)): the reconstruction grid's right-hand images."""
+        return self.decode(self.posterior_of(x)[0])
+
+    def sample_latent(self, n, generator=None, device=None):
+        return torch.randn(n, self.latent, 4, 4, generator=generator).to(device)
+
+
+def kl_to_standard_normal(mu, log_var):
+    """KL(N(μ, σ²) ‖ N(0, 1)) per image, summed over latent entries."""
+    return 0.5 * (mu.pow(2) + log_var.exp() - 1 - log_var).flatten(1).sum(1)
+
+
+def vae_losses(nets, x):
+    """(loss, reconstruction, kl): the negative ELBO per image and its two terms, batch means."""
+    vae = nets["E"]
+    mu, log_var = vae.posterior_of(x)
+    z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
+    reconstruction = 0.5 * (vae.decode(z) - x).pow(2).flatten(1).sum(1).mean()
+    kl = kl_to_standard_normal(mu, log_var).mean()
+    return reconstruction + kl, reconstruction, kl
+
+
+def build_vae(in_channels, latent, leak, seed):
+    """{'E': the VAE}, PyTorch's default initialisation from seed."""
+    torch.manual_seed(seed)
+    return {"E": VAE(in_channels, latent, leak)}
