@@ -176,12 +176,12 @@ def per_sample_gradients(device, n=8, spec="conv5"):
             "w2_bytes_shared_by_all_samples": 4 * sum(p.numel() for p in theta2.values())}
 
 
-def vae_times(device, batch, repeats):
+def vae_times(device, batch, repeats, images=1000):
     """The VAE base network beside the ALI encoder, timed in turn: ms per step of grad, full and
     fine-tuning at the top layer (the VAE's conv8 is a 3×3 conv at 4×4, 9× the arithmetic of
-    conv5's 4×4 kernel on 4×4), and ms to compute the frozen part (everything below θ2) of 1000
-    images, the cache a run builds once per data set."""
-    ali, x, y, omega = setting(device, max(4 * batch, 1000))
+    conv5's 4×4 kernel on 4×4), and ms to compute the frozen part (everything below θ2) of
+    `images` images, the cache a run builds once per data set."""
+    ali, x, y, omega = setting(device, max(4 * batch, images))
     vae = VAEEncoder(1).reset_parameters(torch.Generator().manual_seed(0)).to(device).requires_grad_(False)
     idx, steps = torch.arange(batch), {}
     for arch, net, spec in (("ali", ali, "conv5"), ("vae", vae, "conv8")):
@@ -190,7 +190,8 @@ def vae_times(device, batch, repeats):
             opt, _ = make_optimizer([p for p in model.parameters() if p.requires_grad], SCHEDULE)
             steps[arch, spec, head] = functools.partial(train_step, model, opt, inputs, y, idx)
         bottom = split(net, parse_layers(spec, net.LAYERS))[0]
-        steps[arch, spec, "frozen part, 1000 images"] = functools.partial(in_batches, bottom, x[:1000], 1000)
+        steps[arch, spec, f"frozen part, {images} images"] = functools.partial(in_batches, bottom,
+                                                                             x[:images], 1000)
     ms = interleaved(steps, repeats, device)
     return [{"arch": arch, "layers": spec, "what": what, "ms": round(1000 * t, 2)}
             for (arch, spec, what), t in ms.items()]

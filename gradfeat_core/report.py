@@ -236,8 +236,16 @@ def scope(params, pretrain, frame, base_network=None):
     done = converged(frame[frame.status == "done"])
     not_converged = int((done.convergence_known & ~done.converged).sum())
     unknown = int((~done.convergence_known).sum())
-    base = ("rotation prediction (Gidaris et al. 2018), an extension beyond the paper, which "
-            "pre-trains BiGAN and VAE encoders" if objective == "rotation" else f"BiGAN ({objective})")
+    base = {"rotation": "rotation prediction (Gidaris et al. 2018), an extension beyond the paper, "
+                        "which pre-trains BiGAN and VAE encoders",
+            "vae": "a VAE (the paper's Table 3, lower half)"}.get(objective, f"BiGAN ({objective})")
+    vae = params["base"].get("arch") == "vae"  # runs made before base.arch existed are ALI's
+    network = "the VAE's eight-conv encoder (Berthelot et al. 2019)" if vae else "the paper's five-conv encoder"
+    timed = done.dropna(subset=["iterations", "best_iteration"]) if {"iterations", "best_iteration"} <= \
+        set(done) else done.iloc[:0]
+    stops = "; ".join(f"Table {table} after a median of {g.iterations.median():.0f} iterations, its "
+                      f"best validation at {g.best_iteration.median():.0f}"
+                      for table, g in timed.groupby("table"))
     updates = f"{pretrain['iterations']} updates" if pretrain else "no finished pre-training"
     if (base_network or {}).get("source") == "committed":
         updates += (", once: the committed encoder, the same file in every rerun (its sha256 and "
@@ -246,13 +254,15 @@ def scope(params, pretrain, frame, base_network=None):
         f"Data set: {params['data']['dataset']}. The paper's numbers are on CIFAR-10/100 and SVHN: "
         "each claim is judged on effects inside these runs (grad − actv, pre-trained − random, "
         "...), never on our accuracy against the paper's.",
-        f"Base network: the paper's five-conv encoder, pre-trained by {base}, for {updates}; a "
+        f"Base network: {network}, pre-trained by {base}, for {updates}; a "
         "random encoder of the same architecture runs beside it as a reference.",
         f"Schedules are far shorter than the paper's 50K–80K iterations (batch "
-        f"{train['batch_size']}, validation split {train['val_fraction']:g}, every "
-        f"{train['eval_every']} iterations, patience {train['patience']}, before each table's "
+        f"{train['batch_size']}, validation split {train['val_fraction']:g}"
+        + (f", every {train['eval_every']} iterations, patience {train['patience']}"
+           if train["eval_every"] else "") + ", before each table's "
         f"overrides; Table 3's: {', '.join(rep['table3_set']) or 'none'}; Table 1's: "
-        f"{', '.join(rep['table1_set']) or 'none'}). {not_converged} of {len(done)} runs were "
+        f"{', '.join(rep['table1_set']) or 'none'}). Runs stopped: {stops or 'none finished'}. "
+        f"{not_converged} of {len(done)} runs were "
         f"still improving at their cap or never beat their start and {unknown} were not validated (convergence unknown): "
         "verdicts that use them are inconclusive.",
         f"Seeds: Table 3 {rep['table3_seeds']}, Table 1 {rep['table1_seeds']}; a verdict needs "
