@@ -4,7 +4,8 @@ al. 2020 use it): pre-training by the evidence lower bound on [−1, 1] pixels.
     encoder  q(z|x): the eight-conv `VAEEncoder` (the f of the heads, θ2 = conv8), then
              conv9 = 3×3 from conv8's 512×4×4 output to (μ, log σ²), each latent×4×4
     decoder  p(x|z): the encoder's scales in reverse: per scale two 3×3 convs (leaky 0.2), then
-             2× nearest upsampling; 4×4 → 32×32, a last 3×3 conv to C channels (the mean)
+             2× nearest upsampling, 4×4 → 32×32; one more 3×3 conv at 32×32, and a last 3×3
+             conv to C channels (the mean)
 
 Loss per image: ‖x − decoder(z)‖² / 2 (a unit-variance Gaussian likelihood, summed over pixels)
 + KL(q(z|x) ‖ N(0, I)), z = μ + σ·ε by the reparametrisation trick.
