@@ -91,7 +91,7 @@ def papermill(source, output, parameters, timeout=None):
 def execute(run, timeout, notebooks_dir=None):
     """Run one notebook; True when its result JSON exists afterwards. A pre-training that
     stopped at its pretrain.max_minutes (pretrain.json: 'interrupted') is in progress, not
-    failed: no failure is recorded and False is returned (`in_progress` says how far it is)."""
+    failed: no failure is recorded and its progress ('k of n updates') is returned instead."""
     source = Path(notebooks_dir or NOTEBOOKS) / f"{run.notebook}.ipynb"
     parameters = dict(run.parameters, result_path=str(run.result))
     run.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -103,8 +103,9 @@ def execute(run, timeout, notebooks_dir=None):
     if run.result.is_file():
         run.failed.unlink(missing_ok=True)
         return True
-    if error is None and in_progress(run):
-        return False
+    progress = in_progress(run) if error is None else None
+    if progress:
+        return progress
     error = error or "the notebook ended without writing its result (sys.exit or a timed-out cell?)"
     write_json(run.failed, {"notebook": run.notebook, "name": run.name, "error": error,
                             "output": str(run.output), "parameters": run.parameters})
@@ -131,9 +132,9 @@ def run_all(runs, timeout, log, desc):
     log(f"{desc}: {len(runs) - len(todo)} of {len(runs)} done already, {len(todo)} to run")
     for run in tqdm(todo, desc=desc, unit="run"):
         start = time.perf_counter()
-        ok = execute(run, timeout)
-        progress = None if ok else in_progress(run)
-        state = "done" if ok else f"in progress ({progress})" if progress else f"FAILED, see {run.failed}"
+        outcome = execute(run, timeout)
+        state = ("done" if outcome is True else f"in progress ({outcome})" if outcome
+                 else f"FAILED, see {run.failed}")
         log(f"  {run.name}: {state} ({time.perf_counter() - start:.0f} s)")
     for run in runs:
         (done if run.result.is_file() else failed).append(run)
