@@ -42,7 +42,7 @@ def experiments(params, grid_path=None):
     grid = yaml.safe_load(open(grid_path or PARAMS_DIR / "grid.yaml"))
     rep, pretrained = params["reproduce"], ("pretrained",) * 3
     t3, t1 = grid["table3"], grid["table1"]
-    out = [_experiment(3, head, table3_layers(params, grid_path), pretrained, rep, base)
+    out = [_experiment(3, head, table3_layers(params, grid), pretrained, rep, base)
            for base in t3.get("bases", ["pretrained"]) for head in t3["heads"]]
     if params["base"]["arch"] != "ali":
         return out
@@ -57,10 +57,10 @@ def experiments(params, grid_path=None):
     return out
 
 
-def table3_layers(params, grid_path=None):
-    """θ2 of Table 3's experiments: grid.yaml's table3.layers, `top` being the base network's
-    topmost block (conv5 for the ALI encoder, conv8 for the VAE's)."""
-    grid = yaml.safe_load(open(grid_path or PARAMS_DIR / "grid.yaml"))
+def table3_layers(params, grid=None):
+    """θ2 of Table 3's experiments: grid.yaml's table3.layers (grid: that file, already read),
+    `top` being the base network's topmost block (conv5 for the ALI encoder, conv8 for the VAE's)."""
+    grid = grid or yaml.safe_load(open(PARAMS_DIR / "grid.yaml"))
     layers = grid["table3"]["layers"]
     return ARCHITECTURES[params["base"]["arch"]].LAYERS[-1] if layers == "top" else layers
 
