@@ -75,6 +75,13 @@ def head_model(head, spec, net, omega, cached, x, path="fast"):
     return model, inputs
 
 
+def step_fn(head, spec, net, omega, cached, x, y, idx, path="fast"):
+    """One training step of `head` at `spec` on `net`, as a function to time."""
+    model, inputs = head_model(head, spec, net, omega, cached, x, path)
+    opt, _ = make_optimizer([p for p in model.parameters() if p.requires_grad], SCHEDULE)
+    return functools.partial(train_step, model, opt, inputs, y, idx)
+
+
 def floor_step(device, batch):
     """The arithmetic a full-model step at conv5 cannot avoid: its two matrix products, batch ×
     4096 × 512 (the tangent, and the gradient of w2), as a function to time."""
@@ -98,9 +105,7 @@ def step_times(device, batch, repeats):
         for cached in (True, False):
             steps = {"floor": floor_step(device, batch)}
             for head, path in VARIANTS:
-                model, inputs = head_model(head, spec, net, omega, cached, x, path)
-                opt, _ = make_optimizer([p for p in model.parameters() if p.requires_grad], SCHEDULE)
-                steps[head, path] = functools.partial(train_step, model, opt, inputs, y, idx)
+                steps[head, path] = step_fn(head, spec, net, omega, cached, x, y, idx, path)
             ms = {k: 1000 * t for k, t in interleaved(steps, repeats, device).items()}
             floor = ms.pop("floor")
             floors.append(floor)
@@ -186,9 +191,7 @@ def vae_times(device, batch, repeats, images=1000):
     idx, steps = torch.arange(batch), {}
     for arch, net, spec in (("ali", ali, "conv5"), ("vae", vae, "conv8")):
         for head in ("grad", "full", "finetune"):
-            model, inputs = head_model(head, spec, net, omega, True, x)
-            opt, _ = make_optimizer([p for p in model.parameters() if p.requires_grad], SCHEDULE)
-            steps[arch, spec, head] = functools.partial(train_step, model, opt, inputs, y, idx)
+            steps[arch, spec, head] = step_fn(head, spec, net, omega, True, x, y, idx)
         bottom = split(net, parse_layers(spec, net.LAYERS))[0]
         steps[arch, spec, f"frozen part, {images} images"] = functools.partial(in_batches, bottom,
                                                                              x[:images], 1000)
