@@ -153,6 +153,7 @@ def c6(frame):
     out = []
     if "ms_per_step" not in frame:
         return out
+    top = table3_top(frame)
     for (table, batch), runs in frame.groupby(["table", "batch_size"]):
         for layers in dict.fromkeys(runs.layers):
             finetune = Cell(table, "finetune", layers)
@@ -160,7 +161,7 @@ def c6(frame):
                 r = ratio(runs, f"{head} ÷ finetune {layers} (Table {table}, batch {batch:g})",
                           Cell(table, head, layers), finetune)
                 out.append(r and Comparison(r, C6_MAX_RATIO, above=False))
-                if r and layers == table3_top(frame):
+                if r and layers == top:
                     out += [Comparison(r, C6_TOP_BAND[0], above=True, role="note"),
                             Comparison(r, C6_TOP_BAND[1], above=False, role="note")]
     return out
