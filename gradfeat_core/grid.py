@@ -49,12 +49,21 @@ def experiments(params, grid_path=None):
     if "actv" in t1["baselines"] and any(rep["table1_rows"].values()):
         out.append(_experiment(1, "actv", "conv5", pretrained, rep))
     for layers, rows in rep["table1_rows"].items():
-        if rows and "finetune" in t1["baselines"]:
+        if rows and "finetune" in t1["baselines"] and layers in rep["table1_finetune"]:
             out.append(_experiment(1, "finetune", layers, pretrained, rep))
         out += [_experiment(1, head, layers, tuple(sources), rep)
                 for row, sources in enumerate(t1["sources"], start=1) if row in rows
                 for head in t1["heads"]]
     return out
+
+
+def twins(grid):
+    """{name of a Table 1 experiment: the Table 3 experiment it repeats}: the same overrides and
+    seeds (both tables on one protocol make Table 1's all-pre-trained conv5 cells and its
+    baselines Table 3's), so that reproduce runs each once."""
+    t3 = {(tuple(e.sets), tuple(e.seeds)): e for e in grid if e.table == 3}
+    return {e.name: t3[key] for e in grid
+            if e.table == 1 and (key := (tuple(e.sets), tuple(e.seeds))) in t3}
 
 
 def table3_layers(params, grid=None):

@@ -251,7 +251,7 @@ def validate(params):
             raise ParamError(f"'{key}' is {_get(params, key)}; it must be positive")
     for key in (["train.clip_grad_norm", "pretrain.gp_weight", "train.eval_every", "train.patience",
                   "train.min_iterations", "pretrain.max_minutes"]
-                + [f"train.{h}.weight_decay" for h in HEADS]):
+                + [f"train.{h}.weight_decay" for h in HEADS] + ["train.full.w1_lr"]):
         if _get(params, key) < 0:
             raise ParamError(f"'{key}' is {_get(params, key)}; it must be 0 or more")
     train = params["train"]
@@ -333,6 +333,10 @@ def _validate_reproduce(rep):
         if not isinstance(rows, list) or any(r not in range(1, 9) or isinstance(r, bool) for r in rows):
             raise ParamError(f"'reproduce.table1_rows.{layers}' is {rows!r}; choose rows 1 to 8 "
                              "of Table 1, e.g. [1, 8], or [] to skip the depth")
+    unknown = [d for d in rep["table1_finetune"] if d not in rep["table1_rows"]]
+    if unknown:
+        raise ParamError(f"'reproduce.table1_finetune' names {unknown}; choose depths of "
+                         f"reproduce.table1_rows ({', '.join(rep['table1_rows'])})")
     for assignment in rep["table3_set"] + rep["table1_set"]:
         if not isinstance(assignment, str):
             raise ParamError(f"'reproduce.table*_set' holds {assignment!r}; each entry is a "

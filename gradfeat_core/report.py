@@ -64,9 +64,16 @@ def results_frame(summaries):
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def load_summaries(paths):
-    """The result JSONs of experiments, each with the path it was read from ('source')."""
-    return [dict(json.loads(Path(p).read_text()), source=str(p)) for p in paths]
+def load_summaries(entries):
+    """The result JSONs of experiments, each with the path it was read from ('source'). An
+    entry is a path, or {'path', 'experiment', 'table'}: a run that also stands for another
+    table's cell (the same parameters and seeds: grid.twins), read as that cell."""
+    out = []
+    for entry in entries:
+        entry = entry if isinstance(entry, dict) else {"path": entry}
+        as_cell = {k: v for k, v in entry.items() if k != "path"}
+        out.append(dict(json.loads(Path(entry["path"]).read_text()), source=str(entry["path"]), **as_cell))
+    return out
 
 
 def run_files(source):
@@ -195,6 +202,7 @@ def protocol(params, table):
              + " and reporting test accuracy at the best one" if train["val_fraction"] and train["patience"]
              else "no validation split, test accuracy at the end of training")
     heads = ", ".join(f"{h} {train[h]['optimizer']} lr {train[h]['lr']:g}"
+                      + (f" (w1 {train[h]['w1_lr']:g})" if train[h].get("w1_lr") else "")
                       + (f" (best on validation of {train[h]['lr_grid']})" if train[h]["lr_grid"] else "")
                       + f", ≤{train[h]['iterations']} iterations halving every {train[h]['stepsize']}"
                       for h in ("actv", "grad", "full", "finetune"))
@@ -216,6 +224,9 @@ def deviations(params, pretrain):
         f"(clip {train['clip_grad_norm']:g}), per table as follows.",
         protocol(params, 3),
         protocol(params, 1),
+        *([f"The full model trains w1 at lr {train['full']['w1_lr']:g} and w2 at the full model's lr "
+           "(the authors: one rate for both); w1 starts at the activation baseline's optimum ω̄, "
+           "and one rate high enough for w2 first knocked it off."] if train["full"]["w1_lr"] else []),
         f"NTK scale rule: {params['model']['ntk_scale']} "
         "(authors: s_w = sqrt(1/out_channels), s_b = sqrt(0.1)).",
         f"Pre-training: {p['objective']} for {pretrain['iterations'] if pretrain else '?'} updates at "

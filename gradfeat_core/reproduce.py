@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .grid import experiments, table3_layers
+from .grid import experiments, table3_layers, twins
 from .params import ParamError, digest, load_params
 from .report import load_summaries, results_frame
 from .results import ROOT, code_digest, file_sha256, write_json
@@ -173,7 +173,7 @@ def reproduce(profile, sets=(), objective=None, log=None):
     sets = [f"out_dir={out}", *sets]
     started = time.perf_counter()
 
-    summaries, runs, lin_path = [], [], None
+    summaries, runs, entries, lin_path = [], [], [], None
     pretrain_run, base = None, base_network(params)
     if base["source"] == "committed":
         log(f"pre-training: none, the profile's base network is the committed {base['path']} "
@@ -192,14 +192,18 @@ def reproduce(profile, sets=(), objective=None, log=None):
         base = dict(base, path=str(encoders / "encoder.pt"), pretrain_json=str(encoders / "pretrain.json"))
     if base["source"] == "committed" or pretrain_run.result.is_file():
         base["sha256"] = file_sha256(base["path"])
-        grid = experiments(params)
+        grid, repeats = experiments(params), twins(experiments(params))
         runs = [make_run("02_heads", e.name, dict(common, overrides=sets + e.sets, seeds=e.seeds,
                                                   experiment=e.name, table=e.table), runs_dir)
-                for e in grid]
+                for e in grid if e.name not in repeats]
+        if repeats:
+            log(f"experiments: {len(repeats)} of Table 1's cells are Table 3's runs (one protocol)")
         run_all(runs, timeout, log, "experiments")
-        summaries = [load_summaries([r.result])[0] if r.result.is_file() else failed_summary(r, e.table)
-                     for r, e in zip(runs, grid)]
         by_name = {r.name: r for r in runs}
+        entries = [(e, by_name[repeats[e.name].name if e.name in repeats else e.name]) for e in grid]
+        summaries = [dict(failed_summary(r, e.table), experiment=e.name) if not r.result.is_file()
+                     else load_summaries([{"path": r.result, "experiment": e.name, "table": e.table}])[0]
+                     for e, r in entries]
         top = table3_layers(params)
         heads = {h: by_name[f"t3-{h}-{top}"].result for h in ("full", "finetune")}
         if all(p.is_file() for p in heads.values()):
@@ -213,7 +217,8 @@ def reproduce(profile, sets=(), objective=None, log=None):
     write_json(out / "report-inputs.json", {
         "profile": profile, "objective": objective, "params": params,
         "pretrain": base["pretrain_json"] if base.get("sha256") else None, "base_network": base,
-        "experiments": [str(r.result) for r in runs if r.result.is_file()],
+        "experiments": [{"path": str(r.result), "experiment": e.name, "table": e.table}
+                        for e, r in entries if r.result.is_file()],
         "linearization": str(lin_path) if lin_path else None,
         "seconds_this_call": time.perf_counter() - started})
     report(out, profile, log)

@@ -137,9 +137,22 @@ class FrozenInputs:
         return frozen_values(self.parts, self.x[idx])
 
 
+def param_groups(model, schedule):
+    """The trained tensors as optimiser groups: one at schedule['lr'], except the full model's w1
+    at schedule['w1_lr'] when that is set (w1 starts at the activation baseline's optimum and w2
+    at 0: one rate high enough for w2 first knocks w1 off it)."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    w1 = getattr(model, "w1", None) if getattr(model, "head", None) == "full" else None
+    if not schedule.get("w1_lr") or w1 is None:
+        return [{"params": trained}]
+    own = {id(p) for p in w1.parameters()}
+    return [{"params": [p for p in trained if id(p) not in own]},
+            {"params": list(w1.parameters()), "lr": schedule["w1_lr"]}]
+
+
 def make_optimizer(params, schedule):
     """SGD (momentum 0.9) or Adam, fused (one kernel over all tensors: 3x faster on a 2M-entry
-    θ2 than the per-op default) for every head alike."""
+    θ2 than the per-op default) for every head alike. params: tensors or param_groups()."""
     if schedule["optimizer"] == "adam":
         opt = torch.optim.Adam(params, lr=schedule["lr"], betas=(0.5, 0.999),
                                weight_decay=schedule["weight_decay"], fused=True)
@@ -170,7 +183,8 @@ def train_step(model, opt, inputs, labels, idx, clip_grad_norm=0.0):
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if clip_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], clip_grad_norm)
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]],
+                                       clip_grad_norm)
     opt.step()
     return loss.detach()
 
@@ -196,6 +210,9 @@ def validation_split(n, fraction, seed):
     return order[n_val:].sort().values, order[:n_val].sort().values
 
 
+LEARNT_NOTHING_LR = 0.25  # a best at the start counts as converged once the rate is this far down
+
+
 @dataclass
 class Training:
     """What `train` did: the training loss and validation accuracy against iterations (the
@@ -219,9 +236,12 @@ def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_e
     beaten the best (never before `min_iterations`: the full model first falls below its start
     at a high learning rate and recovers only after it has decayed), and the parameters of the
     best evaluation are restored. A run that reaches the cap while still improving is not
-    converged, and neither is one whose best is its start (iteration 0): it never learnt."""
+    converged, and neither is one whose best is its start (iteration 0) unless its learning rate
+    had already decayed to LEARNT_NOTHING_LR of its start when it stopped: a run in the full
+    model's dip recovers once the rate halves, one still at its start after two halvings had
+    nothing to gain (the full model on random gradient features, Table 1)."""
     trained = [p for p in model.parameters() if p.requires_grad]
-    opt, lr_schedule = make_optimizer(trained, schedule)
+    opt, lr_schedule = make_optimizer(param_groups(model, schedule), schedule)
     generator = torch.Generator().manual_seed(seed)
     out, running = Training(loss=[]), []
     best_accuracy, best_state, since_best = -1.0, None, 0
@@ -260,7 +280,9 @@ def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_e
     if running:
         out.loss.append((out.iterations, torch.stack(running).mean().item()))
     if validate is not None and patience:
-        out.converged = (out.stopped_early or since_best >= patience) and out.best_iteration > 0
+        decayed = opt.param_groups[0]["lr"] <= LEARNT_NOTHING_LR * schedule["lr"]
+        out.converged = ((out.stopped_early or since_best >= patience)
+                         and (out.best_iteration > 0 or decayed))
         with torch.no_grad():
             for p, best in zip(trained, best_state):
                 p.copy_(best)

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from gradfeat_core.claims import HOLDS, NOT_RUN, verdicts
-from gradfeat_core.grid import experiments, paper_value
+from gradfeat_core.grid import experiments, paper_value, twins
 from gradfeat_core.params import ParamError, load_params
-from gradfeat_core.report import COLUMNS, results_frame
+from gradfeat_core.report import COLUMNS, load_summaries, results_frame
 from gradfeat_core.reproduce import (NOTEBOOKS, Run, base_network, check_parameters, make_run,
                                      reproduce, run_all)
 
@@ -68,6 +68,32 @@ def test_grid_applies_each_tables_overrides_and_rows():
     resolved = load_params("quick", cells[0].sets)
     assert resolved["train"]["grad"]["iterations"] == 7 and resolved["model"]["omega"] == "pretrained"
     assert all("train.grad.iterations=7" not in e.sets for e in grid if e.table == 3)
+    assert twins(grid) == {}  # the tables' protocols differ: every cell runs
+
+
+def test_one_protocol_runs_table1s_all_pretrained_cells_once():
+    """The default profile runs both tables on one protocol: Table 1's actv, its conv5
+    fine-tuning and its all-pre-trained conv5 rows are Table 3's runs, read as Table 1's cells;
+    no finetune at conv4-5 (reproduce.table1_finetune)."""
+    grid = experiments(load_params("fashion-mnist"))
+    repeats = twins(grid)
+    assert {k: v.name for k, v in repeats.items()} == {
+        "t1-actv-conv5": "t3-actv-conv5", "t1-finetune-conv5": "t3-finetune-conv5",
+        "t1-grad-conv5-ppp": "t3-grad-conv5", "t1-full-conv5-ppp": "t3-full-conv5"}
+    assert "t1-finetune-conv4-5" not in {e.name for e in grid}
+    assert {"t1-grad-conv4-5-ppp", "t1-full-conv4-5-ppp"} <= {e.name for e in grid}
+
+
+def test_a_run_read_as_another_tables_cell(tmp_path):
+    summary = {"experiment": "t3-grad-conv5", "table": 3, "status": "done", "seeds": [0],
+               "params": load_params("quick", ["model.head=grad"]),
+               "runs": [{"seed": 0, "accuracy": 0.5, "iterations": 10, "train_seconds": 1.0}]}
+    path = tmp_path / "t3-grad-conv5-abc.json"
+    path.write_text(json.dumps(summary))
+    both = load_summaries([path, {"path": str(path), "experiment": "t1-grad-conv5-ppp", "table": 1}])
+    frame = results_frame(both)
+    assert list(frame.table) == [3, 1] and list(frame.experiment) == ["t3-grad-conv5", "t1-grad-conv5-ppp"]
+    assert frame.accuracy.tolist() == [50.0, 50.0] and frame.run_key.tolist() == ["abc", "abc"]
 
 
 @pytest.mark.parametrize("key,value", [("table1_rows.conv5", "[0]"), ("table1_rows.conv4-5", "[9]"),
@@ -195,7 +221,7 @@ def test_quick_profile_end_to_end(tmp_path):
     verdict_cells = re.findall(r"<td>(holds|does not hold|inconclusive|not run)</td>", html)
     assert len(verdict_cells) == 7
     # a rerun skips everything; a lost result is the only thing redone
-    n = len(experiments(p))
+    n = len(experiments(p)) - len(twins(experiments(p)))
     log.clear()
     reproduce("quick", sets, log=log.append)
     assert f"experiments: {n} of {n} done already, 0 to run" in log

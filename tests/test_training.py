@@ -179,13 +179,13 @@ def test_validation_curve_starts_at_the_activation_baseline_and_flags_convergenc
     assert capped["converged"] is False and capped["iterations"] == 5
 
 
-def scripted_training(curve, **stopping):
+def scripted_training(curve, stepsize=1000, **stopping):
     """train() on a small linear problem whose validation accuracies are `curve`, in order."""
     torch.manual_seed(0)
     model, x = torch.nn.Linear(4, 2), torch.randn(64, 4)
     scores = iter(curve)
     schedule = {"optimizer": "sgd", "lr": 0.1, "weight_decay": 0.0, "iterations": len(curve) - 1,
-                "stepsize": 1000}
+                "stepsize": stepsize}
     return train(model, x, (x[:, 0] > 0).long(), schedule, 16, validate=lambda m: next(scores),
                  eval_every=1, **stopping)
 
@@ -201,6 +201,16 @@ def test_no_early_stop_before_min_iterations_and_a_best_at_the_start_is_not_conv
     floored = scripted_training(dip, patience=3, min_iterations=6)
     assert floored.best_iteration == 6 and floored.iterations == 9
     assert floored.stopped_early and floored.converged is True
+
+
+def test_a_best_at_the_start_kept_through_two_halvings_is_converged():
+    """Nothing to gain, not a dip: a run never above its start counts as converged only when it
+    stopped after its learning rate had halved twice (to a quarter of its start)."""
+    flat = [0.80, 0.79, 0.78, 0.79, 0.78, 0.79, 0.78, 0.79, 0.78, 0.79, 0.78]
+    slow = scripted_training(flat, stepsize=3, patience=3, min_iterations=5)  # halved at 3, 6
+    assert slow.best_iteration == 0 and slow.iterations == 5 and slow.converged is False
+    decayed = scripted_training(flat, stepsize=3, patience=3, min_iterations=6)
+    assert decayed.best_iteration == 0 and decayed.iterations == 6 and decayed.converged is True
 
 
 def test_patience_needs_a_validation_split():
@@ -261,3 +271,32 @@ def test_a_pytorch_build_without_cuda_is_named(monkeypatch):
     assert "has no CUDA support" in cuda_problem()
     with pytest.raises(DeviceError, match="no CUDA support"):
         pick_device("cuda:0")
+
+
+def test_the_full_models_w1_trains_at_its_own_rate():
+    """train.full.w1_lr: w1 in a group of its own at that rate, w2 at lr, each trained tensor in
+    exactly one group; 0 (the default) keeps one group, as does every other head. One SGD step
+    from zero momentum moves w1 by w1_lr times its gradient."""
+    from gradfeat_core.train import param_groups, make_optimizer
+    torch.manual_seed(0)
+    from gradfeat_core.nets import Encoder
+    net = fold_batchnorm(Encoder(in_channels=1).reset_parameters())
+    layers = parse_layers("conv5", net.LAYERS)
+    _, top = split(net, layers)
+    omega = torch.nn.Linear(FEATURE_DIM, 10)
+    model = build_head("full", omega, top, layers)
+    schedule = {"optimizer": "sgd", "lr": 1.0, "w1_lr": 0.01, "weight_decay": 0.0, "stepsize": 10}
+    groups = param_groups(model, schedule)
+    trained = {id(p) for p in model.parameters() if p.requires_grad}
+    assert sorted(id(p) for g in groups for p in g["params"]) == sorted(trained)
+    assert [g.get("lr") for g in groups] == [None, 0.01]
+    assert len(param_groups(model, dict(schedule, w1_lr=0.0))) == 1
+    assert len(param_groups(build_head("grad", omega, top, layers), schedule)) == 1
+    opt, _ = make_optimizer(groups, schedule)
+    before = model.w1.weight.detach().clone()
+    model.w1.weight.grad = torch.ones_like(before)
+    for p in model.w2:
+        p.grad = torch.zeros_like(p)
+    model.w1.bias.grad = torch.zeros_like(model.w1.bias)
+    opt.step()
+    assert torch.allclose(before - model.w1.weight.detach(), torch.full_like(before, 0.01))
