@@ -2,6 +2,7 @@
 # make train-head   train one head end to end (HEAD=actv|grad|full|finetune LAYERS=conv5 PROFILE=fashion-mnist)
 # make reproduce    every experiment through papermill, then reports/$(PROFILE)/report.html (PROFILE=fashion-mnist)
 # make bench        time per training step of every head; writes reports/bench/bench.json
+# make lab          JupyterLab on notebooks/ (each notebook runs with its defaults: the quick profile)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,11 +11,12 @@ HEAD ?= full
 LAYERS ?= conv5
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: test reproduce train-head bench data clean-venv
+.PHONY: test reproduce train-head bench data lab clean-venv
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $@
 
 # pytest exits 5 when it collects no tests: that is not a failure of the suite.
@@ -25,7 +27,7 @@ test: $(VENV)/.installed
 # a profile that uses it; other data sets are never downloaded (README, "Data"): a missing file
 # is a one-line error naming where to put it.
 data: $(VENV)/.installed
-	@dataset=$$($(PY) -c "from gradfeat_core.params import load_params; \
+	@dataset=$$($(PY) -c "from gradfeat_core.experiments.params import load_params; \
 	  print(load_params('$(PROFILE)')['data']['dataset'])" 2>/dev/null); \
 	if [ "$$dataset" = fashion-mnist ] && [ ! -d $(FASHION_MNIST) ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -40,7 +42,10 @@ train-head: $(VENV)/.installed data
 	$(PY) -m gradfeat_core train-head --profile $(PROFILE) --head $(HEAD) --layers $(LAYERS)
 
 bench: $(VENV)/.installed
-	$(PY) -m gradfeat_core.bench
+	$(PY) -m gradfeat_core.experiments.bench
+
+lab: $(VENV)/.installed
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 clean-venv:
 	rm -rf $(VENV)

@@ -2,9 +2,9 @@
 import argparse
 import sys
 
-from .errors import UserError
-from .linear_model import HEADS
-from .params import load_params
+from .experiments.errors import UserError
+from .experiments.params import load_params
+from .method.linear_model import HEADS
 
 # Bad parameters, data files, checkpoints (ParamError, DataError, CheckpointError): one line and
 # exit 2. Anything else is a bug and keeps its traceback.
@@ -12,7 +12,7 @@ USER_ERRORS = (UserError,)
 
 
 def train_head(args):
-    from .run import run_head  # imported here so that --help stays fast
+    from .experiments.run import run_head  # imported here so that --help stays fast
     sets = list(args.set)
     if args.head:
         sets.append(f"model.head={args.head}")
@@ -25,7 +25,7 @@ def train_head(args):
 
 
 def pretrain(args):
-    from .pretrain import DivergedError, pretrain as run_pretrain
+    from .experiments.pretrain import DivergedError, pretrain as run_pretrain
     params = load_params(args.profile, args.set, objective=args.objective)
     try:
         result = run_pretrain(params)
@@ -37,23 +37,29 @@ def pretrain(args):
 
 
 def quality(args):
-    from .quality import quality_curve
+    from .suite.quality import quality_curve
     frame = quality_curve(args.profile, args.set, objective=args.objective)
     print(frame.to_string(index=False))
 
 
 def publish(args):
-    from .quality import publish as publish_encoder
+    from .suite.quality import publish as publish_encoder
     print(f"base.checkpoint_sha256: {publish_encoder(args.source, args.to)}  ({args.to}/encoder.pt)")
 
 
 def reproduce(args):
-    from .reproduce import ReportError, reproduce as run_reproduce
+    from .suite.reproduce import ReportError, reproduce as run_reproduce
+    if args.dry_run:
+        from .suite.reproduce import dry_run
+        dry_run(args.profile, args.set, args.objective, args.executor)
+        return 0
     try:
-        frame = run_reproduce(args.profile, args.set, objective=args.objective)
+        frame = run_reproduce(args.profile, args.set, objective=args.objective,
+                              executor=args.executor)
     except KeyboardInterrupt:
-        print("interrupted: finished runs are kept; the same command continues with the rest",
-              file=sys.stderr)
+        print("interrupted: finished runs are kept; the same command continues with the rest"
+              + (" (its submitted jobs were cancelled; `squeue --me` shows any left)"
+                 if args.executor == "slurm" else ""), file=sys.stderr)
         return 130
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -96,6 +102,13 @@ def parser():
     r = sub.add_parser("reproduce", help="pre-train, run every experiment through papermill, "
                                          "write results.csv and report.html")
     common(r)
+    r.add_argument("--executor", choices=("local", "slurm", "debug"), default="local",
+                   help="local: one notebook after another here; slurm: each stage a SLURM job "
+                        "array through submitit (resources: reproduce.slurm); debug: submitit's "
+                        "in-process executor, the slurm path without a cluster")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the grid, what is done, and estimated time per stage, peak device "
+                        "memory and cache disk for this device; run nothing")
     r.set_defaults(func=reproduce)
     return p
 

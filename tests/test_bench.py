@@ -1,7 +1,7 @@
 """The benchmark's pieces run and report what they say (timings themselves are not tested)."""
 import torch
 
-from gradfeat_core.bench import vae_times
+from gradfeat_core.experiments.bench import vae_times
 
 
 def test_vae_heads_are_timed_beside_the_ali_encoders():

@@ -1,4 +1,4 @@
-"""Tests for gradfeat_core.checkpoint: round trips, refusals, nothing half-loaded, atomic writes."""
+"""Tests for gradfeat_core.experiments.checkpoint: round trips, refusals, nothing half-loaded, atomic writes."""
 import functools
 import os
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from gradfeat_core.checkpoint import CheckpointError, load_checkpoint, load_into, save_checkpoint  # noqa: E402
-from gradfeat_core.nets import Encoder  # noqa: E402
+from gradfeat_core.experiments.checkpoint import CheckpointError, load_checkpoint, load_into, save_checkpoint  # noqa: E402
+from gradfeat_core.method.nets import Encoder  # noqa: E402
 
 META = {"kind": "encoder", "arch": "ali-encoder", "dataset": "synthetic", "in_channels": 1,
         "leak": 0.01, "batchnorm": True, "parametrisation": "standard"}

@@ -4,9 +4,9 @@ into 'inconclusive' with the reason."""
 import pandas as pd
 import pytest
 
-from gradfeat_core.claims import (C1_MIN_GAIN, CLAIMS, FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell,
+from gradfeat_core.suite.claims import (C1_MIN_GAIN, CLAIMS, FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell,
                                   assess, paper_frame, verdicts)
-from gradfeat_core.report import SOURCES
+from gradfeat_core.suite.report import SOURCES
 
 PRE = ("pretrained",) * 3
 

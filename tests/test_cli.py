@@ -155,7 +155,7 @@ ISSUE_CASES = [
 def params_dir(tmp_path, monkeypatch):
     """The shipped params/ plus profiles/listy.yaml, whose top level is a list."""
     import shutil
-    from gradfeat_core import params
+    from gradfeat_core.experiments import params
     d = tmp_path / "params"
     shutil.copytree(params.PARAMS_DIR, d)
     (d / "profiles" / "listy.yaml").write_text("- train: {batch_size: 64}\n- seed: 1\n")
@@ -191,9 +191,9 @@ def test_every_subcommand_as_a_process_prints_no_traceback(tmp_path, command):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("command,module,function", [("train-head", "gradfeat_core.run", "run_head"),
-                                                     ("pretrain", "gradfeat_core.pretrain", "pretrain"),
-                                                     ("reproduce", "gradfeat_core.reproduce", "reproduce")])
+@pytest.mark.parametrize("command,module,function", [("train-head", "gradfeat_core.experiments.run", "run_head"),
+                                                     ("pretrain", "gradfeat_core.experiments.pretrain", "pretrain"),
+                                                     ("reproduce", "gradfeat_core.suite.reproduce", "reproduce")])
 def test_every_subcommand_lets_a_bug_through_with_its_traceback(tmp_path, monkeypatch, command, module, function):
     """Only the package's own errors become one line; anything else is a bug and must stay visible."""
     import importlib
@@ -217,8 +217,8 @@ def test_bad_checkpoint_file_is_one_error_line(tmp_path, capsys):
 
 
 def test_checkpoint_for_another_dataset_is_one_error_line(tmp_path, capsys):
-    from gradfeat_core.checkpoint import save_checkpoint
-    from gradfeat_core.nets import Encoder
+    from gradfeat_core.experiments.checkpoint import save_checkpoint
+    from gradfeat_core.method.nets import Encoder
     path = tmp_path / "enc.pt"
     save_checkpoint(path, Encoder().state_dict(),
                     {"kind": "encoder", "arch": "ali-encoder", "dataset": "cifar10", "in_channels": 1,
@@ -249,7 +249,7 @@ def test_code_version_ignores_reports_but_not_code(tmp_path):
     import shutil
     import subprocess
     import sys
-    from gradfeat_core.reproduce import ROOT
+    from gradfeat_core.suite.reproduce import ROOT
     shutil.copytree(ROOT / "gradfeat_core", tmp_path / "gradfeat_core",
                     ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "reports").mkdir()
@@ -259,7 +259,7 @@ def test_code_version_ignores_reports_but_not_code(tmp_path):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 
     def version():
-        out = subprocess.run([sys.executable, "-c", "from gradfeat_core.results import code_version; "
+        out = subprocess.run([sys.executable, "-c", "from gradfeat_core.experiments.results import code_version; "
                               "print(code_version())"], cwd=tmp_path, capture_output=True, text=True,
                              env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
         return out.stdout.strip()
@@ -280,8 +280,8 @@ def test_run_keys_hash_the_code_not_the_commit(tmp_path, monkeypatch):
     """A run key depends on the package, params, requirements and its own notebook, not on the
     commit, the README, the reports, Python's caches or another notebook."""
     import shutil
-    from gradfeat_core import reproduce
-    from gradfeat_core.results import CODE_PATHS, ROOT, code_digest
+    from gradfeat_core.suite import reproduce
+    from gradfeat_core.experiments.results import CODE_PATHS, ROOT, code_digest
     for name in ("a", "b"):
         for top in CODE_PATHS:
             copy = shutil.copytree if (ROOT / top).is_dir() else shutil.copy
@@ -293,7 +293,7 @@ def test_run_keys_hash_the_code_not_the_commit(tmp_path, monkeypatch):
     (b / "gradfeat_core" / "__pycache__").mkdir(exist_ok=True)
     (b / "gradfeat_core" / "__pycache__" / "stale.pyc").write_bytes(b"\0")
     assert code_digest(a) == code_digest(b)
-    for changed in ("gradfeat_core/run.py", "params/base.yaml", "requirements.txt"):
+    for changed in ("gradfeat_core/experiments/run.py", "params/base.yaml", "requirements.txt"):
         with open(b / changed, "a") as f:
             f.write("\n")
         assert code_digest(a) != code_digest(b), changed
@@ -310,3 +310,45 @@ def test_run_keys_hash_the_code_not_the_commit(tmp_path, monkeypatch):
     with open(b / "notebooks" / "02_heads.ipynb", "a") as f:
         f.write("\n")
     assert key(b / "notebooks") != before
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "python").exists(), reason="needs the .venv make creates")
+def test_make_data_installs_nothing_for_a_profile_without_fashion_mnist(tmp_path):
+    """`make data PROFILE=cifar10` (what `make reproduce PROFILE=cifar10` runs first) needs no
+    root: it never calls apt-get or sudo (stand-ins here that record being called)."""
+    bin_dir, called = tmp_path / "bin", tmp_path / "called"
+    bin_dir.mkdir()
+    for tool in ("apt-get", "sudo"):
+        (bin_dir / tool).write_text(f"#!/bin/sh\necho {tool} >> {called}\nexit 1\n")
+        (bin_dir / tool).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    done = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "data",
+                           "PROFILE=cifar10"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not called.exists(), called.read_text()
+
+
+def test_dry_run_estimates_the_default_and_a_paper_sized_profile(tmp_path, capsys):
+    """reproduce --dry-run: the grid, what is done, time per stage (pre-training included where
+    the profile trains its own base network), peak memory and cache disk; it writes nothing."""
+    for profile, stages in (("fashion-mnist", ["Table 3", "Table 1"]),
+                            ("cifar10", ["pre-training", "Table 3", "Table 1"])):
+        out = tmp_path / profile
+        assert main(["reproduce", "--profile", profile, "--dry-run", "--set", f"out_dir={out}"]) == 0
+        printed = capsys.readouterr().out
+        assert not out.exists()
+        for stage in stages:
+            assert f"  {stage} " in printed, printed
+        assert "t1-grad-conv5-ppp = t3-grad-conv5" in printed or profile == "cifar10"
+        assert "peak device memory" in printed and "in all" in printed
+
+
+def test_the_layers_import_downwards_only():
+    """method/ imports neither experiments/ nor suite/; experiments/ does not import suite/."""
+    import ast
+    below = {"method": set(), "experiments": {"method"}, "suite": {"method", "experiments"}}
+    for layer, allowed in below.items():
+        for path in (ROOT / "gradfeat_core" / layer).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module:
+                    assert node.module.split(".")[0] in allowed, f"{path.name} imports ..{node.module}"

@@ -1,4 +1,4 @@
-"""Tests for gradfeat_core.data on tiny fixtures written in the real on-disk formats."""
+"""Tests for gradfeat_core.experiments.data on tiny fixtures written in the real on-disk formats."""
 import gzip
 import os
 import pickle
@@ -9,7 +9,7 @@ import pytest
 import scipy.io
 import torch
 
-from gradfeat_core.data import DATASETS, DataError, DataSplits, default_root, load_dataset  # noqa: E402
+from gradfeat_core.experiments.data import DATASETS, DataError, DataSplits, default_root, load_dataset  # noqa: E402
 
 REAL_FMNIST = "/usr/share/datasets/fashion-mnist"
 

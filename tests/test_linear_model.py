@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from gradfeat_core.linear_model import LinearModel, g_hat, gradient_term, linearize
-from gradfeat_core.nets import (LAYERS, Encoder, FEATURE_DIM, calibrate_batchnorm, fold_batchnorm,
+from gradfeat_core.method.linear_model import LinearModel, g_hat, gradient_term, linearize
+from gradfeat_core.method.nets import (LAYERS, Encoder, FEATURE_DIM, calibrate_batchnorm, fold_batchnorm,
                                 ntk_scales, parse_layers, split, theta2_names, to_ntk,
                                 to_standard)
 

@@ -1,5 +1,5 @@
 """The paper's numbers as data: every printed number once, tagged, and spot checks against the text."""
-from gradfeat_core.paper import paper_numbers
+from gradfeat_core.suite.paper import paper_numbers
 
 
 def test_counts_per_table():

@@ -1,12 +1,12 @@
-"""Tests for gradfeat_core.params: resolving profiles and rejecting every bad parameter by name."""
+"""Tests for gradfeat_core.experiments.params: resolving profiles and rejecting every bad parameter by name."""
 import os
 import shutil
 
 import pytest
 import yaml
 
-from gradfeat_core.linear_model import HEADS  # noqa: E402
-from gradfeat_core.params import PARAMS_DIR, REPORTS_DIR, ParamError, digest, load_params, parse_set  # noqa: E402
+from gradfeat_core.method.linear_model import HEADS  # noqa: E402
+from gradfeat_core.experiments.params import PARAMS_DIR, REPORTS_DIR, ParamError, digest, load_params, parse_set  # noqa: E402
 
 BASE = yaml.safe_load((PARAMS_DIR / "base.yaml").read_text())
 
@@ -421,7 +421,7 @@ def test_out_dir_not_writable(tmp_path):
 
 def test_out_dir_not_writable_as_seen_by_access(tmp_path, monkeypatch):
     """The same check where the tests run as root (who may write anywhere): os.access says no."""
-    import gradfeat_core.params as params
+    import gradfeat_core.experiments.params as params
     real = os.access
     monkeypatch.setattr(params.os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real(p, mode))
     msg = rejects([f"out_dir={tmp_path / 'out'}"], "out_dir")
@@ -429,7 +429,7 @@ def test_out_dir_not_writable_as_seen_by_access(tmp_path, monkeypatch):
 
 
 def test_out_dir_on_a_full_disk(tmp_path, monkeypatch):
-    import gradfeat_core.params as params
+    import gradfeat_core.experiments.params as params
     monkeypatch.setattr(params, "MIN_FREE_BYTES", 2**62)  # more than any disk has free
     msg = rejects([f"out_dir={tmp_path / 'out'}"], "out_dir")
     assert "MiB free" in msg

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from hypothesis import event, example, given, strategies as st
 
-from gradfeat_core.data import DATASETS
-from gradfeat_core.linear_model import HEADS
-from gradfeat_core.params import NULLABLE, PARAMS_DIR, ParamError, load_params, validate
+from gradfeat_core.experiments.data import DATASETS
+from gradfeat_core.method.linear_model import HEADS
+from gradfeat_core.experiments.params import NULLABLE, PARAMS_DIR, ParamError, load_params, validate
 
 BASE = yaml.safe_load((PARAMS_DIR / "base.yaml").read_text())
 

@@ -3,17 +3,17 @@ import pandas as pd
 import pytest
 import torch
 
-from gradfeat_core import pretrain as pretrain_module
-from gradfeat_core.checkpoint import CheckpointError, load_checkpoint, load_into
-from gradfeat_core.gan import build_bigan
-from gradfeat_core.nets import Encoder
-from gradfeat_core.params import ParamError, load_params
-from gradfeat_core.pretrain import DivergedError, optimisers, pretrain, step
-from gradfeat_core.quality import load_quality, publish, quality_curve, snapshots
-from gradfeat_core.results import file_sha256
-from gradfeat_core.data import load_dataset
-from gradfeat_core.rotation import rotated
-from gradfeat_core.run import run_head
+from gradfeat_core.experiments import pretrain as pretrain_module
+from gradfeat_core.experiments.checkpoint import CheckpointError, load_checkpoint, load_into
+from gradfeat_core.method.gan import build_bigan
+from gradfeat_core.method.nets import Encoder
+from gradfeat_core.experiments.params import ParamError, load_params
+from gradfeat_core.experiments.pretrain import DivergedError, optimisers, pretrain, step
+from gradfeat_core.suite.quality import load_quality, publish, quality_curve, snapshots
+from gradfeat_core.experiments.results import file_sha256
+from gradfeat_core.experiments.data import load_dataset
+from gradfeat_core.method.rotation import rotated
+from gradfeat_core.experiments.run import run_head
 
 
 def quick(tmp_path, objective="ali", *sets):
@@ -125,7 +125,7 @@ def test_objective_and_pixel_range_must_agree(tmp_path):
 
 def test_a_retrained_encoder_gets_its_own_omega_bar(tmp_path):
     """ω̄ is keyed by the encoder file's content: retraining in place retrains ω̄ too."""
-    from gradfeat_core.run import omega_path
+    from gradfeat_core.experiments.run import omega_path
     pretrain(quick(tmp_path), stop_after=2)
     sets = [f"out_dir={tmp_path}", f"base.checkpoint={tmp_path / 'pretrain/ali/encoder.pt'}"]
     before = omega_path(load_params("quick", sets))
@@ -134,7 +134,7 @@ def test_a_retrained_encoder_gets_its_own_omega_bar(tmp_path):
 
 
 def test_saved_random_encoder_is_the_one_heads_build_for_random_theta(tmp_path):
-    from gradfeat_core.run import load_encoder
+    from gradfeat_core.experiments.run import load_encoder
     params = quick(tmp_path)
     pretrain(params, stop_after=1)
     data = load_dataset("synthetic", n_train=64, n_test=32)
@@ -145,7 +145,7 @@ def test_saved_random_encoder_is_the_one_heads_build_for_random_theta(tmp_path):
 
 
 def test_dropout_keeps_the_expectation_and_is_off_in_eval():
-    from gradfeat_core.gan import Dropout
+    from gradfeat_core.method.gan import Dropout
     torch.manual_seed(0)
     x = torch.ones(200_000)
     drop = Dropout(0.2)

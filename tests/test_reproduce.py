@@ -7,11 +7,11 @@ import nbformat
 import pandas as pd
 import pytest
 
-from gradfeat_core.claims import HOLDS, NOT_RUN, verdicts
-from gradfeat_core.grid import experiments, paper_value, twins
-from gradfeat_core.params import ParamError, load_params
-from gradfeat_core.report import COLUMNS, load_summaries, results_frame
-from gradfeat_core.reproduce import (NOTEBOOKS, Run, base_network, check_parameters, make_run,
+from gradfeat_core.suite.claims import HOLDS, NOT_RUN, verdicts
+from gradfeat_core.suite.grid import experiments, paper_value, twins
+from gradfeat_core.experiments.params import ParamError, load_params
+from gradfeat_core.suite.report import COLUMNS, load_summaries, results_frame
+from gradfeat_core.suite.reproduce import (NOTEBOOKS, Run, base_network, check_parameters, make_run,
                                      reproduce, run_all)
 
 REQUIRED = ["dataset", "base", "head", "layers", "theta1", "theta2", "omega", "seed", "accuracy",
@@ -157,10 +157,10 @@ def write_notebook(path, source):
 
 
 def test_failed_runs_are_recorded_and_the_others_finish(tmp_path, monkeypatch):
-    import gradfeat_core.reproduce as rep
+    import gradfeat_core.suite.reproduce as rep
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    write = "from gradfeat_core.results import write_json\nwrite_json(result_path, {'ok': True})"
+    write = "from gradfeat_core.experiments.results import write_json\nwrite_json(result_path, {'ok': True})"
     write_notebook(nbs / "raises.ipynb", "raise RuntimeError('the cell broke')")
     write_notebook(nbs / "exits.ipynb", "import sys\nsys.exit(0)\n" + write)
     write_notebook(nbs / "good.ipynb", write)
@@ -180,6 +180,46 @@ def test_failed_runs_are_recorded_and_the_others_finish(tmp_path, monkeypatch):
     assert log[0] == "test: 1 of 3 done already, 2 to run"
 
 
+def test_a_job_array_records_failures_as_the_local_loop_does(tmp_path, monkeypatch):
+    """--executor debug: submitit's submission path in this process. A failing notebook and a
+    task that dies outside its notebook both leave <name>-<key>.failed.json; a rerun submits
+    only the runs that are not done, and each job's log lies in runs/jobs/."""
+    import gradfeat_core.suite.reproduce as rep
+    from gradfeat_core.suite import cluster
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    write = "from gradfeat_core.experiments.results import write_json\nwrite_json(result_path, {'ok': True})"
+    write_notebook(nbs / "raises.ipynb", "raise RuntimeError('the cell broke')")
+    write_notebook(nbs / "good.ipynb", write)
+    monkeypatch.setattr(rep, "NOTEBOOKS", nbs)
+    monkeypatch.setenv("PYTHONPATH", str(rep.ROOT))
+    params = {"profile": "quick", "objective": "ali", "overrides": []}
+    runs = [make_run(name, name, params, tmp_path / "runs") for name in ("raises", "good")]
+    resources = dict(load_params("quick")["reproduce"]["slurm"]["heads"], array_parallelism=4)
+    ex = cluster.executor("debug", tmp_path / "runs" / "jobs", resources, "test")
+    log = []
+    done, failed = run_all(runs, 120, log.append, "test", ex)
+    assert [r.name for r in done] == ["good"] and [r.name for r in failed] == ["raises"]
+    assert "the cell broke" in json.loads(runs[0].failed.read_text())["error"]
+    assert any("submitted 2 task(s)" in line for line in log)
+    log.clear()
+    run_all(runs, 120, log.append, "test", ex)
+    assert log[0] == "test: 1 of 2 done already, 1 to run" and any("submitted 1 task(s)" in line for line in log)
+
+    def dies(run, timeout):
+        raise MemoryError("killed by the out-of-memory handler")
+    monkeypatch.setattr("pdb.post_mortem", lambda *a: None)  # the debug executor's, on an error
+    runs[0].failed.unlink()
+    outcomes = cluster.run_array(ex, dies, runs[:1], 120, log.append, rep.record_failure)
+    assert outcomes == [False] and "died" in json.loads(runs[0].failed.read_text())["error"]
+
+
+def test_sbatch_options_become_submitit_parameters():
+    from gradfeat_core.suite.cluster import sbatch_options
+    assert sbatch_options(["--qos=high", "--account=lab", "--exclusive"]) == {
+        "qos": "high", "account": "lab", "exclusive": True}
+
+
 def test_runs_are_keyed_by_resolved_parameters(tmp_path):
     a = make_run("02_heads", "x", {"profile": "quick", "objective": "ali", "overrides": []}, tmp_path)
     b = make_run("02_heads", "x", {"profile": "quick", "objective": "ali",
@@ -190,9 +230,16 @@ def test_runs_are_keyed_by_resolved_parameters(tmp_path):
 
 # --- the quick profile end to end under papermill -----------------------------------------
 
-def test_quick_profile_end_to_end(tmp_path):
+@pytest.fixture(scope="module")
+def quick_reports(tmp_path_factory):
+    """A reports folder whose quick/ the end-to-end test fills (GRADFEAT_REPORTS for Jupyter)."""
+    return tmp_path_factory.mktemp("reports")
+
+
+def test_quick_profile_end_to_end(quick_reports):
     """The whole grid under papermill; pre-training under a time budget that one update spends,
     so that it stops, is shown in progress, resumes, and the grid runs after its last update."""
+    tmp_path = quick_reports / "quick"
     sets = [f"out_dir={tmp_path}", "pretrain.max_minutes=1e-9", "pretrain.iterations=2"]
     log = []
     frame = reproduce("quick", sets, log=log.append)
@@ -221,15 +268,25 @@ def test_quick_profile_end_to_end(tmp_path):
     verdict_cells = re.findall(r"<td>(holds|does not hold|inconclusive|not run)</td>", html)
     assert len(verdict_cells) == 7
     # a rerun skips everything; a lost result is the only thing redone
-    n = len(experiments(p)) - len(twins(experiments(p)))
+    grid = experiments(p)
+    unique = [e for e in grid if e.name not in twins(grid)]
+    n_actv = sum(e.model["head"] == "actv" for e in unique)
+    n = len(unique) - n_actv
     log.clear()
     reproduce("quick", sets, log=log.append)
-    assert f"experiments: {n} of {n} done already, 0 to run" in log
+    assert f"experiments (ω̄): {n_actv} of {n_actv} done already, 0 to run" in log
+    assert f"experiments (heads): {n} of {n} done already, 0 to run" in log
     victim = sorted((tmp_path / "runs").glob("t1-grad-conv5-*.json"))[0]
     victim.unlink()
     log.clear()
     reproduce("quick", sets, log=log.append)
-    assert f"experiments: {n - 1} of {n} done already, 1 to run" in log and victim.exists()
+    assert f"experiments (heads): {n - 1} of {n} done already, 1 to run" in log and victim.exists()
+    # the same through submitit's debug executor (the slurm path without a cluster)
+    victim.unlink()
+    log.clear()
+    reproduce("quick", sets, log=log.append, executor="debug")
+    assert f"experiments (heads): {n - 1} of {n} done already, 1 to run" in log and victim.exists()
+    assert any("submitted 1 task(s) as job" in line for line in log)
 
 
 def test_ctrl_c_stops_the_whole_reproduction_and_keeps_finished_runs(tmp_path):
@@ -238,7 +295,7 @@ def test_ctrl_c_stops_the_whole_reproduction_and_keeps_finished_runs(tmp_path):
     import subprocess
     import sys
     import time
-    from gradfeat_core.reproduce import ROOT
+    from gradfeat_core.suite.reproduce import ROOT
     proc = subprocess.Popen([sys.executable, "-m", "gradfeat_core", "reproduce", "--profile", "quick",
                              "--set", f"out_dir={tmp_path}"], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -265,3 +322,33 @@ def test_a_committed_encoder_replaces_pre_training(tmp_path):
     assert committed == {"source": "committed", "path": str(encoder),
                          "pretrain_json": str(encoder.parent / "pretrain.json")}
     assert base_network(load_params("quick"))["source"] == "pre-trained in this run"
+
+
+def test_each_notebook_runs_as_jupyter_runs_it(quick_reports, monkeypatch):
+    """Opened in JupyterLab (make lab): the notebook's folder as working directory, no injected
+    parameters (the defaults, the quick profile), the package from the editable install (no
+    PYTHONPATH), reports under GRADFEAT_REPORTS (here the end-to-end test's, so that 04_report
+    has a run to report on; alone it runs `reproduce` first). Progress bars are widgets here and
+    text in the notebooks reproduce executes."""
+    from nbclient import NotebookClient
+    monkeypatch.setenv("GRADFEAT_REPORTS", str(quick_reports))
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    monkeypatch.delenv("GRADFEAT_PROGRESS", raising=False)
+    outputs = {}
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, timeout=900, kernel_name="python3",
+                       resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+        outputs[path.stem] = json.dumps([c.get("outputs", []) for c in nb.cells])
+    assert (quick_reports / "quick" / "runs" / "03_linearization-manual.json").is_file()
+    assert "application/vnd.jupyter.widget-view+json" in outputs["02_heads"]
+    batch = sorted((quick_reports / "quick" / "runs").glob("t3-grad-conv5-*.ipynb"))[0].read_text()
+    assert "widget-view" not in batch and "it/s]" in batch
+
+
+def test_pretraining_stops_itself_before_the_notebooks_or_the_jobs_time_limit():
+    from gradfeat_core.suite.reproduce import pretrain_budget
+    p = load_params("cifar10", ["reproduce.timeout=3600", "reproduce.slurm.pretrain.time_min=30"])
+    assert pretrain_budget(p, "local") == 54.0    # 90% of the notebook cell's hour
+    assert pretrain_budget(p, "slurm") == 27.0    # 90% of the job's 30 minutes
+    assert pretrain_budget(load_params("cifar10", ["pretrain.max_minutes=5"]), "slurm") == 5.0

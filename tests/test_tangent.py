@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from gradfeat_core import tangent
-from gradfeat_core.linear_model import LinearModel, FineTuned, linearize
-from gradfeat_core.nets import (Encoder, FEATURE_DIM, calibrate_batchnorm, fold_batchnorm, mix,
+from gradfeat_core.method import tangent
+from gradfeat_core.method.linear_model import LinearModel, FineTuned, linearize
+from gradfeat_core.method.nets import (Encoder, FEATURE_DIM, calibrate_batchnorm, fold_batchnorm, mix,
                                 parse_layers, split, theta2_names, LAYERS)
-from gradfeat_core.train import FrozenInputs, Of
+from gradfeat_core.experiments.train import FrozenInputs, Of
 from test_linear_model import explicit_gradient_term
 
 CLASSES = 10

@@ -2,14 +2,14 @@
 import pytest
 import torch
 
-from gradfeat_core.params import load_params
-from gradfeat_core import tangent
-from gradfeat_core.run import (base_networks, load_encoder, cache_bytes, frozen_inputs, frozen_part,
+from gradfeat_core.experiments.params import load_params
+from gradfeat_core.method import tangent
+from gradfeat_core.experiments.run import (base_networks, load_encoder, cache_bytes, frozen_inputs, frozen_part,
                                gradient_network, run_experiment, run_head, split_network)
-from gradfeat_core.data import load_dataset
-from gradfeat_core.linear_model import build_head
-from gradfeat_core.nets import FEATURE_DIM, fold_batchnorm, parse_layers, random_encoder, split
-from gradfeat_core.train import (DeviceError, FrozenInputs, batch_order, cuda_problem, pick_device,
+from gradfeat_core.experiments.data import load_dataset
+from gradfeat_core.method.linear_model import build_head
+from gradfeat_core.method.nets import FEATURE_DIM, fold_batchnorm, parse_layers, random_encoder, split
+from gradfeat_core.experiments.train import (DeviceError, FrozenInputs, batch_order, cuda_problem, pick_device,
                                  predict, train, validation_split)
 
 
@@ -214,7 +214,7 @@ def test_a_best_at_the_start_kept_through_two_halvings_is_converged():
 
 
 def test_patience_needs_a_validation_split():
-    from gradfeat_core.params import ParamError
+    from gradfeat_core.experiments.params import ParamError
     with pytest.raises(ParamError, match="train.val_fraction"):
         load_params("quick", ["train.patience=3"])
 
@@ -248,7 +248,7 @@ def test_the_first_seed_chooses_the_learning_rate_for_the_others(tmp_path):
 @pytest.mark.parametrize("value,match", [("[0.1, -1]", "positive"), ("[0.1, true]", "positive"),
                                          ("[0.01, 0.1]", "val_fraction")])
 def test_a_bad_learning_rate_grid_is_named(value, match):
-    from gradfeat_core.params import ParamError
+    from gradfeat_core.experiments.params import ParamError
     with pytest.raises(ParamError, match=f"train.full.lr_grid.*{match}"):
         load_params("quick", [f"train.full.lr_grid={value}"])
 
@@ -277,9 +277,9 @@ def test_the_full_models_w1_trains_at_its_own_rate():
     """train.full.w1_lr: w1 in a group of its own at that rate, w2 at lr, each trained tensor in
     exactly one group; 0 (the default) keeps one group, as does every other head. One SGD step
     from zero momentum moves w1 by w1_lr times its gradient."""
-    from gradfeat_core.train import param_groups, make_optimizer
+    from gradfeat_core.experiments.train import param_groups, make_optimizer
     torch.manual_seed(0)
-    from gradfeat_core.nets import Encoder
+    from gradfeat_core.method.nets import Encoder
     net = fold_batchnorm(Encoder(in_channels=1).reset_parameters())
     layers = parse_layers("conv5", net.LAYERS)
     _, top = split(net, layers)

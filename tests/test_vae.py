@@ -2,13 +2,13 @@
 import pytest
 import torch
 
-from gradfeat_core.checkpoint import CheckpointError, load_checkpoint, load_into
-from gradfeat_core.linear_model import linearize
-from gradfeat_core.nets import FEATURE_DIM, VAE_LAYERS, Encoder, VAEEncoder, split
-from gradfeat_core.params import ParamError, load_params
-from gradfeat_core.pretrain import pretrain
-from gradfeat_core.run import run_head
-from gradfeat_core.vae import build_vae, kl_to_standard_normal, vae_losses
+from gradfeat_core.experiments.checkpoint import CheckpointError, load_checkpoint, load_into
+from gradfeat_core.method.linear_model import linearize
+from gradfeat_core.method.nets import FEATURE_DIM, VAE_LAYERS, Encoder, VAEEncoder, split
+from gradfeat_core.experiments.params import ParamError, load_params
+from gradfeat_core.experiments.pretrain import pretrain
+from gradfeat_core.experiments.run import run_head
+from gradfeat_core.method.vae import build_vae, kl_to_standard_normal, vae_losses
 
 
 def quick(tmp_path, *sets):
@@ -83,7 +83,7 @@ def test_heads_run_on_conv8_and_checkpoints_are_refused_across_architectures(tmp
 def test_fast_tangent_at_conv8_equals_the_jvp():
     """conv8 (3×3, padding 1, at 4×4) → leaky ReLU → pool: the fast path against torch.func.jvp,
     in float64."""
-    from gradfeat_core import tangent
+    from gradfeat_core.method import tangent
     torch.manual_seed(0)
     net = VAEEncoder(1).reset_parameters(torch.Generator().manual_seed(1)).double()
     _, top = split(net, ["conv8"])

@@ -1,4 +1,4 @@
-"""Benchmark: time per training step of every head, side by side in one run (python -m gradfeat_core.bench).
+"""Benchmark: time per training step of every head, side by side in one run (python -m gradfeat_core.experiments.bench).
 
 Rows {head, layers, cached, batch, path, ms_per_step, ratio_to_finetune, ratio_to_floor}:
 `path` is `fast` (tangent.py) or `jvp` (torch.func.jvp, the reference), both timed; the ratios are
@@ -18,10 +18,10 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from .linear_model import HEADS, build_head
-from .nets import FEATURE_DIM, Encoder, VAEEncoder, fold_batchnorm, parse_layers, split, theta2_names
+from ..method import tangent
+from ..method.linear_model import HEADS, build_head
+from ..method.nets import FEATURE_DIM, Encoder, VAEEncoder, fold_batchnorm, parse_layers, split, theta2_names
 from .results import environment, write_json
-from . import tangent
 from .run import cache_bytes, frozen_part
 from .train import FrozenInputs, in_batches, make_optimizer, pick_device, predict, train_step
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
+from .. import __version__
 
 
 def write_json(path, obj):
@@ -23,7 +23,7 @@ def write_json(path, obj):
 
 
 CODE_PATHS = ("gradfeat_core", "params", "notebooks", "requirements.txt")  # what decides a result
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: gradfeat_core/experiments/ is two below
 
 
 def file_sha256(path):

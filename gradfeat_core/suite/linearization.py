@@ -10,8 +10,8 @@ evaluated at the parameters it points to.
 import torch
 from torch.func import functional_call
 
-from .linear_model import linearize
-from .train import predict
+from ..experiments.train import predict
+from ..method.linear_model import linearize
 
 
 def jvp_against_autograd(top, theta2_bar, direction, z):

@@ -5,7 +5,7 @@ Every rule compares effects inside one set of runs (grad − actv, full against 
 random against pre-trained mixes of Table 1, deeper θ2 against conv5, step-cost ratios) and
 never our accuracy against the paper's: our data set need not be the paper's. Effects are
 paired by seed with 95% intervals, and a verdict is holds / does not hold / inconclusive /
-not run (gradfeat_core.evidence says how). Each rule is checked on the paper's own numbers
+not run (gradfeat_core.suite.evidence says how). Each rule is checked on the paper's own numbers
 (tests/test_claims.py): it holds there wherever the paper reports the claim, with a margin.
 Thresholds are in accuracy points (%) unless they say otherwise.
 """

@@ -14,12 +14,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from ..experiments.params import ParamError, digest, load_params
+from ..experiments.progress import tqdm
+from ..experiments.results import ROOT, code_digest, file_sha256, write_json
+from . import cluster
 from .grid import experiments, table3_layers, twins
-from .params import ParamError, digest, load_params
 from .report import load_summaries, results_frame
-from .results import ROOT, code_digest, file_sha256, write_json
 
 NOTEBOOKS = ROOT / "notebooks"
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # offline/: the lab template minus its CDN scripts
@@ -81,7 +81,8 @@ def papermill(source, output, parameters, timeout=None):
                "--cwd", str(ROOT), "--no-progress-bar", "-y", json.dumps(parameters)]
     if timeout:
         command += ["--execution-timeout", str(timeout)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    env = dict(os.environ, GRADFEAT_PROGRESS="text")  # text bars in the executed notebook
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode == 0:
         return None
     lines = [line for line in done.stderr.splitlines() if line.strip() and "IPKernelApp" not in line]
@@ -106,10 +107,15 @@ def execute(run, timeout, notebooks_dir=None):
     progress = in_progress(run) if error is None else None
     if progress:
         return progress
-    error = error or "the notebook ended without writing its result (sys.exit or a timed-out cell?)"
+    record_failure(run, error or "the notebook ended without writing its result (sys.exit or a "
+                   "timed-out cell?)")
+    return False
+
+
+def record_failure(run, error):
+    """<name>-<key>.failed.json: the run's error, its executed notebook, its parameters."""
     write_json(run.failed, {"notebook": run.notebook, "name": run.name, "error": error,
                             "output": str(run.output), "parameters": run.parameters})
-    return False
 
 
 def in_progress(run):
@@ -125,20 +131,52 @@ def in_progress(run):
     return f"{state['iterations']} of {params['pretrain']['iterations']} updates"
 
 
-def run_all(runs, timeout, log, desc):
-    """Execute the runs that are not done; returns (done, failed) lists."""
+def _state(run, outcome):
+    return ("done" if outcome is True else f"in progress ({outcome})" if outcome
+            else f"FAILED, see {run.failed}")
+
+
+def run_all(runs, timeout, log, desc, executor=None):
+    """Execute the runs that are not done, one after another here, or as one job array of
+    `executor` (cluster.executor); returns (done, failed) lists."""
     done, failed = [], []
     todo = [r for r in runs if not r.result.is_file()]
     log(f"{desc}: {len(runs) - len(todo)} of {len(runs)} done already, {len(todo)} to run")
-    for run in tqdm(todo, desc=desc, unit="run"):
-        start = time.perf_counter()
-        outcome = execute(run, timeout)
-        state = ("done" if outcome is True else f"in progress ({outcome})" if outcome
-                 else f"FAILED, see {run.failed}")
-        log(f"  {run.name}: {state} ({time.perf_counter() - start:.0f} s)")
+    if executor is not None and todo:
+        outcomes = cluster.run_array(executor, execute, todo, timeout, log, record_failure)
+        for run, outcome in zip(todo, outcomes):
+            log(f"  {run.name}: {_state(run, outcome)}")
+    else:
+        for run in tqdm(todo, desc=desc, unit="run"):
+            start = time.perf_counter()
+            outcome = execute(run, timeout)
+            log(f"  {run.name}: {_state(run, outcome)} ({time.perf_counter() - start:.0f} s)")
     for run in runs:
         (done if run.result.is_file() else failed).append(run)
     return done, failed
+
+
+def stage_executor(kind, params, stage, runs_dir):
+    """None for the local loop, else the submitit executor of `stage` (pretrain, heads,
+    linearization) with its resources from reproduce.slurm."""
+    if kind == "local":
+        return None
+    slurm = params["reproduce"]["slurm"]
+    return cluster.executor(kind, runs_dir / "jobs", dict(slurm[stage], array_parallelism=
+                                                          slurm["array_parallelism"]), f"gradfeat-{stage}")
+
+
+def pretrain_budget(params, kind):
+    """pretrain.max_minutes for one pre-training call: the profile's, or, when it sets none, 90%
+    of the time one call may take (the notebook cell's reproduce.timeout, and under slurm the
+    job's time_min), so that a long pre-training checkpoints and stops before it is killed and
+    the next call resumes it."""
+    if params["pretrain"]["max_minutes"]:
+        return params["pretrain"]["max_minutes"]
+    limit = params["reproduce"]["timeout"] / 60
+    if kind != "local":
+        limit = min(limit, params["reproduce"]["slurm"]["pretrain"]["time_min"])
+    return round(0.9 * limit, 2)
 
 
 def failed_summary(run, table):
@@ -160,9 +198,49 @@ def base_network(params):
     return {"source": "pre-trained in this run"}
 
 
-def reproduce(profile, sets=(), objective=None, log=None):
+def pretrained_sets(out, objective):
+    """The overrides that point every run after pre-training at its encoders."""
+    encoders = Path(out) / "pretrain" / objective
+    return [f"base.checkpoint={encoders / 'encoder.pt'}", "base.checkpoint_sha256=null",
+            f"base.random_checkpoint={encoders / 'random_encoder.pt'}"]
+
+
+def experiment_runs(params, common, sets, runs_dir):
+    """(grid, twins, runs): one 02_heads run per experiment of the grid that no other repeats."""
+    grid = experiments(params)
+    repeats = twins(grid)
+    runs = [make_run("02_heads", e.name, dict(common, overrides=sets + e.sets, seeds=e.seeds,
+                                              experiment=e.name, table=e.table), runs_dir)
+            for e in grid if e.name not in repeats]
+    return grid, repeats, runs
+
+
+def dry_run(profile, sets=(), objective=None, executor="local", log=print):
+    """reproduce --dry-run: the grid, which of its runs are done, and plan.estimate's time per
+    stage, peak device memory and cache disk for the detected device. Runs nothing."""
+    from .plan import estimate, print_estimate
+    params = load_params(profile, sets, objective=objective)
+    objective, out = params["pretrain"]["objective"], Path(params["out_dir"])
+    common, keyed = dict(profile=profile, objective=objective), [f"out_dir={out}", *sets]
+    done = {}
+    if base_network(params)["source"] != "committed":
+        budget = [f"pretrain.max_minutes={pretrain_budget(params, executor)}"]
+        pre = make_run("01_pretrain", f"pretrain-{objective}", dict(common, overrides=keyed + budget),
+                       out / "runs")
+        done[pre.name] = pre.result.is_file()
+        keyed = keyed + pretrained_sets(out, objective) if done[pre.name] else None
+    if keyed is not None:  # the runs after pre-training are keyed by its encoder: none before it
+        _, _, runs = experiment_runs(params, common, keyed, out / "runs")
+        done.update({r.name: r.result.is_file() for r in runs})
+    result = estimate(profile, sets, objective, done)
+    print_estimate(profile, result, log)
+    return result
+
+
+def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
     """Pre-train (unless the profile names a committed encoder), run the grid, check the
-    linearisation, write results.csv and report.html."""
+    linearisation, write results.csv and report.html. executor: local (one notebook after
+    another here), slurm or debug (each stage a submitit job array: gradfeat_core.suite.cluster)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     params = load_params(profile, sets, objective=objective)
@@ -179,26 +257,29 @@ def reproduce(profile, sets=(), objective=None, log=None):
         log(f"pre-training: none, the profile's base network is the committed {base['path']} "
             "(sha256 checked); --set base.checkpoint=null pre-trains one from scratch instead")
     else:
-        pretrain_run = make_run("01_pretrain", f"pretrain-{objective}", dict(common, overrides=sets), runs_dir)
-        run_all([pretrain_run], timeout, log, "pre-training")
+        budget = [f"pretrain.max_minutes={pretrain_budget(params, executor)}"]
+        pretrain_run = make_run("01_pretrain", f"pretrain-{objective}",
+                                dict(common, overrides=sets + budget), runs_dir)
+        stage = stage_executor(executor, params, "pretrain", runs_dir)
+        run_all([pretrain_run], timeout, log, "pre-training", stage)
         while (progress := in_progress(pretrain_run)) and not pretrain_run.result.is_file():
             log(f"pre-training: in progress ({progress}): starting it again, it resumes")
-            run_all([pretrain_run], timeout, log, "pre-training")
+            run_all([pretrain_run], timeout, log, "pre-training", stage)
             if in_progress(pretrain_run) == progress:  # no update made: do not loop for ever
                 break
         encoders = out / "pretrain" / objective
-        sets = sets + [f"base.checkpoint={encoders / 'encoder.pt'}", "base.checkpoint_sha256=null",
-                       f"base.random_checkpoint={encoders / 'random_encoder.pt'}"]
+        sets = sets + pretrained_sets(out, objective)
         base = dict(base, path=str(encoders / "encoder.pt"), pretrain_json=str(encoders / "pretrain.json"))
     if base["source"] == "committed" or pretrain_run.result.is_file():
         base["sha256"] = file_sha256(base["path"])
-        grid, repeats = experiments(params), twins(experiments(params))
-        runs = [make_run("02_heads", e.name, dict(common, overrides=sets + e.sets, seeds=e.seeds,
-                                                  experiment=e.name, table=e.table), runs_dir)
-                for e in grid if e.name not in repeats]
+        grid, repeats, runs = experiment_runs(params, common, sets, runs_dir)
         if repeats:
             log(f"experiments: {len(repeats)} of Table 1's cells are Table 3's runs (one protocol)")
-        run_all(runs, timeout, log, "experiments")
+        # ω̄ (every actv run) first: the other heads start from it
+        stage = stage_executor(executor, params, "heads", runs_dir)
+        for part, runs_of in (("ω̄", True), ("heads", False)):
+            run_all([r for r in runs if ("model.head=actv" in r.parameters["overrides"]) == runs_of],
+                    timeout, log, f"experiments ({part})", stage)
         by_name = {r.name: r for r in runs}
         entries = [(e, by_name[repeats[e.name].name if e.name in repeats else e.name]) for e in grid]
         summaries = [dict(failed_summary(r, e.table), experiment=e.name) if not r.result.is_file()
@@ -210,7 +291,8 @@ def reproduce(profile, sets=(), objective=None, log=None):
             lin = make_run("03_linearization", "linearization",
                            dict(common, overrides=sets, full_result=str(heads["full"]),
                                 finetune_result=str(heads["finetune"])), runs_dir)
-            run_all([lin], timeout, log, "linearisation")
+            run_all([lin], timeout, log, "linearisation",
+                    stage_executor(executor, params, "linearization", runs_dir))
             lin_path = lin.result if lin.result.is_file() else None
     frame = results_frame(summaries)
     frame.to_csv(out / "results.csv", index=False)

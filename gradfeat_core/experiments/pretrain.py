@@ -1,6 +1,6 @@
 """Pre-training of the base network on a data set's training images without labels: a BiGAN/ALI
-(Jensen-Shannon), a Wasserstein BiGAN, the VAE of Table 3's lower half (gradfeat_core/vae.py), or
-rotation prediction (an extension beyond the paper, gradfeat_core/rotation.py). Resumable: the
+(Jensen-Shannon), a Wasserstein BiGAN, the VAE of Table 3's lower half (gradfeat_core/method/vae.py), or
+rotation prediction (an extension beyond the paper, gradfeat_core/method/rotation.py). Resumable: the
 whole state (networks, optimisers, random-number generators, loss history) is checkpointed every
 `checkpoint_every` iterations (and when `max_minutes` stops a call) and a run started again
 continues from there. A non-finite loss stops the run and marks it diverged;
@@ -19,15 +19,15 @@ from pathlib import Path
 
 import torch
 from torchvision.utils import save_image
-from tqdm.auto import tqdm
 
+from ..method.gan import OBJECTIVES, ali_losses, build_bigan, wali_critic_loss, wali_eg_loss
+from ..method.nets import calibrate_on, random_encoder
+from ..method.rotation import build_rotnet, rotation_loss
+from ..method.vae import VAE, build_vae, vae_losses
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_dataset
-from .gan import OBJECTIVES, ali_losses, build_bigan, wali_critic_loss, wali_eg_loss
-from .rotation import build_rotnet, rotation_loss
-from .vae import VAE, build_vae, vae_losses
-from .nets import calibrate_on, random_encoder
 from .params import ParamError
+from .progress import tqdm
 from .results import environment, write_json
 from .train import batch_order, pick_device, seed_everything
 
@@ -237,7 +237,7 @@ def snapshot_path(out, iteration):
 
 def save_snapshot(out, nets, params, data, iteration):
     """The encoder as the heads would load it had pre-training stopped here (batch norm
-    calibrated the same way): the points of the feature-quality curve (gradfeat_core.quality)."""
+    calibrated the same way): the points of the feature-quality curve (gradfeat_core.suite.quality)."""
     base = params["base"]
     encoder = calibrate_on(copy.deepcopy(nets["E"].features), data.x_train, base["calibrate_images"],
                            base["random_seed"])

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import UserError
+from ..experiments.errors import UserError
+from ..experiments.params import load_params
+from ..experiments.results import ROOT, file_sha256
 from .grid import table3_layers
-from .params import load_params
-from .results import ROOT, file_sha256
 
 COLUMNS = ["pretrain_seed", "iteration", "encoder", "validation_accuracy", "test_accuracy",
            "converged", "probe_iterations"]
@@ -37,7 +37,7 @@ def snapshots(pretrain_dir):
 def probe(profile, sets, objective, checkpoint, out_dir, encoder="pretrained"):
     """The result dict of the activation probe on `checkpoint` (encoder = random: on the
     random encoder, `checkpoint` then names its file or is None for base.random_seed's)."""
-    from .run import run_head
+    from ..experiments.run import run_head
     params = load_params(profile, sets, objective=objective)
     key = "random_checkpoint" if encoder == "random" else "checkpoint"
     probe_sets = [*sets, *params["reproduce"]["table3_set"], "model.head=actv",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..experiments.params import merge, parse_set
 from .grid import paper_value
-from .params import merge, parse_set
 
 COLUMNS = ["dataset", "base", "head", "layers", "theta1", "theta2", "omega", "seed", "accuracy",
            "paper_accuracy", "paper_dataset", "status", "table", "experiment", "iterations",
@@ -302,3 +302,18 @@ def run_durations(runs_dir):
     frame = pd.DataFrame(rows, columns=["stage", "seconds"])
     return (frame.groupby("stage", sort=False).agg(runs=("seconds", "count"), minutes=("seconds", "sum"))
             .assign(minutes=lambda f: f.minutes / 60).reset_index())
+
+
+def report_dir_for(profile, report_dir=None, log=print):
+    """The out_dir of a reproduce run to report on: report_dir (relative to the repository
+    root) or the profile's own (reports/<profile>). With no run there yet, `reproduce` of the
+    profile runs first: what 04_report does when opened with its defaults."""
+    from ..experiments.params import load_params
+    from ..experiments.results import ROOT
+    path = Path(report_dir) if report_dir else Path(load_params(profile)["out_dir"])
+    path = path if path.is_absolute() else ROOT / path
+    if not (path / "report-inputs.json").is_file():
+        from .reproduce import reproduce  # reproduce imports this module
+        log(f"no reproduce run in {path} yet: running `reproduce --profile {profile}` first")
+        reproduce(profile, [f"out_dir={path}"] if report_dir else [])
+    return path

@@ -1,5 +1,6 @@
 """One experiment from resolved parameters: base networks, ω̄, a head, training, a result JSON."""
 import functools
+import json
 import sys
 import time
 from pathlib import Path
@@ -7,12 +8,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import tangent
+from ..method import tangent
+from ..method.linear_model import build_head
+from ..method.nets import ARCHITECTURES, FEATURE_DIM, fold_batchnorm, mix, parse_layers, random_encoder, \
+    split
 from .checkpoint import load_into, save_checkpoint
 from .data import load_dataset
-from .linear_model import build_head
-from .nets import ARCHITECTURES, FEATURE_DIM, fold_batchnorm, mix, parse_layers, random_encoder, \
-    split
 from .params import digest
 from .results import environment, file_sha256, write_json
 from .train import (FrozenInputs, Of, Subset, accuracy, frozen_values, pick_device, predict,
@@ -309,3 +310,13 @@ def load_trained(result, data=None, nets=None):
     model = build_model(params, data, nets, log=lambda msg: None).to(data.x_train.device)
     load_into(model, result["checkpoint"], expect={"kind": "head", "head": params["model"]["head"]})
     return model.eval(), frozen_inputs(params, data, nets, lambda msg: None)
+
+
+def finished_run(params, head, result_path=""):
+    """The result dict of one trained `head`: the first seed of a finished 02_heads experiment
+    (its JSON at result_path), or, with no path, a run of `head` trained here with seed 0 at
+    params' depth (what 03_linearization does when opened with its defaults)."""
+    if result_path:
+        first = json.loads(Path(result_path).read_text())["runs"][0]
+        return json.loads(Path(first["path"]).read_text())
+    return run_head(dict(params, seed=0, model=dict(params["model"], head=head)))

@@ -11,9 +11,9 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .errors import UserError
+from .progress import tqdm
 
 
 class DeviceError(UserError):

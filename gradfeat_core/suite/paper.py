@@ -1,7 +1,7 @@
 """The paper's numbers (params/paper.yaml) as flat records tagged with table, row and column."""
 import yaml
 
-from .params import PARAMS_DIR
+from ..experiments.params import PARAMS_DIR
 
 
 def paper_numbers(path=None):

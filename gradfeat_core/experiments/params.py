@@ -17,18 +17,19 @@ from pathlib import Path
 
 import yaml
 
+from ..method.gan import OBJECTIVES
+from ..method.linear_model import HEADS
+from ..method.nets import ARCHITECTURES, NTK_RULES, parse_layers, top_blocks
 from .data import DATASETS
 from .errors import UserError
-from .gan import OBJECTIVES
-from .linear_model import HEADS
-from .nets import ARCHITECTURES, NTK_RULES, parse_layers, top_blocks
 from .results import ROOT, file_sha256
 
 # Keys that may be null, and the type they take otherwise.
 NULLABLE = {"out_dir": str, "data.root": str, "data.num_classes": int, "data.n_train": int,
             "data.n_test": int, "base.checkpoint": str, "base.random_checkpoint": str,
             "base.checkpoint_sha256": str, "pretrain.init_std": float}
-REPORTS_DIR = ROOT / "reports"  # the same from any working directory
+# the same from any working directory (GRADFEAT_REPORTS: elsewhere, e.g. for the tests)
+REPORTS_DIR = Path(os.environ.get("GRADFEAT_REPORTS", ROOT / "reports"))
 PARAMS_DIR = Path(os.environ.get("GRADFEAT_PARAMS", ROOT / "params"))
 SEEDS = range(2**32)  # numpy's legacy seeding (seed_everything) takes these
 INT64_MAX = 2**63 - 1
@@ -342,6 +343,15 @@ def _validate_reproduce(rep):
             raise ParamError(f"'reproduce.table*_set' holds {assignment!r}; each entry is a "
                              "'key=value' string as for --set")
         parse_set(assignment)
+    slurm = rep["slurm"]
+    for stage in ("pretrain", "heads", "linearization"):
+        for key in ("cpus", "mem_gb", "time_min"):
+            if slurm[stage][key] <= 0:
+                raise ParamError(f"'reproduce.slurm.{stage}.{key}' is {slurm[stage][key]}; it must be positive")
+        bad = [o for o in slurm[stage]["sbatch"] if not (isinstance(o, str) and o.startswith("--"))]
+        if bad:
+            raise ParamError(f"'reproduce.slurm.{stage}.sbatch' holds {bad}; give sbatch options "
+                             "as strings, e.g. [\"--qos=normal\", \"--account=lab\"]")
     if rep["timeout"] <= 0:
         raise ParamError(f"'reproduce.timeout' is {rep['timeout']}; it must be positive")
 

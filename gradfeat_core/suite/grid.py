@@ -4,9 +4,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .nets import ARCHITECTURES
+from ..experiments.params import PARAMS_DIR
+from ..method.nets import ARCHITECTURES
 from .paper import paper_numbers
-from .params import PARAMS_DIR
 
 PAPER_DATASETS = ("svhn", "cifar10", "cifar100")
 PAPER_REFERENCE = "cifar10"  # the paper's column set beside data sets it did not use (Table 1's own)

@@ -1,0 +1,171 @@
+"""`reproduce --dry-run`: what a reproduction would run and what it would cost; runs nothing.
+
+It prints the grid (each experiment, its seeds, done when its result JSON exists) and, for the
+device it detects, an estimate per stage from a few timed steps of each head at its depth and
+batch size and of one pre-training update, on random weights and images (a step's cost does not
+depend on the numbers):
+    time   steps × ms per step, for steps from the stopping rule's least (min_iterations +
+           patience × eval_every) to the cap, per seed, plus the frozen part of every image once
+           per base network and depth; evaluation, kernel start-up and data loading not counted
+    memory the training and test images on the device (float32) + the largest frozen-part cache
+    disk   every frozen-part cache the grid writes to cache/, once per base network and depth
+"""
+import time
+
+import torch
+from torch import nn
+
+from ..experiments import bench
+from ..experiments.params import load_params, merge, parse_set
+from ..experiments.run import cache_bytes, frozen_part
+from ..experiments.train import pick_device
+from ..method import tangent
+from ..method.nets import ARCHITECTURES, FEATURE_DIM, fold_batchnorm, parse_layers, split
+from .grid import experiments, twins
+
+# (channels, training images, test images) as the loaders read them
+IMAGES = {"fashion-mnist": (1, 60_000, 10_000), "cifar10": (3, 50_000, 10_000),
+          "cifar100": (3, 50_000, 10_000), "svhn": (3, 531_131, 26_032)}
+
+
+def image_counts(params):
+    d = params["data"]
+    if d["dataset"] == "synthetic":
+        return 1, d["n_train"] or 512, d["n_test"] or 256
+    channels, n_train, n_test = IMAGES[d["dataset"]]
+    return channels, min(d["n_train"] or n_train, n_train), min(d["n_test"] or n_test, n_test)
+
+
+def _resolved(params, sets):
+    for assignment in sets:
+        params = merge(params, parse_set(assignment), assignment)
+    return params
+
+
+def _seconds(fn, device, repeats=3):
+    fn()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
+class Timer:
+    """Seconds per training step of (head, layers, batch) and per image of a frozen part, on
+    `device`, each timed once on random weights of the profile's architecture."""
+
+    def __init__(self, params, device):
+        self.device, self.params = device, params
+        channels = image_counts(params)[0]
+        arch = ARCHITECTURES[params["base"]["arch"]]
+        self.net = fold_batchnorm(arch(in_channels=channels).reset_parameters()).to(device)
+        self.net.requires_grad_(False)
+        self.channels, self.steps, self.frozen = channels, {}, {}
+
+    def step(self, head, layers, batch):
+        key = (head, layers, batch)
+        if key not in self.steps:
+            torch.manual_seed(0)
+            x = torch.rand(batch, self.channels, 32, 32, device=self.device)
+            y = torch.randint(0, 10, (batch,), device=self.device)
+            omega = nn.Linear(FEATURE_DIM, 10).to(self.device).requires_grad_(False)
+            fn = bench.step_fn(head, layers, self.net, omega, True, x, y, torch.arange(batch))
+            self.steps[key] = _seconds(fn, self.device)
+        return self.steps[key]
+
+    def frozen_per_image(self, layers, n=256):
+        if layers not in self.frozen:
+            bottom, _ = split(self.net, parse_layers(layers, self.net.LAYERS))
+            x = torch.rand(n, self.channels, 32, 32, device=self.device)
+            with torch.no_grad():
+                self.frozen[layers] = _seconds(lambda: bottom(x), self.device) / n
+        return self.frozen[layers]
+
+    def cache_bytes_per_image(self, head, layers):
+        bottom, top = split(self.net, parse_layers(layers, self.net.LAYERS))
+        parts = frozen_part(head, {"pretrained": self.net}, bottom, shared=False,
+                            layers=tangent.plan(top) if head != "actv" else None)
+        x = torch.rand(1, self.channels, 32, 32, device=self.device)
+        return sum(cache_bytes(parts, x).values())
+
+
+def steps_range(train, head):
+    """(least, most) iterations a run of `head` takes under the stopping rule."""
+    cap = train[head]["iterations"]
+    least = train["min_iterations"] + train["patience"] * train["eval_every"] if train["patience"] else cap
+    return min(max(least, 1), cap), cap
+
+
+def estimate(profile, sets=(), objective=None, runs=None):
+    """{'device', 'stages': [{stage, runs, to_run, least_min, most_min}], 'peak_gib', 'disk_gib',
+    'experiments': [{name, table, seeds, done}]} for the profile; runs: {name: done} of
+    reproduce's keyed runs (None: none known)."""
+    params = load_params(profile, sets, objective=objective)
+    device = pick_device(params["device"])
+    timer = Timer(params, device)
+    grid, repeats = experiments(params), twins(experiments(params))
+    runs = runs or {}
+    stages, caches, peak = {}, {}, 0
+    for e in grid:
+        if e.name in repeats:
+            continue
+        p = _resolved(params, e.sets)
+        head, layers, train = p["model"]["head"], p["model"]["layers"], p["train"]
+        channels, n_train, n_test = image_counts(p)
+        per_step = timer.step(head, layers, train["batch_size"])
+        least, most = steps_range(train, head)
+        stage = stages.setdefault(f"Table {e.table}", {"runs": 0, "to_run": 0, "least": 0.0, "most": 0.0})
+        stage["runs"] += 1
+        if runs.get(e.name):
+            continue
+        stage["to_run"] += 1
+        stage["least"] += len(e.seeds) * least * per_step
+        stage["most"] += len(e.seeds) * most * per_step
+        cache_key = (p["base"]["encoder"], layers, n_train, head != "actv")
+        if cache_key not in caches:
+            caches[cache_key] = (n_train + n_test) * timer.cache_bytes_per_image(head, layers)
+            seconds = (n_train + n_test) * timer.frozen_per_image(layers)
+            stage["least"] += seconds
+            stage["most"] += seconds
+        images = (n_train + n_test) * channels * 32 * 32 * 4
+        peak = max(peak, images + caches[cache_key])
+    if params["base"]["checkpoint"] is None:
+        from ..experiments.pretrain import build_networks, optimisers, step
+        pp = params["pretrain"]
+        nets = {k: v.to(device) for k, v in build_networks(pp["objective"], timer.channels, pp,
+                                                           params["base"]["leak"], 0).items()}
+        opts = optimisers(nets, pp)
+        x = [torch.rand(pp["batch_size"], timer.channels, 32, 32, device=device)] * (
+            pp["critic_steps"] if pp["objective"] == "wali" else 1)
+        update = _seconds(lambda: step(nets, opts, x, pp, pp["objective"], pp["latent"]), device, 2)
+        done = runs.get(f"pretrain-{pp['objective']}", False)
+        stages = {"pre-training": {"runs": 1, "to_run": int(not done),
+                                   "least": 0.0 if done else update * pp["iterations"],
+                                   "most": 0.0 if done else update * pp["iterations"]}, **stages}
+    return {"device": str(device), "stages": [{"stage": k, "runs": v["runs"], "to_run": v["to_run"],
+                                               "least_min": v["least"] / 60, "most_min": v["most"] / 60}
+                                              for k, v in stages.items()],
+            "peak_gib": peak / 2 ** 30, "disk_gib": sum(caches.values()) / 2 ** 30,
+            "experiments": [{"name": e.name, "table": e.table, "seeds": e.seeds,
+                             "done": bool(runs.get(repeats[e.name].name if e.name in repeats else e.name)),
+                             "repeats": repeats[e.name].name if e.name in repeats else ""}
+                            for e in grid]}
+
+
+def print_estimate(profile, result, out=print):
+    out(f"{profile}: {len(result['experiments'])} experiments")
+    for e in result["experiments"]:
+        state = f"= {e['repeats']}" if e["repeats"] else "done" if e["done"] else "to run"
+        out(f"  {e['name']:34} seeds {e['seeds']}  {state}")
+    out(f"estimate on {result['device']} (a few timed steps; evaluation and start-up not counted):")
+    for s in result["stages"]:
+        out(f"  {s['stage']:13} {s['to_run']:3d} of {s['runs']:3d} runs to go: "
+            f"{s['least_min']:8.1f} to {s['most_min']:8.1f} min")
+    total = [sum(s[k] for s in result["stages"]) for k in ("least_min", "most_min")]
+    out(f"  {'in all':13} {'':16}  {total[0]:8.1f} to {total[1]:8.1f} min")
+    out(f"peak device memory ~{result['peak_gib']:.1f} GiB (images + the largest cache); "
+        f"disk for the frozen-part caches ~{result['disk_gib']:.1f} GiB")
