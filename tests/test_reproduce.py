@@ -45,7 +45,8 @@ def test_undeclared_parameter_is_an_error():
 
 def test_grid_covers_both_tables_and_trains_omega_first():
     p = load_params("quick", [f"reproduce.table1_rows.{layers}=[1, 2, 3, 4, 5, 6, 7, 8]"
-                              for layers in ("conv5", "conv4-5", "conv3-5")])
+                              for layers in ("conv5", "conv4-5", "conv3-5")]
+                    + ["reproduce.table1_finetune=[conv5, conv4-5, conv3-5]"])
     grid = experiments(p)
     t3 = [e for e in grid if e.table == 3]
     t1 = [e for e in grid if e.table == 1]
@@ -248,8 +249,14 @@ def test_quick_profile_end_to_end(quick_reports):
     csv = pd.read_csv(tmp_path / "results.csv")
     assert set(REQUIRED) <= set(csv.columns) and (csv.status == "done").all()
     p = load_params("quick")
-    n_t1 = 1 + sum(1 + 2 * len(rows) for rows in p["reproduce"]["table1_rows"].values() if rows)
-    assert len(csv) == 2 * 4 * len(p["reproduce"]["table3_seeds"]) + n_t1 == len(frame)
+    rep = p["reproduce"]
+    n_t1 = 1 + sum((layers in rep["table1_finetune"]) + 2 * len(rows)
+                   for layers, rows in rep["table1_rows"].items() if rows)
+    assert len(csv) == 2 * 4 * len(rep["table3_seeds"]) + n_t1 * len(rep["table1_seeds"]) == len(frame)
+    assert twins(experiments(p))  # one protocol: Table 1's all-pre-trained cells read from Table 3's runs
+    t1_ppp = csv[(csv.table == 1) & (csv.experiment == "t1-grad-conv5-ppp")]
+    t3_grad = csv[(csv.table == 3) & (csv.experiment == "t3-grad-conv5")]
+    assert t1_ppp.accuracy.tolist() == t3_grad.accuracy.tolist() and t1_ppp.run_key.tolist() == t3_grad.run_key.tolist()
     reference = csv["base"] == "random"  # the random-encoder reference has no paper number
     assert csv.accuracy.between(0, 100).all() and csv.paper_accuracy[~reference].notna().all()
     assert reference.sum() == 4 * len(p["reproduce"]["table3_seeds"]) and csv.paper_accuracy[reference].isna().all()

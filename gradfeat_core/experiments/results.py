@@ -61,7 +61,7 @@ def code_version():
         commit = _git("rev-parse", "--short=12", "HEAD", cwd=here)
         if commit:
             changed = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS,
-                           cwd=here.parent)
+                           cwd=ROOT)
             return commit + ("-dirty" if changed else "")
     except (OSError, subprocess.TimeoutExpired):
         pass
