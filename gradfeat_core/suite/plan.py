@@ -10,7 +10,6 @@ depend on the numbers):
     memory the training and test images on the device (float32) + the largest frozen-part cache
     disk   every frozen-part cache the grid writes to cache/, once per base network and depth
 """
-import time
 
 import torch
 from torch import nn
@@ -42,18 +41,6 @@ def _resolved(params, sets):
     return params
 
 
-def _seconds(fn, device, repeats=3):
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
-
-
 class Timer:
     """Seconds per training step of (head, layers, batch) and per image of a frozen part, on
     `device`, each timed once on random weights of the profile's architecture."""
@@ -74,7 +61,7 @@ class Timer:
             y = torch.randint(0, 10, (batch,), device=self.device)
             omega = nn.Linear(FEATURE_DIM, 10).to(self.device).requires_grad_(False)
             fn = bench.step_fn(head, layers, self.net, omega, True, x, y, torch.arange(batch))
-            self.steps[key] = _seconds(fn, self.device)
+            self.steps[key] = bench.timed(fn, 3, self.device)
         return self.steps[key]
 
     def frozen_per_image(self, layers, n=256):
@@ -82,7 +69,7 @@ class Timer:
             bottom, _ = split(self.net, parse_layers(layers, self.net.LAYERS))
             x = torch.rand(n, self.channels, 32, 32, device=self.device)
             with torch.no_grad():
-                self.frozen[layers] = _seconds(lambda: bottom(x), self.device) / n
+                self.frozen[layers] = bench.timed(lambda: bottom(x), 3, self.device) / n
         return self.frozen[layers]
 
     def cache_bytes_per_image(self, head, layers):
@@ -107,7 +94,8 @@ def estimate(profile, sets=(), objective=None, runs=None):
     params = load_params(profile, sets, objective=objective)
     device = pick_device(params["device"])
     timer = Timer(params, device)
-    grid, repeats = experiments(params), twins(experiments(params))
+    grid = experiments(params)
+    repeats = twins(grid)
     runs = runs or {}
     stages, caches, peak = {}, {}, 0
     for e in grid:
@@ -141,7 +129,7 @@ def estimate(profile, sets=(), objective=None, runs=None):
         opts = optimisers(nets, pp)
         x = [torch.rand(pp["batch_size"], timer.channels, 32, 32, device=device)] * (
             pp["critic_steps"] if pp["objective"] == "wali" else 1)
-        update = _seconds(lambda: step(nets, opts, x, pp, pp["objective"], pp["latent"]), device, 2)
+        update = bench.timed(lambda: step(nets, opts, x, pp, pp["objective"], pp["latent"]), 2, device)
         done = runs.get(f"pretrain-{pp['objective']}", False)
         stages = {"pre-training": {"runs": 1, "to_run": int(not done),
                                    "least": 0.0 if done else update * pp["iterations"],
