@@ -9,7 +9,7 @@ from gradfeat_core.experiments.run import (base_networks, load_encoder, cache_by
 from gradfeat_core.experiments.data import load_dataset
 from gradfeat_core.method.linear_model import build_head
 from gradfeat_core.method.nets import FEATURE_DIM, fold_batchnorm, parse_layers, random_encoder, split
-from gradfeat_core.experiments.train import (DeviceError, FrozenInputs, batch_order, cuda_problem, pick_device,
+from gradfeat_core.experiments.train import (DeviceError, still_rising, FrozenInputs, batch_order, cuda_problem, pick_device,
                                  predict, train, validation_split)
 
 
@@ -300,3 +300,16 @@ def test_the_full_models_w1_trains_at_its_own_rate():
     model.w1.bias.grad = torch.zeros_like(model.w1.bias)
     opt.step()
     assert torch.allclose(before - model.w1.weight.detach(), torch.full_like(before, 0.01))
+
+
+def test_a_gain_at_the_cap_smaller_than_validation_noise_is_converged():
+    """At its cap a run whose last evaluations beat the best before them by less than one
+    standard error of the validation accuracy (sqrt(p(1 - p) / n)) has plateaued; a larger gain,
+    or any gain when the split's size is unknown, is still rising."""
+    creep = [0.80, 0.85, 0.86, 0.86, 0.86, 0.86, 0.8606]  # +0.06 points at the cap
+    at_cap = dict(patience=3, min_iterations=100)
+    assert scripted_training(creep, **at_cap, n_validation=3200).converged is True
+    assert scripted_training(creep, **at_cap).converged is False
+    climb = creep[:-1] + [0.88]  # +2 points: se of 88% on 3200 images is 0.57 points
+    assert scripted_training(climb, **at_cap, n_validation=3200).converged is False
+    assert still_rising([(0, 0.5), (1, 0.6)], 3, 10**6)  # too short to tell

@@ -224,7 +224,8 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
                          train_p["clip_grad_norm"], train_p["log_every"], params["seed"],
                          desc=f"{head} {model_p['layers']} lr {lr:g}", validate=validate,
                          eval_every=train_p["eval_every"], patience=train_p["patience"],
-                         min_iterations=train_p["min_iterations"])
+                         min_iterations=train_p["min_iterations"],
+                         n_validation=validate.size if validate else 0)
         seconds = time.perf_counter() - began - training.validation_seconds
         score = validate(model) if validate else None
         grid.append({"lr": lr, "validation_accuracy": score, "iterations": training.iterations,
@@ -269,8 +270,11 @@ def split_validation(inputs, labels, params):
     keep, held = validation_split(len(labels), train_p["val_fraction"], params["data"]["seed"])
     keep, held = keep.to(labels.device), held.to(labels.device)
     val_inputs, val_labels = Subset(inputs, held), labels[held]
-    return ((Subset(inputs, keep), labels[keep]),
-            lambda model: accuracy(predict(model, val_inputs, train_p["eval_batch_size"]), val_labels))
+
+    def validate(model):
+        return accuracy(predict(model, val_inputs, train_p["eval_batch_size"]), val_labels)
+    validate.size = len(held)  # how many images: the noise of its accuracy (train.still_rising)
+    return (Subset(inputs, keep), labels[keep]), validate
 
 
 def run_experiment(params, seeds, log=None):

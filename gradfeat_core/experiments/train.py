@@ -1,4 +1,5 @@
 """Training by iterations (as the paper), evaluation in large batches, the frozen-part cache."""
+import math
 import os
 import random
 import shutil
@@ -227,8 +228,23 @@ class Training:
     validation_seconds: float = 0.0  # spent evaluating, not training
 
 
+def still_rising(validation, patience, n_validation):
+    """Whether a validation curve [(iteration, accuracy)] that ended at its cap was still rising:
+    its last `patience` evaluations beat the best before them by more than one binomial standard
+    error of the accuracy on n_validation items, sqrt(p(1 - p) / n). A gain smaller than that is
+    a few images of validation noise, not progress (with n_validation 0 any gain counts)."""
+    before, window = validation[:-patience], validation[-patience:]
+    if not before:
+        return True
+    best_before = max(acc for _, acc in before)
+    best = max(acc for _, acc in window)
+    noise = math.sqrt(best * (1 - best) / n_validation) if n_validation else 0.0
+    return best - best_before > noise
+
+
 def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_every=100,
-          seed=0, desc="train", validate=None, eval_every=0, patience=0, min_iterations=0):
+          seed=0, desc="train", validate=None, eval_every=0, patience=0, min_iterations=0,
+          n_validation=0):
     """Minimise softmax cross-entropy for schedule['iterations'] at most.
 
     validate: model -> validation accuracy, measured at iteration 0 and every `eval_every`
@@ -236,10 +252,11 @@ def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_e
     beaten the best (never before `min_iterations`: the full model first falls below its start
     at a high learning rate and recovers only after it has decayed), and the parameters of the
     best evaluation are restored. A run that reaches the cap while still improving is not
-    converged, and neither is one whose best is its start (iteration 0) unless its learning rate
-    had already decayed to LEARNT_NOTHING_LR of its start when it stopped: a run in the full
-    model's dip recovers once the rate halves, one still at its start after two halvings had
-    nothing to gain (the full model on random gradient features, Table 1)."""
+    converged (`still_rising`: by more than the noise of n_validation items), and neither is
+    one whose best is its start (iteration 0) unless its learning rate had already decayed to
+    LEARNT_NOTHING_LR of its start when it stopped: a run in the full model's dip recovers once
+    the rate halves, one still at its start after two halvings had nothing to gain (the full
+    model on random gradient features, Table 1)."""
     trained = [p for p in model.parameters() if p.requires_grad]
     opt, lr_schedule = make_optimizer(param_groups(model, schedule), schedule)
     generator = torch.Generator().manual_seed(seed)
@@ -281,8 +298,9 @@ def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_e
         out.loss.append((out.iterations, torch.stack(running).mean().item()))
     if validate is not None and patience:
         decayed = opt.param_groups[0]["lr"] <= LEARNT_NOTHING_LR * schedule["lr"]
-        out.converged = ((out.stopped_early or since_best >= patience)
-                         and (out.best_iteration > 0 or decayed))
+        plateaued = (out.stopped_early or since_best >= patience
+                     or not still_rising(out.validation, patience, n_validation))
+        out.converged = plateaued and (out.best_iteration > 0 or decayed)
         with torch.no_grad():
             for p, best in zip(trained, best_state):
                 p.copy_(best)

@@ -274,7 +274,8 @@ def scope(params, pretrain, frame, base_network=None):
         f"overrides; Table 3's: {', '.join(rep['table3_set']) or 'none'}; Table 1's: "
         f"{', '.join(rep['table1_set']) or 'none'}). Runs stopped: {stops or 'none finished'}. "
         f"{not_converged} of {len(done)} runs were "
-        f"still improving at their cap or never beat their start and {unknown} were not validated (convergence unknown): "
+        f"still improving at their cap (by more than one standard error of validation "
+        f"accuracy) or never beat their start and {unknown} were not validated (convergence unknown): "
         "verdicts that use them are inconclusive.",
         f"Seeds: Table 3 {rep['table3_seeds']}, Table 1 {rep['table1_seeds']}; a verdict needs "
         "≥3 seeds per cell and a 95% interval clear of its threshold.",
