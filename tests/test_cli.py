@@ -348,6 +348,14 @@ def test_dry_run_estimates_the_default_and_a_paper_sized_profile(tmp_path, capsy
             assert f"  {stage} " in printed, printed
         assert re.search(r"t1-grad-conv5-ppp +seeds \[0, 1, 2\]  = t3-grad-conv5", printed) or not fake
         assert "peak device memory" in printed and "in all" in printed
+        assert "stay in host memory" not in printed  # the CPU has no device budget of its own
+    # a device budget smaller than the images: they and the caches stream from host memory
+    assert main(["reproduce", "--profile", "fashion-mnist", "--dry-run", "--set", f"out_dir={out}",
+                 "--set", "cache.device_gib=0.01"]) == 0
+    printed = capsys.readouterr().out
+    assert "peak device memory ~0.0 GiB" in printed
+    streamed = re.search(r"budget of 0\.01 GiB \(cache.device_gib\) ~(\d+\.\d) GiB stay in host memory", printed)
+    assert streamed and float(streamed[1]) > 0, printed
 
 
 def test_the_layers_import_downwards_only():

@@ -369,3 +369,32 @@ def test_download_is_opt_in_and_reads_what_torchvision_writes(tmp_path, monkeypa
     assert calls == []
     splits = load_dataset("fashion-mnist", root=tmp_path / "dl", download=True)
     assert len(splits.x_train) == 6 and calls and all(c[2] for c in calls)
+
+
+def test_images_past_the_device_budget_stay_in_host_memory_and_batches_match(tmp_path):
+    """A budget smaller than the images keeps them in host memory (HostResident); every batch
+    indexed or sliced from it equals the same batch of the plain tensor, and the log says why."""
+    from gradfeat_core.experiments.memory import HostResident
+    write_fashion(tmp_path)
+    plain = load_dataset("fashion-mnist", root=tmp_path)
+    log = []
+    streamed = load_dataset("fashion-mnist", root=tmp_path, device_budget=1000, log=log.append)
+    assert isinstance(streamed.x_train, HostResident) and isinstance(streamed.x_test, HostResident)
+    assert len(streamed.x_train) == len(plain.x_train) and streamed.x_train.shape == plain.x_train.shape
+    idx = torch.tensor([3, 0, 5, 3])
+    assert torch.equal(streamed.x_train[idx], plain.x_train[idx])
+    assert torch.equal(streamed.x_test[1:3], plain.x_test[1:3])
+    assert torch.equal(streamed.y_train, plain.y_train)
+    assert len(log) == 1 and "device budget" in log[0] and "kept in host memory" in log[0]
+    roomy = load_dataset("fashion-mnist", root=tmp_path, device_budget=2**30, log=log.append)
+    assert isinstance(roomy.x_train, torch.Tensor) and len(log) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_streamed_images_are_pinned_and_batches_land_on_the_gpu(tmp_path):
+    write_fashion(tmp_path)
+    s = load_dataset("fashion-mnist", root=tmp_path, device="cuda", device_budget=1000, log=lambda m: None)
+    assert s.x_train.host.is_pinned() and s.x_train.device.type == "cuda"
+    idx = torch.tensor([1, 2], device="cuda")
+    assert s.x_train[idx].is_cuda
+    assert torch.equal(s.x_train[idx].cpu(), load_dataset("fashion-mnist", root=tmp_path).x_train[idx.cpu()])

@@ -313,3 +313,35 @@ def test_a_gain_at_the_cap_smaller_than_validation_noise_is_converged():
     climb = creep[:-1] + [0.88]  # +2 points: se of 88% on 3200 images is 0.57 points
     assert scripted_training(climb, **at_cap, n_validation=3200).converged is False
     assert still_rising([(0, 0.5), (1, 0.6)], 3, 10**6)  # too short to tell
+
+
+def test_a_device_budget_streams_images_and_cache_from_host_memory_with_the_same_result(tmp_path):
+    """cache.device_gib smaller than the images and the frozen cache: both stay in host memory,
+    each batch is copied over, the log says so, and the head trains to the very same numbers."""
+    from gradfeat_core.experiments.memory import HostResident
+    from gradfeat_core.experiments.run import run_experiment
+    sets = ["model.head=grad", "train.val_fraction=0.25", "train.eval_every=10", "train.patience=2"]
+    plain = run_experiment(quick(tmp_path / "a", *sets), [0], log=lambda m: None)[0]
+    log = []
+    params = quick(tmp_path / "b", *sets, "cache.device_gib=0.000001")
+    streamed = run_experiment(params, [0], log=log.append)[0]
+    assert any("kept in host memory" in m for m in log)
+    assert any("the cache stays in host memory" in m for m in log)
+    assert streamed["accuracy"] == plain["accuracy"]
+    assert streamed["validation_curve"] == plain["validation_curve"]
+    data = load_dataset("synthetic", n_train=64, n_test=32, device_budget=1, log=lambda m: None)
+    assert isinstance(data.x_train, HostResident)
+
+
+def test_a_cache_the_disk_has_no_room_for_stays_in_memory(tmp_path, monkeypatch):
+    import shutil
+    from gradfeat_core.experiments.train import stored
+    x = torch.randn(10, 3)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(100, 99, 1))
+    log = []
+    out = stored(lambda b: 2 * b, x, 4, tmp_path / "z.pt", log=log.append)
+    assert torch.equal(out, 2 * x) and not (tmp_path / "z.pt").exists()
+    assert "kept in memory only" in log[0]
+    monkeypatch.undo()
+    stored(lambda b: 2 * b, x, 4, tmp_path / "z.pt", log=log.append)
+    assert (tmp_path / "z.pt").is_file() and len(log) == 1

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .memory import device_budget, gib, host_resident
 
 DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10}
 
@@ -53,7 +54,7 @@ class CifarUnpickler(pickle.Unpickler):
 
 @dataclass
 class DataSplits:
-    x_train: torch.Tensor  # float32, N x C x 32 x 32, values in pixel_range
+    x_train: torch.Tensor  # float32, N x C x 32 x 32, values in pixel_range (or a HostResident)
     y_train: torch.Tensor  # int64, N
     x_test: torch.Tensor
     y_test: torch.Tensor
@@ -211,19 +212,31 @@ _READERS = {"cifar10": lambda root: _cifar("cifar10", root),
 
 
 def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=None, n_test=None,
-                 seed=0, download=False) -> DataSplits:
+                 seed=0, download=False, device_budget=None, log=None) -> DataSplits:
     """Train and test tensors of `name` on `device`. Nothing is downloaded unless download=True
-    (then into root, default data/<name>, with torchvision, when the files are missing)."""
+    (then into root, default data/<name>, with torchvision, when the files are missing).
+    Images larger than device_budget (bytes; None: no limit) stay in host memory as
+    `HostResident` tensors that copy each batch to the device, and `log` says so."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     lo, hi = (float(v) for v in pixel_range)
     if not lo < hi:
         raise DataError(f"pixel_range must be (low, high) with low < high, got {pixel_range!r}")
     device = torch.device(device)
+
+    def placed(xtr, xte, convert):  # (train, test) images on the device, or streamed from the host
+        size = (len(xtr) + len(xte)) * int(np.prod(xtr.shape[1:])) * 4  # float32
+        if device_budget is None or size <= device_budget:
+            return convert(xtr, device), convert(xte, device)
+        (log or print)(f"data: {name}'s images take {gib(size)} > the device budget "
+                       f"{gib(device_budget)} (cache.device_gib): kept in host memory"
+                       f"{' (pinned)' if device.type == 'cuda' else ''}, each batch copied to {device}")
+        return host_resident(convert(xtr, "cpu"), device), host_resident(convert(xte, "cpu"), device)
+
     if name == "synthetic":  # n_train / n_test are the generated sizes
         xtr, ytr, xte, yte = _synthetic(n_train or 512, n_test or 256, seed)
-        return DataSplits(_rescale(xtr, lo, hi).to(device), ytr.to(device), _rescale(xte, lo, hi).to(device),
-                          yte.to(device), DATASETS[name], 1, name)
+        xtr, xte = placed(xtr, xte, lambda x, on: _rescale(x, lo, hi).to(on))
+        return DataSplits(xtr, ytr.to(device), xte, yte.to(device), DATASETS[name], 1, name)
     if root is None:
         root = f"data/{name}" if download else default_root(name)
     root = os.fspath(root)
@@ -251,6 +264,17 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
 
     xtr, ytr = subset(xtr, ytr, n_train, "n_train")
     xte, yte = subset(xte, yte, n_test, "n_test")
-    return DataSplits(_to_device(xtr, device, lo, hi), torch.from_numpy(np.ascontiguousarray(ytr)).to(device),
-                      _to_device(xte, device, lo, hi), torch.from_numpy(np.ascontiguousarray(yte)).to(device),
-                      DATASETS[name], xtr.shape[1], name)
+    channels = xtr.shape[1]
+    xtr, xte = placed(xtr, xte, lambda x, on: _to_device(x, on, lo, hi))
+    return DataSplits(xtr, torch.from_numpy(np.ascontiguousarray(ytr)).to(device),
+                      xte, torch.from_numpy(np.ascontiguousarray(yte)).to(device),
+                      DATASETS[name], channels, name)
+
+
+def load_data(params, device, log=None):
+    """The data set of `params` (data.*, base.pixel_range) on `device`, within its budget
+    (cache.device_gib: memory.device_budget)."""
+    d = params["data"]
+    return load_dataset(d["dataset"], d["root"], device, tuple(params["base"]["pixel_range"]),
+                        d["n_train"], d["n_test"], d["seed"], d["download"],
+                        device_budget(device, params["cache"]["device_gib"]), log)

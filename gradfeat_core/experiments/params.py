@@ -27,7 +27,8 @@ from .results import ROOT, file_sha256
 # Keys that may be null, and the type they take otherwise.
 NULLABLE = {"out_dir": str, "data.root": str, "data.num_classes": int, "data.n_train": int,
             "data.n_test": int, "base.checkpoint": str, "base.random_checkpoint": str,
-            "base.checkpoint_sha256": str, "pretrain.init_std": float}
+            "base.checkpoint_sha256": str, "pretrain.init_std": float,
+            "cache.device_gib": float}
 # the same from any working directory (GRADFEAT_REPORTS: elsewhere, e.g. for the tests)
 REPORTS_DIR = Path(os.environ.get("GRADFEAT_REPORTS", ROOT / "reports"))
 PARAMS_DIR = Path(os.environ.get("GRADFEAT_PARAMS", ROOT / "params"))

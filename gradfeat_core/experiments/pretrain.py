@@ -25,7 +25,7 @@ from ..method.nets import calibrate_on, random_encoder
 from ..method.rotation import build_rotnet, rotation_loss
 from ..method.vae import VAE, build_vae, vae_losses
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import load_dataset
+from .data import load_data
 from .params import ParamError
 from .progress import tqdm
 from .results import environment, write_json
@@ -149,7 +149,7 @@ def pretrain(params, stop_after=None, log=None):
     and the next call resumes there."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     start_time = time.perf_counter()
-    p, d, objective = params["pretrain"], params["data"], params["pretrain"]["objective"]
+    p, objective = params["pretrain"], params["pretrain"]["objective"]
     if objective in PIXEL_RANGES and [float(v) for v in params["base"]["pixel_range"]] != PIXEL_RANGES[objective]:
         raise ParamError(f"'base.pixel_range' is {params['base']['pixel_range']} but {objective} "
                          f"generates pixels in {PIXEL_RANGES[objective]}; use "
@@ -160,8 +160,7 @@ def pretrain(params, stop_after=None, log=None):
                          f"(params/objectives/{objective}.yaml sets it)")
     device = pick_device(params["device"])
     seed_everything(params["seed"])
-    data = load_dataset(d["dataset"], d["root"], device, tuple(params["base"]["pixel_range"]),
-                        d["n_train"], d["n_test"], d["seed"], d["download"])
+    data = load_data(params, device, log)
     out = Path(params["out_dir"]) / "pretrain" / objective
     nets = build_networks(objective, data.in_channels, p, params["base"]["leak"], params["seed"])
     nets = {k: v.to(device) for k, v in nets.items()}

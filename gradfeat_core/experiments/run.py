@@ -13,7 +13,8 @@ from ..method.linear_model import build_head
 from ..method.nets import ARCHITECTURES, FEATURE_DIM, fold_batchnorm, mix, parse_layers, random_encoder, \
     split
 from .checkpoint import load_into, save_checkpoint
-from .data import load_dataset
+from .data import load_data
+from .memory import HostResident, device_budget, gib, nbytes
 from .params import digest
 from .results import environment, file_sha256, write_json
 from .train import (FrozenInputs, Of, Subset, accuracy, frozen_values, pick_device, predict,
@@ -148,27 +149,43 @@ def build_model(params, data, nets, log):
 def frozen_inputs(params, data, nets, log=None):
     """(train, test) FrozenInputs of this run; the same for every seed of an experiment. What
     is cached must fit `cache.max_gib`: the primal record is dropped first (the model then
-    recomputes it per batch from z), then the whole cache (every part computed per batch)."""
+    recomputes it per batch from z), then the whole cache (every part computed per batch). A
+    cache that fits there but not on the device beside the images (cache.device_gib) stays in
+    host memory and is copied to the device batch by batch (`cache_on_host`)."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
     model_p, batch = params["model"], params["train"]["eval_batch_size"]
     head = model_p["head"]
     shared = model_p["theta1"] == model_p["theta2"] == "pretrained"
     bottom, top = split_network(params, nets)
     layers = tangent.plan(top) if head in ("grad", "full") and model_p["tangent"] == "fast" else None
     parts = frozen_part(head, nets, bottom, shared, layers)
-    cache = model_p["cache"] and fit_cache(parts, data, params["cache"]["max_gib"],
-                                           log or (lambda msg: print(msg, file=sys.stderr)))
+    cache = model_p["cache"] and fit_cache(parts, data, params["cache"]["max_gib"], log)
+    host = cache and cache_on_host(parts, data, params["cache"]["device_gib"], log)
     return tuple(FrozenInputs(parts, x, cache, batch,
-                              frozen_stores(params, head, name) if cache else None)
+                              frozen_stores(params, head, name) if cache else None, host, log)
                  for name, x in (("train", data.x_train), ("test", data.x_test)))
 
 
 def cache_bytes(parts, x):
     """{part: bytes per image} of each frozen part, measured on one image."""
-    out = {}
-    for name, value in frozen_values(parts, x[:1]).items():
-        values = value.values() if isinstance(value, dict) else [value]
-        out[name] = sum(v.numel() * v.element_size() for v in values)
-    return out
+    return {name: nbytes(value) for name, value in frozen_values(parts, x[:1]).items()}
+
+
+def cache_on_host(parts, data, device_gib, log):
+    """True when the frozen parts of train and test do not fit the device's budget
+    (memory.device_budget) beside the images that are on it: they then stay in host memory."""
+    budget = device_budget(data.x_train.device, device_gib)
+    if budget is None:
+        return False
+    images = len(data.x_train) + len(data.x_test)
+    need = sum(cache_bytes(parts, data.x_train).values()) * images
+    on_device = sum(nbytes(x) for x in (data.x_train, data.x_test) if not isinstance(x, HostResident))
+    if on_device + need <= budget:
+        return False
+    log(f"cache: the frozen parts ({gib(need)}) and the images on the device ({gib(on_device)}) "
+        f"exceed the device budget {gib(budget)} (cache.device_gib): the cache stays in host "
+        "memory and each batch is copied to the device")
+    return True
 
 
 def fit_cache(parts, data, max_gib, log):
@@ -190,13 +207,6 @@ def fit_cache(parts, data, max_gib, log):
     return False
 
 
-def load_data(params):
-    d = params["data"]
-    return load_dataset(d["dataset"], d["root"], pick_device(params["device"]),
-                        tuple(params["base"]["pixel_range"]), d["n_train"], d["n_test"], d["seed"],
-                        d["download"])
-
-
 def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
     """Train and evaluate the head `params['model']['head']`; returns the result dict and writes
     it (and the trained head's checkpoint) under out_dir. `inputs`: the (train, test)
@@ -205,7 +215,7 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
     log = log or (lambda msg: print(msg, file=sys.stderr))
     start = time.perf_counter()
     device = pick_device(params["device"])
-    data = data or load_data(params)
+    data = data or load_data(params, device, log)
     nets = nets or base_networks(params, data)
     model_p, train_p = params["model"], params["train"]
     head = model_p["head"]
@@ -282,7 +292,7 @@ def run_experiment(params, seeds, log=None):
     data subset is seeded by data.seed, so it is the same for every seed). With a learning-rate
     grid, the first seed chooses the rate on the validation split (the same split for every
     seed) and the other seeds train at that rate alone."""
-    data = load_data(params)
+    data = load_data(params, pick_device(params["device"]), log)
     nets = base_networks(params, data)
     inputs = frozen_inputs(params, data, nets, log)
     results = []
@@ -309,7 +319,7 @@ def load_trained(result, data=None, nets=None):
     """(model, (train, test) FrozenInputs) of a finished run from its result dict (the JSON
     run_head wrote): the same head rebuilt from its parameters, its trained weights loaded."""
     params = result["params"]
-    data = data or load_data(params)
+    data = data or load_data(params, pick_device(params["device"]))
     nets = nets or base_networks(params, data)
     model = build_model(params, data, nets, log=lambda msg: None).to(data.x_train.device)
     load_into(model, result["checkpoint"], expect={"kind": "head", "head": params["model"]["head"]})

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import UserError
+from .memory import gib, host_resident, nbytes
 from .progress import tqdm
 
 
@@ -64,9 +65,11 @@ def seed_everything(seed):
 
 
 @torch.no_grad()
-def in_batches(fn, x, batch_size):
-    """fn(x) in chunks, concatenated along the batch (fn may return a tensor or {name: tensor})."""
-    chunks = [fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+def in_batches(fn, x, batch_size, host=False):
+    """fn(x) in chunks, concatenated along the batch (fn may return a tensor or {name: tensor});
+    host: each chunk is moved to host memory first, so the whole never sits on the device."""
+    chunks = [_cpu(fn(x[i:i + batch_size])) if host else fn(x[i:i + batch_size])
+              for i in range(0, len(x), batch_size)]
     if isinstance(chunks[0], dict):
         return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
     return torch.cat(chunks)
@@ -80,18 +83,27 @@ def _cpu(value):
     return {k: v.cpu() for k, v in value.items()} if isinstance(value, dict) else value.cpu()
 
 
-def stored(fn, x, batch_size, path=None):
+def stored(fn, x, batch_size, path=None, host=False, log=print):
     """fn over x, kept in `path` (when given) so that later runs on the same frozen part and the
-    same images load it instead of recomputing it; written atomically."""
+    same images load it instead of recomputing it; written atomically, and not at all (said in
+    the log) when the disk has not room for it. host: kept in host memory as a HostResident
+    that copies each batch to x's device."""
     if path is not None and Path(path).is_file():
-        return torch.load(path, map_location=x.device, weights_only=True)
-    out = in_batches(fn, x, batch_size)
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(f"{path}.tmp")
-        torch.save(_cpu(out), tmp)
-        os.replace(tmp, path)
-    return out
+        out = torch.load(path, map_location="cpu" if host else x.device, weights_only=True)
+    else:
+        out = in_batches(fn, x, batch_size, host)
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(Path(path).parent).free
+            if free < nbytes(out) + MIN_FREE_DISK:
+                log(f"cache: {Path(path).name} ({gib(nbytes(out))}) would leave less than "
+                    f"{gib(MIN_FREE_DISK)} free on {Path(path).parent}: kept in memory only, "
+                    "computed again by the next run")
+            else:
+                tmp = Path(f"{path}.tmp")
+                torch.save(_cpu(out), tmp)
+                os.replace(tmp, path)
+    return host_resident(out, x.device) if host else out
 
 
 class Of(NamedTuple):
@@ -117,9 +129,10 @@ class FrozenInputs:
     The frozen part (every layer below the first trainable one) never changes during training,
     so computing it once per data set gives the same logits at a fraction of the cost.
     stores: {name: file} where a cached part is kept across runs (see `stored`).
+    host: the cache stays in host memory and each batch is copied to the device (memory.py).
     """
 
-    def __init__(self, parts, x, cache=True, batch_size=1000, stores=None):
+    def __init__(self, parts, x, cache=True, batch_size=1000, stores=None, host=False, log=print):
         self.parts, self.x = parts, x
         stores = stores or {}
         self.cache = None
@@ -127,7 +140,7 @@ class FrozenInputs:
             self.cache = {}
             for name, part in parts.items():
                 fn, source = (part.fn, self.cache[part.source]) if isinstance(part, Of) else (part, x)
-                self.cache[name] = stored(fn, source, batch_size, stores.get(name))
+                self.cache[name] = stored(fn, source, batch_size, stores.get(name), host, log)
 
     def __len__(self):
         return len(self.x)
@@ -211,6 +224,7 @@ def validation_split(n, fraction, seed):
     return order[n_val:].sort().values, order[:n_val].sort().values
 
 
+MIN_FREE_DISK = 1 * 2**30  # a frozen cache is written to disk only if it leaves this much free
 LEARNT_NOTHING_LR = 0.25  # a best at the start counts as converged once the rate is this far down
 
 

@@ -7,7 +7,8 @@ depend on the numbers):
     time   steps × ms per step, for steps from the stopping rule's least (min_iterations +
            patience × eval_every) to the cap, per seed, plus the frozen part of every image once
            per base network and depth; evaluation, kernel start-up and data loading not counted
-    memory the training and test images on the device (float32) + the largest frozen-part cache
+    memory the training and test images on the device (float32) + the largest frozen-part cache,
+           as far as they fit the device budget (cache.device_gib); the rest streams from host memory
     disk   every frozen-part cache the grid writes to cache/, once per base network and depth
 """
 
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from ..experiments import bench
+from ..experiments.memory import device_budget
 from ..experiments.params import load_params, merge, parse_set
 from ..experiments.run import cache_bytes, frozen_part
 from ..experiments.train import pick_device
@@ -97,7 +99,8 @@ def estimate(profile, sets=(), objective=None, runs=None):
     grid = experiments(params)
     repeats = twins(grid)
     runs = runs or {}
-    stages, caches, peak = {}, {}, 0
+    stages, caches, peak, host = {}, {}, 0, 0
+    budget = device_budget(device, params["cache"]["device_gib"])
     for e in grid:
         if e.name in repeats:
             continue
@@ -119,8 +122,10 @@ def estimate(profile, sets=(), objective=None, runs=None):
             seconds = (n_train + n_test) * timer.frozen_per_image(layers)
             stage["least"] += seconds
             stage["most"] += seconds
-        images = (n_train + n_test) * channels * 32 * 32 * 4
-        peak = max(peak, images + caches[cache_key])
+        images, cache = (n_train + n_test) * channels * 32 * 32 * 4, caches[cache_key]
+        on_device = images if budget is None or images <= budget else 0  # as load_dataset places them
+        on_device += cache if budget is None or on_device + cache <= budget else 0  # run.cache_on_host
+        peak, host = max(peak, on_device), max(host, images + cache - on_device)
     if params["base"]["checkpoint"] is None:
         from ..experiments.pretrain import build_networks, optimisers, step
         pp = params["pretrain"]
@@ -138,6 +143,7 @@ def estimate(profile, sets=(), objective=None, runs=None):
                                                "least_min": v["least"] / 60, "most_min": v["most"] / 60}
                                               for k, v in stages.items()],
             "peak_gib": peak / 2 ** 30, "disk_gib": sum(caches.values()) / 2 ** 30,
+            "budget_gib": None if budget is None else budget / 2 ** 30, "host_gib": host / 2 ** 30,
             "experiments": [{"name": e.name, "table": e.table, "seeds": e.seeds,
                              "done": bool(runs.get(repeats[e.name].name if e.name in repeats else e.name)),
                              "repeats": repeats[e.name].name if e.name in repeats else ""}
@@ -157,3 +163,6 @@ def print_estimate(profile, result, out=print):
     out(f"  {'in all':13} {'':16}  {total[0]:8.1f} to {total[1]:8.1f} min")
     out(f"peak device memory ~{result['peak_gib']:.1f} GiB (images + the largest cache); "
         f"disk for the frozen-part caches ~{result['disk_gib']:.1f} GiB")
+    if result["host_gib"]:
+        out(f"past the device budget of {result['budget_gib']:.3g} GiB (cache.device_gib) "
+            f"~{result['host_gib']:.1f} GiB stay in host memory and stream to the device by batch")

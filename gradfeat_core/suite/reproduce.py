@@ -205,6 +205,13 @@ def pretrained_sets(out, objective):
             f"base.random_checkpoint={encoders / 'random_encoder.pt'}"]
 
 
+def pretraining_run(params, common, sets, executor, runs_dir):
+    """The 01_pretrain run of `params` under this executor's time budget (pretrain_budget)."""
+    budget = [f"pretrain.max_minutes={pretrain_budget(params, executor)}"]
+    return make_run("01_pretrain", f"pretrain-{params['pretrain']['objective']}",
+                    dict(common, overrides=sets + budget), runs_dir)
+
+
 def experiment_runs(params, common, sets, runs_dir):
     """(grid, twins, runs): one 02_heads run per experiment of the grid that no other repeats."""
     grid = experiments(params)
@@ -224,9 +231,7 @@ def dry_run(profile, sets=(), objective=None, executor="local", log=print):
     common, keyed = dict(profile=profile, objective=objective), [f"out_dir={out}", *sets]
     done = {}
     if base_network(params)["source"] != "committed":
-        budget = [f"pretrain.max_minutes={pretrain_budget(params, executor)}"]
-        pre = make_run("01_pretrain", f"pretrain-{objective}", dict(common, overrides=keyed + budget),
-                       out / "runs")
+        pre = pretraining_run(params, common, keyed, executor, out / "runs")
         done[pre.name] = pre.result.is_file()
         keyed = keyed + pretrained_sets(out, objective) if done[pre.name] else None
     if keyed is not None:  # the runs after pre-training are keyed by its encoder: none before it
@@ -257,9 +262,7 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
         log(f"pre-training: none, the profile's base network is the committed {base['path']} "
             "(sha256 checked); --set base.checkpoint=null pre-trains one from scratch instead")
     else:
-        budget = [f"pretrain.max_minutes={pretrain_budget(params, executor)}"]
-        pretrain_run = make_run("01_pretrain", f"pretrain-{objective}",
-                                dict(common, overrides=sets + budget), runs_dir)
+        pretrain_run = pretraining_run(params, common, sets, executor, runs_dir)
         stage = stage_executor(executor, params, "pretrain", runs_dir)
         run_all([pretrain_run], timeout, log, "pre-training", stage)
         while (progress := in_progress(pretrain_run)) and not pretrain_run.result.is_file():
