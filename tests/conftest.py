@@ -11,9 +11,9 @@ import os
 
 from hypothesis import settings
 
-# `make test` runs one worker per core: each (and each notebook kernel it starts) computes on one
-# thread, so that the workers do not fight over the cores (two 2-thread workers on 2 cores ran
-# torch's tests up to 5x slower than one).
+# `make test` runs two workers: each (and each notebook kernel it starts) computes on one thread,
+# so that they do not fight over the cores (two 2-thread workers on 2 cores ran torch's tests up
+# to 5x slower than one).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
     import torch
