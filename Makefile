@@ -20,10 +20,10 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 # pytest exits 5 when it collects no tests: that is not a failure of the suite. Two pytest-xdist
-# workers, each taking whole files: one runs the end-to-end file (about half of the suite's time,
-# so more workers would not finish sooner), the other everything else.
+# workers: the end-to-end file (its tests share one reports folder: xdist_group) stays on one,
+# which starts it first; every other test goes to whichever worker is free.
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 2 --dist loadfile; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	$(PY) -m pytest -n 2 --dist loadgroup; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist (needs root or sudo once), and only for
 # a profile that uses it; other data sets are never downloaded (README, "Data"): a missing file

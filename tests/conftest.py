@@ -26,6 +26,6 @@ settings.load_profile("ci")
 
 
 def pytest_collection_modifyitems(items):
-    """The end-to-end file first: under --dist loadfile one worker starts the longest file at
-    once while the other takes every other file."""
+    """The end-to-end file first: under --dist loadgroup one worker starts the longest group at
+    once while the other takes the other tests."""
     items.sort(key=lambda item: item.path.name != "test_end_to_end.py")

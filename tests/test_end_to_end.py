@@ -1,7 +1,7 @@
 """The quick profile end to end: reproduce under papermill (then reruns, in this process and
 through submitit's debug executor), each notebook as Jupyter runs it (on the reports the first
-test left). A file of its own, so that `make test`'s workers (pytest-xdist, --dist loadfile)
-share the load."""
+test left). One xdist_group, so that under `make test`'s two workers (pytest-xdist, --dist
+loadgroup) they run in one, in order."""
 import json
 import re
 
@@ -12,6 +12,8 @@ import pytest
 from gradfeat_core.suite.grid import experiments, twins
 from gradfeat_core.experiments.params import load_params
 from gradfeat_core.suite.reproduce import NOTEBOOKS, base_network, reproduce
+
+pytestmark = pytest.mark.xdist_group("end_to_end")
 
 REQUIRED = ["dataset", "base", "head", "layers", "theta1", "theta2", "omega", "seed", "accuracy",
             "paper_accuracy", "status"]
