@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .memory import device_budget, gib, host_resident
+from .memory import device_budget, fits, gib, host_resident
 
 DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10}
 
@@ -226,7 +226,7 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
 
     def placed(xtr, xte, convert):  # (train, test) images on the device, or streamed from the host
         size = (len(xtr) + len(xte)) * int(np.prod(xtr.shape[1:])) * 4  # float32
-        if device_budget is None or size <= device_budget:
+        if fits(size, device_budget):
             return convert(xtr, device), convert(xte, device)
         (log or print)(f"data: {name}'s images take {gib(size)} > the device budget "
                        f"{gib(device_budget)} (cache.device_gib): kept in host memory"

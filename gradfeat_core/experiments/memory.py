@@ -17,6 +17,13 @@ def device_budget(device, gib=None):
     return None
 
 
+def fits(size, budget, beside=0):
+    """Whether `size` bytes fit a device budget (bytes; None: no limit) beside `beside` bytes
+    already on the device: the one rule for the images (data.load_dataset), the frozen caches
+    (run.cache_on_host) and --dry-run's estimate (plan.estimate)."""
+    return budget is None or beside + size <= budget
+
+
 def nbytes(value):
     """Bytes of a tensor, a HostResident or a {name: tensor} dict of them."""
     values = value.values() if isinstance(value, dict) else [value]

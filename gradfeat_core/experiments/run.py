@@ -14,7 +14,7 @@ from ..method.nets import ARCHITECTURES, FEATURE_DIM, fold_batchnorm, mix, parse
     split
 from .checkpoint import load_into, save_checkpoint
 from .data import load_data
-from .memory import HostResident, device_budget, gib, nbytes
+from .memory import HostResident, device_budget, fits, gib, nbytes
 from .params import digest
 from .results import environment, file_sha256, write_json
 from .train import (FrozenInputs, Of, Subset, accuracy, frozen_values, pick_device, predict,
@@ -159,8 +159,9 @@ def frozen_inputs(params, data, nets, log=None):
     bottom, top = split_network(params, nets)
     layers = tangent.plan(top) if head in ("grad", "full") and model_p["tangent"] == "fast" else None
     parts = frozen_part(head, nets, bottom, shared, layers)
-    cache = model_p["cache"] and fit_cache(parts, data, params["cache"]["max_gib"], log)
-    host = cache and cache_on_host(parts, data, params["cache"]["device_gib"], log)
+    sizes = cache_bytes(parts, data.x_train) if model_p["cache"] else {}
+    cache = model_p["cache"] and fit_cache(parts, sizes, data, params["cache"]["max_gib"], log)
+    host = cache and cache_on_host(parts, sizes, data, params["cache"]["device_gib"], log)
     return tuple(FrozenInputs(parts, x, cache, batch,
                               frozen_stores(params, head, name) if cache else None, host, log)
                  for name, x in (("train", data.x_train), ("test", data.x_test)))
@@ -171,16 +172,14 @@ def cache_bytes(parts, x):
     return {name: nbytes(value) for name, value in frozen_values(parts, x[:1]).items()}
 
 
-def cache_on_host(parts, data, device_gib, log):
-    """True when the frozen parts of train and test do not fit the device's budget
-    (memory.device_budget) beside the images that are on it: they then stay in host memory."""
+def cache_on_host(parts, sizes, data, device_gib, log):
+    """True when the frozen parts of train and test (sizes: cache_bytes per image) do not fit
+    the device's budget (memory.device_budget) beside the images that are on it: they then stay
+    in host memory."""
     budget = device_budget(data.x_train.device, device_gib)
-    if budget is None:
-        return False
-    images = len(data.x_train) + len(data.x_test)
-    need = sum(cache_bytes(parts, data.x_train).values()) * images
+    need = sum(sizes[name] for name in parts) * (len(data.x_train) + len(data.x_test))
     on_device = sum(nbytes(x) for x in (data.x_train, data.x_test) if not isinstance(x, HostResident))
-    if on_device + need <= budget:
+    if fits(need, budget, on_device):
         return False
     log(f"cache: the frozen parts ({gib(need)}) and the images on the device ({gib(on_device)}) "
         f"exceed the device budget {gib(budget)} (cache.device_gib): the cache stays in host "
@@ -188,11 +187,11 @@ def cache_on_host(parts, data, device_gib, log):
     return True
 
 
-def fit_cache(parts, data, max_gib, log):
-    """True when the frozen parts of train and test fit in max_gib (GiB); the primal record
-    is removed from `parts` when only it does not fit, and False means cache nothing."""
+def fit_cache(parts, sizes, data, max_gib, log):
+    """True when the frozen parts of train and test (sizes: cache_bytes per image) fit in
+    max_gib (GiB); the primal record is removed from `parts` when only it does not fit, and
+    False means cache nothing."""
     images = len(data.x_train) + len(data.x_test)
-    sizes = cache_bytes(parts, data.x_train)
     total = sum(sizes.values()) * images / 2 ** 30
     if total <= max_gib:
         return True

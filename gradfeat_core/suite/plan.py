@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..experiments import bench
-from ..experiments.memory import device_budget
+from ..experiments.memory import device_budget, fits
 from ..experiments.params import load_params, merge, parse_set
 from ..experiments.run import cache_bytes, frozen_part
 from ..experiments.train import pick_device
@@ -123,8 +123,8 @@ def estimate(profile, sets=(), objective=None, runs=None):
             stage["least"] += seconds
             stage["most"] += seconds
         images, cache = (n_train + n_test) * channels * 32 * 32 * 4, caches[cache_key]
-        on_device = images if budget is None or images <= budget else 0  # as load_dataset places them
-        on_device += cache if budget is None or on_device + cache <= budget else 0  # run.cache_on_host
+        on_device = images if fits(images, budget) else 0  # as load_dataset places them
+        on_device += cache if fits(cache, budget, on_device) else 0  # as run.cache_on_host does
         peak, host = max(peak, on_device), max(host, images + cache - on_device)
     if params["base"]["checkpoint"] is None:
         from ..experiments.pretrain import build_networks, optimisers, step
