@@ -49,9 +49,13 @@ def publish(args):
 
 def reproduce(args):
     from .suite.reproduce import ReportError, reproduce as run_reproduce
+    if args.assume_tflops is not None and (not args.dry_run or args.assume_tflops <= 0):
+        raise UserError(f"--assume-tflops {args.assume_tflops:g}: it estimates for a device that is "
+                        "not here, so it needs --dry-run and a positive rate, e.g. --dry-run "
+                        "--assume-tflops 10")
     if args.dry_run:
         from .suite.reproduce import dry_run
-        dry_run(args.profile, args.set, args.objective, args.executor)
+        dry_run(args.profile, args.set, args.objective, args.executor, tflops=args.assume_tflops)
         return 0
     try:
         frame = run_reproduce(args.profile, args.set, objective=args.objective,
@@ -109,6 +113,9 @@ def parser():
     r.add_argument("--dry-run", action="store_true",
                    help="print the grid, what is done, and estimated time per stage, peak device "
                         "memory and cache disk for this device; run nothing")
+    r.add_argument("--assume-tflops", type=float, metavar="T",
+                   help="with --dry-run: estimate the time for a device of T TFLOP/s from each "
+                        "step's counted FLOPs (and operators) instead of timing steps here")
     r.set_defaults(func=reproduce)
     return p
 

@@ -358,6 +358,29 @@ def test_dry_run_estimates_the_default_and_a_paper_sized_profile(tmp_path, capsy
     assert streamed and float(streamed[1]) > 0, printed
 
 
+def test_a_counted_step_is_its_flops_at_the_rate_plus_a_launch_per_operator():
+    """The reference: a matrix product's 2abc FLOPs and a convolution's 2·B·Cout·H'W'·Cin·k²."""
+    from gradfeat_core.suite.plan import LAUNCH_SECONDS, counted_seconds
+    a, b = torch.randn(64, 300), torch.randn(300, 20)
+    assert counted_seconds(lambda: torch.mm(a, b), 2.0) == pytest.approx(2 * 64 * 300 * 20 / 2e12 + LAUNCH_SECONDS)
+    x, w = torch.randn(8, 3, 32, 32), torch.randn(16, 3, 5, 5)
+    expected = 2 * 8 * 16 * 28 * 28 * 3 * 5 * 5 / 1e12
+    assert counted_seconds(lambda: torch.nn.functional.conv2d(x, w), 1.0) == pytest.approx(expected + LAUNCH_SECONDS)
+    # a backward pass is counted too: a product's gradients are two more products
+    a.requires_grad_(True)
+    two_more = counted_seconds(lambda: torch.mm(a, b).sum().backward(), 2.0) - counted_seconds(lambda: torch.mm(a, b).sum(), 2.0)
+    assert two_more > 2 * (2 * 64 * 300 * 20 / 2e12)
+
+
+def test_dry_run_for_a_device_not_at_hand_says_it_is_counted_not_measured(capsys):
+    assert main(["reproduce", "--profile", "cifar10", "--dry-run", "--assume-tflops", "10"]) == 0
+    printed = capsys.readouterr().out
+    assert "estimate for a device of 10 TFLOP/s, NOT MEASURED" in printed
+    assert float(re.search(r"in all +([\d.]+) to", printed)[1]) > 0
+    assert main(["reproduce", "--profile", "cifar10", "--assume-tflops", "10"]) == 2
+    assert "needs --dry-run" in capsys.readouterr().err
+
+
 def test_the_layers_import_downwards_only():
     """method/ imports neither experiments/ nor suite/; experiments/ does not import suite/."""
     import ast

@@ -9,7 +9,8 @@ from gradfeat_core.method.gan import build_bigan
 from gradfeat_core.method.nets import Encoder
 from gradfeat_core.experiments.params import ParamError, load_params
 from gradfeat_core.experiments.pretrain import DivergedError, optimisers, pretrain, step
-from gradfeat_core.suite.quality import load_quality, publish, quality_curve, snapshots
+from gradfeat_core.suite.quality import (load_quality, publish, quality_curve, rerun_spread,
+                                         snapshots, wide)
 from gradfeat_core.experiments.results import file_sha256
 from gradfeat_core.experiments.data import load_dataset
 from gradfeat_core.method.rotation import rotated
@@ -217,7 +218,8 @@ def test_feature_quality_curve_probes_every_snapshot_and_the_random_encoder(tmp_
             "pretrain.snapshots=[0, 4]", "train.val_fraction=0.25", "train.eval_every=20"]
     pretrain(load_params("quick", sets, objective="rotation"))
     frame = quality_curve("quick", sets, objective="rotation", log=lambda msg: None)
-    assert list(frame.encoder) == ["pretrained", "pretrained", "random"]
+    assert list(frame.probe) == ["actv"] * 3 + ["grad"] * 3  # pretrain.quality_heads
+    assert list(frame.encoder) == ["pretrained", "pretrained", "random"] * 2
     assert list(frame.iteration[:2]) == [0, 4] and frame.validation_accuracy.between(0, 1).all()
     out = tmp_path / "pretrain" / "rotation"
     assert (out / "quality.png").is_file()
@@ -226,6 +228,9 @@ def test_feature_quality_curve_probes_every_snapshot_and_the_random_encoder(tmp_
     by_hand = run_head(load_params("quick", [*sets, "model.head=actv", f"out_dir={tmp_path / 'h'}",
                                              f"base.checkpoint={out / 'snapshots' / 'encoder-0000004.pt'}"]))
     assert max(a for _, a in by_hand["validation_curve"]) == frame.validation_accuracy[1]
+    by_hand = run_head(load_params("quick", [*sets, "model.head=grad", f"out_dir={tmp_path / 'h'}",
+                                             "base.encoder=random"]))
+    assert max(a for _, a in by_hand["validation_curve"]) == frame.validation_accuracy[5]
     # published for committing: the encoder's sha256 is what a profile pins
     digest = publish([out], tmp_path / "committed")
     assert digest == file_sha256(out / "encoder.pt") == file_sha256(tmp_path / "committed" / "encoder.pt")
@@ -240,3 +245,20 @@ def test_a_committed_encoder_is_checked_by_its_sha256(tmp_path):
     assert load_params("quick", [*sets, f"base.checkpoint_sha256={digest}"])["base"]["checkpoint"] == str(encoder)
     with pytest.raises(ParamError, match="base.checkpoint_sha256.*checkpoint=null"):
         load_params("quick", [*sets, f"base.checkpoint_sha256={'f' * 64}"])
+
+
+def test_a_curve_written_before_the_gradient_probe_reads_as_the_activation_probe(tmp_path):
+    """quality.csv files without a head column (the committed encoder's) are activation probes."""
+    old = pd.DataFrame({"pretrain_seed": [0, 0, 0], "iteration": [0, 10, None],
+                        "encoder": ["pretrained", "pretrained", "random"],
+                        "validation_accuracy": [0.80, 0.85, 0.79], "test_accuracy": [0.8, 0.85, 0.79],
+                        "converged": [True] * 3, "probe_iterations": [100] * 3})
+    old.to_csv(tmp_path / "quality.csv", index=False)
+    frame = load_quality(tmp_path / "quality.csv")
+    assert list(frame.probe) == ["actv"] * 3
+    assert list(wide(frame).columns) == ["actv, pre-training seed 0"]
+    both = pd.concat([frame, frame.assign(probe="grad", validation_accuracy=frame.validation_accuracy + 1)])
+    table = wide(both)
+    assert list(table.columns) == ["actv, pre-training seed 0", "grad, pre-training seed 0"]
+    assert table.loc["10 updates"].tolist() == [85.0, 86.0]
+    assert rerun_spread(both) == ([85.0], 79.0)  # the activation probe's, not the gradient's

@@ -29,6 +29,42 @@ def test_encoder_shapes_follow_the_paper():
         VAEEncoder(1, batchnorm=True)
 
 
+def test_he_initialisation_keeps_the_signal_where_pytorchs_default_loses_it():
+    """At PyTorch's default init the VAE encoder's conv8 output is ~60x smaller than its input,
+    and a random VAE encoder's features hardly vary: the random reference would be at chance."""
+    x = torch.rand(64, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def conv8_rms(net):  # conv8's output against the input, root mean squares
+        with torch.no_grad():
+            h = x
+            for name in VAE_LAYERS:
+                h = net._modules[name](h)
+        return (h.pow(2).mean() / x.pow(2).mean()).sqrt()
+
+    torch.manual_seed(0)
+    assert conv8_rms(VAEEncoder(1)) < 0.05  # nn.Conv2d's own init
+    he = VAEEncoder(1).reset_parameters(torch.Generator().manual_seed(0))
+    assert 0.2 < conv8_rms(he) < 2
+    weights = [m.weight for m in he.modules() if isinstance(m, torch.nn.Conv2d)]
+    for w in weights:  # N(0, 2 / ((1 + 0.2²) fan_in)), biases 0
+        assert abs(w.std().item() / (2 / (1.04 * w[0].numel())) ** 0.5 - 1) < 0.1
+    # the pre-training init is the same rule, one seed one network
+    a, b = build_vae(1, 4, 0.2, seed=3)["E"], build_vae(1, 4, 0.2, seed=3)["E"]
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(not m.bias.any() for m in a.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def test_the_likelihoods_standard_deviation_scales_the_reconstruction_term():
+    nets = build_vae(1, 4, 0.2, seed=0)
+    x = torch.rand(8, 1, 32, 32) * 2 - 1
+    torch.manual_seed(1)
+    _, unit, kl = vae_losses(nets, x)
+    torch.manual_seed(1)
+    _, half, kl_half = vae_losses(nets, x, likelihood_std=0.5)
+    torch.testing.assert_close(half, 4 * unit)
+    torch.testing.assert_close(kl_half, kl)
+
+
 def test_kl_matches_torch_distributions():
     torch.manual_seed(0)
     mu, log_var = torch.randn(3, 4, 4, 4), torch.randn(3, 4, 4, 4)

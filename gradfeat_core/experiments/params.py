@@ -246,7 +246,7 @@ def validate(params):
     positive = ["train.batch_size", "train.eval_batch_size", "train.log_every",
                 "base.calibrate_images", "cache.max_gib"]
     positive += [f"pretrain.{k}" for k in ("latent", "iterations", "batch_size", "lr", "critic_steps",
-                                           "log_every", "checkpoint_every")]
+                                           "log_every", "checkpoint_every", "likelihood_std")]
     positive += [f"train.{h}.{k}" for h in HEADS for k in ("lr", "iterations", "stepsize")]
     for key in positive:
         if _get(params, key) <= 0:
@@ -280,6 +280,10 @@ def validate(params):
     if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= its for i in snapshots):
         raise ParamError(f"'pretrain.snapshots' is {snapshots!r}; it must list iterations from 0 "
                          f"to pretrain.iterations ({its}), e.g. [0, 100, 300]")
+    probes = params["pretrain"]["quality_heads"]
+    if not probes or any(h not in ("actv", "grad") for h in probes) or len(set(probes)) < len(probes):
+        raise ParamError(f"'pretrain.quality_heads' is {probes!r}; list the probes of the "
+                         "feature-quality curve, each once, from actv and grad, e.g. [actv, grad]")
     _validate_reproduce(params["reproduce"])
     for key in ("checkpoint", "random_checkpoint"):
         path = base[key]

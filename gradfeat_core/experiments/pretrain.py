@@ -78,7 +78,8 @@ def step(nets, opts, x_batches, p, objective, latent):
                 raise DivergedError(f"{name} is {loss.item()}")
 
     if objective in SINGLE_LOSS:
-        records = SINGLE_LOSS[objective](nets, x_batches[-1])
+        extra = {"likelihood_std": p["likelihood_std"]} if objective == "vae" else {}
+        records = SINGLE_LOSS[objective](nets, x_batches[-1], **extra)
         check(loss=records[0])
         opts["E"].zero_grad(set_to_none=True)
         records[0].backward()

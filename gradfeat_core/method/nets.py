@@ -100,14 +100,23 @@ class VAEEncoder(BaseNetwork):
         self.config = dict(in_channels=in_channels, leak=leak, batchnorm=False)
 
     def reset_parameters(self, generator=None):
-        """PyTorch's default initialisation (uniform, scaled by fan-in), drawn from `generator`:
-        without batch norm, ALI's N(0, 0.01) would shrink the signal ~100× per layer."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
-                bound = 1 / math.sqrt(math.prod(m.weight.shape[1:]))
-                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
-        return self
+        """He et al. 2015's initialisation for this leaky network (`he_init`), drawn from
+        `generator`: without batch norm, ALI's N(0, 0.01) would shrink the signal ~100× per layer."""
+        return he_init(self, self.config["leak"], generator)
+
+
+def he_init(module, leak, generator=None):
+    """Every conv of `module`: weights N(0, 2 / ((1 + leak²) fan_in)) (Kaiming normal for a leaky
+    ReLU of slope `leak`), biases 0. It keeps each layer's second moment near its input's where
+    PyTorch's default (std 1/√(3 fan_in)) divides it by ~3 per layer: at that init the VAE
+    encoder's conv8 output was 60× smaller than its input and its 512 features varied across
+    images by a per-dimension std of 5e-5, too little for a linear probe to learn from."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, a=leak, nonlinearity="leaky_relu", generator=generator)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
 
 
 ARCHITECTURES = {"ali": Encoder, "vae": VAEEncoder}  # base.arch → the base network's class

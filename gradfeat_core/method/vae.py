@@ -7,13 +7,14 @@ al. 2020 use it): pre-training by the evidence lower bound on [−1, 1] pixels.
              2× nearest upsampling, 4×4 → 32×32; one more 3×3 conv at 32×32, and a last 3×3
              conv to C channels (the mean)
 
-Loss per image: ‖x − decoder(z)‖² / 2 (a unit-variance Gaussian likelihood, summed over pixels)
-+ KL(q(z|x) ‖ N(0, I)), z = μ + σ·ε by the reparametrisation trick.
+Loss per image: ‖x − decoder(z)‖² / (2 s²) (a Gaussian likelihood of fixed standard deviation
+s = `pretrain.likelihood_std`, summed over pixels) + KL(q(z|x) ‖ N(0, I)), z = μ + σ·ε by the
+reparametrisation trick. Every conv starts at He et al.'s initialisation (`nets.he_init`).
 """
 import torch
 from torch import nn
 
-from .nets import VAEEncoder
+from .nets import VAEEncoder, he_init
 
 DECODER_WIDTHS = (256, 128, 64)  # the encoder's widths before each pool, from the top down
 
@@ -59,17 +60,18 @@ def kl_to_standard_normal(mu, log_var):
     return 0.5 * (mu.pow(2) + log_var.exp() - 1 - log_var).flatten(1).sum(1)
 
 
-def vae_losses(nets, x):
-    """(loss, reconstruction, kl): the negative ELBO per image and its two terms, batch means."""
+def vae_losses(nets, x, likelihood_std=1.0):
+    """(loss, reconstruction, kl): the negative ELBO per image (up to a constant) and its two
+    terms, batch means; the reconstruction term is the squared error over 2 likelihood_std²."""
     vae = nets["E"]
     mu, log_var = vae.posterior_of(x)
     z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
-    reconstruction = 0.5 * (vae.decode(z) - x).pow(2).flatten(1).sum(1).mean()
+    reconstruction = (vae.decode(z) - x).pow(2).flatten(1).sum(1).mean() / (2 * likelihood_std**2)
     kl = kl_to_standard_normal(mu, log_var).mean()
     return reconstruction + kl, reconstruction, kl
 
 
 def build_vae(in_channels, latent, leak, seed):
-    """{'E': the VAE}, PyTorch's default initialisation from seed."""
-    torch.manual_seed(seed)
-    return {"E": VAE(in_channels, latent, leak)}
+    """{'E': the VAE}, He et al.'s initialisation from seed."""
+    generator = torch.Generator().manual_seed(seed)
+    return {"E": he_init(VAE(in_channels, latent, leak), leak, generator)}

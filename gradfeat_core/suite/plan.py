@@ -10,10 +10,17 @@ depend on the numbers):
     memory the training and test images on the device (float32) + the largest frozen-part cache,
            as far as they fit the device budget (cache.device_gib); the rest streams from host memory
     disk   every frozen-part cache the grid writes to cache/, once per base network and depth
+
+For a device that is not at hand (`--assume-tflops T`), every step is counted instead of timed:
+its matrix-product and convolution FLOPs (torch's FlopCounterMode) divided by T TFLOP/s, plus
+LAUNCH_SECONDS for every operator it dispatches (a GPU runs a small batch's kernels faster than
+PyTorch can launch them). That is an estimate, never a measurement, and the output says so.
 """
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..experiments import bench
 from ..experiments.memory import device_budget, fits
@@ -27,6 +34,29 @@ from .grid import experiments, twins
 # (channels, training images, test images) as the loaders read them
 IMAGES = {"fashion-mnist": (1, 60_000, 10_000), "cifar10": (3, 50_000, 10_000),
           "cifar100": (3, 50_000, 10_000), "svhn": (3, 531_131, 26_032)}
+LAUNCH_SECONDS = 10e-6  # PyTorch's eager overhead per operator on a GPU (a kernel launch and dispatch)
+
+
+class _Operators(TorchDispatchMode):
+    """Counts the operators dispatched inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def counted_seconds(fn, tflops):
+    """Seconds one call of `fn` would take on a device of `tflops` TFLOP/s: its counted
+    matrix-product and convolution FLOPs at that rate plus LAUNCH_SECONDS per operator (after one
+    uncounted call, as a timed step is warmed up)."""
+    fn()
+    with FlopCounterMode(display=False) as flops, _Operators() as operators:
+        fn()
+    return flops.get_total_flops() / (tflops * 1e12) + operators.count * LAUNCH_SECONDS
 
 
 def image_counts(params):
@@ -45,10 +75,11 @@ def _resolved(params, sets):
 
 class Timer:
     """Seconds per training step of (head, layers, batch) and per image of a frozen part, on
-    `device`, each timed once on random weights of the profile's architecture."""
+    `device`, each timed once on random weights of the profile's architecture (tflops: counted
+    for a device of that many TFLOP/s instead, `counted_seconds`)."""
 
-    def __init__(self, params, device):
-        self.device, self.params = device, params
+    def __init__(self, params, device, tflops=None):
+        self.device, self.params, self.tflops = device, params, tflops
         channels = image_counts(params)[0]
         arch = ARCHITECTURES[params["base"]["arch"]]
         self.net = fold_batchnorm(arch(in_channels=channels).reset_parameters()).to(device)
@@ -63,15 +94,21 @@ class Timer:
             y = torch.randint(0, 10, (batch,), device=self.device)
             omega = nn.Linear(FEATURE_DIM, 10).to(self.device).requires_grad_(False)
             fn = bench.step_fn(head, layers, self.net, omega, True, x, y, torch.arange(batch))
-            self.steps[key] = bench.timed(fn, 3, self.device)
+            self.steps[key] = self.seconds(fn, 3)
         return self.steps[key]
+
+    def seconds(self, fn, repeats):
+        """The median of `repeats` timed calls of fn, or its counted seconds (self.tflops)."""
+        if self.tflops:
+            return counted_seconds(fn, self.tflops)
+        return bench.timed(fn, repeats, self.device)
 
     def frozen_per_image(self, layers, n=256):
         if layers not in self.frozen:
             bottom, _ = split(self.net, parse_layers(layers, self.net.LAYERS))
             x = torch.rand(n, self.channels, 32, 32, device=self.device)
             with torch.no_grad():
-                self.frozen[layers] = bench.timed(lambda: bottom(x), 3, self.device) / n
+                self.frozen[layers] = self.seconds(lambda: bottom(x), 3) / n
         return self.frozen[layers]
 
     def cache_bytes_per_image(self, head, layers):
@@ -89,13 +126,14 @@ def steps_range(train, head):
     return min(max(least, 1), cap), cap
 
 
-def estimate(profile, sets=(), objective=None, runs=None):
+def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
     """{'device', 'stages': [{stage, runs, to_run, least_min, most_min}], 'peak_gib', 'disk_gib',
     'experiments': [{name, table, seeds, done}]} for the profile; runs: {name: done} of
-    reproduce's keyed runs (None: none known)."""
+    reproduce's keyed runs (None: none known); tflops: count the steps for a device of that many
+    TFLOP/s instead of timing them on this one."""
     params = load_params(profile, sets, objective=objective)
     device = pick_device(params["device"])
-    timer = Timer(params, device)
+    timer = Timer(params, device, tflops)
     grid = experiments(params)
     repeats = twins(grid)
     runs = runs or {}
@@ -134,12 +172,12 @@ def estimate(profile, sets=(), objective=None, runs=None):
         opts = optimisers(nets, pp)
         x = [torch.rand(pp["batch_size"], timer.channels, 32, 32, device=device)] * (
             pp["critic_steps"] if pp["objective"] == "wali" else 1)
-        update = bench.timed(lambda: step(nets, opts, x, pp, pp["objective"], pp["latent"]), 2, device)
+        update = timer.seconds(lambda: step(nets, opts, x, pp, pp["objective"], pp["latent"]), 2)
         done = runs.get(f"pretrain-{pp['objective']}", False)
         stages = {"pre-training": {"runs": 1, "to_run": int(not done),
                                    "least": 0.0 if done else update * pp["iterations"],
                                    "most": 0.0 if done else update * pp["iterations"]}, **stages}
-    return {"device": str(device), "stages": [{"stage": k, "runs": v["runs"], "to_run": v["to_run"],
+    return {"device": str(device), "tflops": tflops, "stages": [{"stage": k, "runs": v["runs"], "to_run": v["to_run"],
                                                "least_min": v["least"] / 60, "most_min": v["most"] / 60}
                                               for k, v in stages.items()],
             "peak_gib": peak / 2 ** 30, "disk_gib": sum(caches.values()) / 2 ** 30,
@@ -155,7 +193,12 @@ def print_estimate(profile, result, out=print):
     for e in result["experiments"]:
         state = f"= {e['repeats']}" if e["repeats"] else "done" if e["done"] else "to run"
         out(f"  {e['name']:34} seeds {e['seeds']}  {state}")
-    out(f"estimate on {result['device']} (a few timed steps; evaluation and start-up not counted):")
+    if result.get("tflops"):
+        out(f"estimate for a device of {result['tflops']:g} TFLOP/s, NOT MEASURED: each step's "
+            f"FLOPs counted on {result['device']} at that rate, plus {LAUNCH_SECONDS * 1e6:g} µs "
+            "per operator launched (evaluation and start-up not counted):")
+    else:
+        out(f"estimate on {result['device']} (a few timed steps; evaluation and start-up not counted):")
     for s in result["stages"]:
         out(f"  {s['stage']:13} {s['to_run']:3d} of {s['runs']:3d} runs to go: "
             f"{s['least_min']:8.1f} to {s['most_min']:8.1f} min")

@@ -1,11 +1,13 @@
 """Feature quality against pre-training length: did pre-training give the network anything,
 and how long is it worth training?
 
-The probe is the activation head of Table 3 under the profile's own protocol (its validation
+A probe is a head of Table 3 at the top layer under the profile's own protocol (its validation
 split, schedule, early stopping: `reproduce.table3_set`), one seed, trained on each encoder
 snapshot a pre-training run saved (`pretrain.snapshots`) and on the random encoder of the same
-architecture, whose level is the line a pre-trained encoder has to clear. Its validation
-accuracy (the split held out of the training set) is the curve; test accuracy is recorded too.
+architecture, whose level is the line a pre-trained encoder has to clear. The heads probed are
+`pretrain.quality_heads`: the activation head, and the gradient head (what the paper's method
+gets from the same network). Each one's validation accuracy (the split held out of the training
+set) is a curve; test accuracy is recorded too.
 
     python -m gradfeat_core quality --profile fashion-mnist [--set out_dir=...]
 
@@ -22,8 +24,8 @@ from ..experiments.params import load_params
 from ..experiments.results import ROOT, file_sha256
 from .grid import table3_layers
 
-COLUMNS = ["pretrain_seed", "iteration", "encoder", "validation_accuracy", "test_accuracy",
-           "converged", "probe_iterations"]
+COLUMNS = ["pretrain_seed", "iteration", "encoder", "probe", "validation_accuracy",
+           "test_accuracy", "converged", "probe_iterations"]
 
 
 def snapshots(pretrain_dir):
@@ -34,13 +36,13 @@ def snapshots(pretrain_dir):
     return found
 
 
-def probe(profile, sets, objective, checkpoint, out_dir, encoder="pretrained"):
-    """The result dict of the activation probe on `checkpoint` (encoder = random: on the
-    random encoder, `checkpoint` then names its file or is None for base.random_seed's)."""
+def probe(profile, sets, objective, checkpoint, out_dir, encoder="pretrained", head="actv"):
+    """The result dict of Table 3's `head` at the top layer on `checkpoint` (encoder = random:
+    on the random encoder, `checkpoint` then names its file or is None for base.random_seed's)."""
     from ..experiments.run import run_head
     params = load_params(profile, sets, objective=objective)
     key = "random_checkpoint" if encoder == "random" else "checkpoint"
-    probe_sets = [*sets, *params["reproduce"]["table3_set"], "model.head=actv",
+    probe_sets = [*sets, *params["reproduce"]["table3_set"], f"model.head={head}",
                   f"model.layers={table3_layers(params)}",
                   f"base.encoder={encoder}", f"base.{key}={checkpoint or 'null'}",
                   "base.checkpoint_sha256=null", f"out_dir={out_dir}"]
@@ -48,9 +50,9 @@ def probe(profile, sets, objective, checkpoint, out_dir, encoder="pretrained"):
 
 
 def quality_curve(profile, sets=(), objective=None, log=print):
-    """Probe every snapshot of the pre-training run of `profile` (and the random encoder);
-    returns the frame written to <pretrain dir>/quality.csv. Every probe is trained anew
-    (about 90 s each on Fashion-MNIST here, most of it the features of a new encoder)."""
+    """Probe every snapshot of the pre-training run of `profile` (and the random encoder) with
+    each head of pretrain.quality_heads; returns the frame written to <pretrain dir>/quality.csv.
+    Every probe is trained anew (60-150 s each on Fashion-MNIST here at conv5)."""
     params = load_params(profile, sets, objective=objective)
     objective = params["pretrain"]["objective"]
     pretrain_dir = Path(params["out_dir"]) / "pretrain" / objective
@@ -62,37 +64,48 @@ def quality_curve(profile, sets=(), objective=None, log=print):
     todo = [(it, "pretrained", path) for it, path in found.items()]
     todo.append((None, "random", random_file if random_file.is_file() else None))
     rows = []
-    for iteration, encoder, path in todo:
-        result = probe(profile, sets, objective, path, pretrain_dir / "quality", encoder)
-        best = max(acc for _, acc in result["validation_curve"]) if result["validation_curve"] else None
-        rows.append({"pretrain_seed": params["seed"], "iteration": iteration, "encoder": encoder,
-                     "validation_accuracy": best, "test_accuracy": result["accuracy"],
-                     "converged": result["converged"], "probe_iterations": result["iterations"]})
-        log(f"probe {encoder} {'' if iteration is None else iteration}: validation {best}, "
-            f"test {result['accuracy']:.4f}")
+    for head in params["pretrain"]["quality_heads"]:
+        for iteration, encoder, path in todo:
+            result = probe(profile, sets, objective, path, pretrain_dir / "quality", encoder, head)
+            curve = result["validation_curve"]
+            best = max(acc for _, acc in curve) if curve else None
+            rows.append({"pretrain_seed": params["seed"], "iteration": iteration,
+                         "encoder": encoder, "probe": head, "validation_accuracy": best,
+                         "test_accuracy": result["accuracy"], "converged": result["converged"],
+                         "probe_iterations": result["iterations"]})
+            log(f"probe {head} on {encoder} {'' if iteration is None else iteration}: "
+                f"validation {best}, test {result['accuracy']:.4f}")
     frame = pd.DataFrame(rows, columns=COLUMNS).astype({"iteration": "Int64"})
     frame.to_csv(pretrain_dir / "quality.csv", index=False)
     plot(frame, pretrain_dir / "quality.png", objective)
     return frame
 
 
+def with_probe(frame):
+    """`frame` with its probe column, the head each row trained (a quality.csv written before the
+    gradient probe has none: every row of it is the activation probe)."""
+    return frame if "probe" in frame else frame.assign(probe="actv")
+
+
 def plot(frame, path, objective):
-    """Validation accuracy of the probe against pre-training updates, one line per pre-training
-    seed, the random encoder's level as a dashed line."""
+    """Validation accuracy of each probe against pre-training updates, one line per head and
+    pre-training seed, each head's random-encoder level as a dashed line of its colour."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    pretrained = frame[frame.encoder == "pretrained"]
-    for seed, runs in pretrained.groupby("pretrain_seed"):
-        runs = runs.sort_values("iteration")
-        ax.plot(runs.iteration, 100 * runs.validation_accuracy, marker="o",
-                label=f"{objective}, pre-training seed {seed}")
-    random = frame[frame.encoder == "random"].validation_accuracy
-    if len(random):
-        ax.axhline(100 * random.mean(), ls="--", c="grey", label="random encoder")
+    frame = with_probe(frame)
+    for colour, (head, rows) in enumerate(frame.groupby("probe", sort=False)):
+        pretrained = rows[rows.encoder == "pretrained"]
+        for mark, (seed, runs) in zip("osd^v", pretrained.groupby("pretrain_seed")):
+            runs = runs.sort_values("iteration")
+            ax.plot(runs.iteration, 100 * runs.validation_accuracy, marker=mark, c=f"C{colour}",
+                    label=f"{head} on {objective}, pre-training seed {seed}")
+        random = rows[rows.encoder == "random"].validation_accuracy
+        if len(random):
+            ax.axhline(100 * random.mean(), ls="--", c=f"C{colour}", label=f"{head} on a random encoder")
     ax.set(xlabel="pre-training updates", ylabel="probe validation accuracy %",
-           title="Activation probe against pre-training length")
+           title="Probes against pre-training length")
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -104,7 +117,7 @@ def load_quality(path):
     path = Path(path)
     if not path.is_file():
         return None
-    frame = pd.read_csv(path)
+    frame = with_probe(pd.read_csv(path))
     for column in ("validation_accuracy", "test_accuracy"):
         frame[column] = 100 * frame[column]
     return frame
@@ -126,25 +139,30 @@ def publish(pretrain_dirs, dest):
             shutil.copyfile(first / name, dest / name)
     curves = [pd.read_csv(Path(d) / "quality.csv") for d in pretrain_dirs if (Path(d) / "quality.csv").is_file()]
     if curves:
-        frame = pd.concat(curves, ignore_index=True).astype({"iteration": "Int64"})
+        frame = pd.concat(map(with_probe, curves), ignore_index=True).astype({"iteration": "Int64"})
         frame.to_csv(dest / "quality.csv", index=False)
         plot(frame, dest / "quality.png", json.loads((first / "pretrain.json").read_text())["objective"])
     return file_sha256(dest / "encoder.pt")
 
 
 def wide(quality):
-    """The curve as a table: a row per snapshot (and the random encoder), a column per
-    pre-training seed, the probe's validation accuracy (%)."""
+    """The curves as a table: a row per snapshot (and the random encoder), a column per probe
+    head and pre-training seed, the probe's validation accuracy (%)."""
+    quality = with_probe(quality)
     when = ["random encoder" if e == "random" else f"{int(i)} updates"
             for e, i in zip(quality.encoder, quality.iteration)]
-    table = quality.assign(snapshot=when).pivot_table(index="snapshot", columns="pretrain_seed",
-                                                      values="validation_accuracy", sort=False)
-    return table.rename(columns=lambda seed: f"pre-training seed {seed}")
+    table = quality.assign(snapshot=when).pivot_table(
+        index="snapshot", columns=["probe", "pretrain_seed"], values="validation_accuracy", sort=False)
+    table.columns = [f"{head}, pre-training seed {seed}" for head, seed in table.columns]
+    return table
 
 
 def rerun_spread(quality):
     """(final validation accuracies of the probe, one per pre-training seed; the random
-    encoder's mean) from a quality frame in %: how much a pre-training rerun moves the probe."""
+    encoder's mean) of the activation probe, from a quality frame in %: how much a pre-training
+    rerun moves the probe."""
+    quality = with_probe(quality)
+    quality = quality[quality.probe == "actv"]
     pretrained = quality[quality.encoder == "pretrained"]
     last = pretrained.loc[pretrained.groupby("pretrain_seed").iteration.idxmax()]
     return list(last.validation_accuracy), quality[quality.encoder == "random"].validation_accuracy.mean()

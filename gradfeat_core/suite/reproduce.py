@@ -222,9 +222,10 @@ def experiment_runs(params, common, sets, runs_dir):
     return grid, repeats, runs
 
 
-def dry_run(profile, sets=(), objective=None, executor="local", log=print):
+def dry_run(profile, sets=(), objective=None, executor="local", log=print, tflops=None):
     """reproduce --dry-run: the grid, which of its runs are done, and plan.estimate's time per
-    stage, peak device memory and cache disk for the detected device. Runs nothing."""
+    stage, peak device memory and cache disk for the detected device (tflops: time counted for
+    a device of that many TFLOP/s instead). Runs nothing."""
     from .plan import estimate, print_estimate
     params = load_params(profile, sets, objective=objective)
     objective, out = params["pretrain"]["objective"], Path(params["out_dir"])
@@ -237,7 +238,7 @@ def dry_run(profile, sets=(), objective=None, executor="local", log=print):
     if keyed is not None:  # the runs after pre-training are keyed by its encoder: none before it
         _, _, runs = experiment_runs(params, common, keyed, out / "runs")
         done.update({r.name: r.result.is_file() for r in runs})
-    result = estimate(profile, sets, objective, done)
+    result = estimate(profile, sets, objective, done, tflops)
     print_estimate(profile, result, log)
     return result
 
