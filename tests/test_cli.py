@@ -45,6 +45,8 @@ def check_result(path, head, out_dir, iterations):
     assert env["torch"] == torch.__version__
     assert env["device"] in ("cpu", "cuda") or env["device"].startswith("cuda:")
     assert isinstance(env["code_version"], str) and env["code_version"]
+    on_gpu = env["device"].startswith("cuda")
+    assert (env["peak_device_gib"] > 0) if on_gpu else env["peak_device_gib"] is None
     return result
 
 

@@ -75,4 +75,7 @@ def environment(device):
     return {"python": platform.python_version(), "torch": torch.__version__,
             "torchvision": version("torchvision"), "numpy": np.__version__,
             "device": str(device), "device_name": name, "code_version": code_version(),
-            "gradfeat_core": __version__}
+            "gradfeat_core": __version__,
+            # the most GPU memory this process's tensors have held so far (None on the CPU)
+            "peak_device_gib": torch.cuda.max_memory_allocated(device) / 2**30
+            if device.type == "cuda" else None}
