@@ -36,7 +36,9 @@ from .train import batch_order, pick_device, seed_everything
 RECORDS = {"ali": ("d_loss", "eg_loss"), "wali": ("d_loss", "eg_loss"),
            "rotation": ("loss", "accuracy"), "vae": ("loss", "reconstruction", "kl")}
 # Objectives of one network and one loss: nets, x → (loss, the rest of RECORDS[objective]).
-SINGLE_LOSS = {"rotation": rotation_loss, "vae": vae_losses}
+# The objectives with one network and one loss: (nets, x, pretrain parameters) -> records.
+SINGLE_LOSS = {"rotation": lambda nets, x, p: rotation_loss(nets, x),
+               "vae": lambda nets, x, p: vae_losses(nets, x, p["likelihood_std"])}
 # The pixels each objective's data must be in (its generator's output range).
 PIXEL_RANGES = {**{k: v["pixel_range"] for k, v in OBJECTIVES.items()}, "vae": [-1.0, 1.0]}
 ARCH = {"vae": "vae"}  # the base network each objective trains (base.arch); the others: ali
@@ -78,8 +80,7 @@ def step(nets, opts, x_batches, p, objective, latent):
                 raise DivergedError(f"{name} is {loss.item()}")
 
     if objective in SINGLE_LOSS:
-        extra = {"likelihood_std": p["likelihood_std"]} if objective == "vae" else {}
-        records = SINGLE_LOSS[objective](nets, x_batches[-1], **extra)
+        records = SINGLE_LOSS[objective](nets, x_batches[-1], p)
         check(loss=records[0])
         opts["E"].zero_grad(set_to_none=True)
         records[0].backward()

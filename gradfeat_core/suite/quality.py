@@ -83,7 +83,8 @@ def quality_curve(profile, sets=(), objective=None, log=print):
 
 def with_probe(frame):
     """`frame` with its probe column, the head each row trained (a quality.csv written before the
-    gradient probe has none: every row of it is the activation probe)."""
+    gradient probe has none: every row of it is the activation probe). Applied where a
+    quality.csv is read (load_quality, publish); everything downstream has the column."""
     return frame if "probe" in frame else frame.assign(probe="actv")
 
 
@@ -94,7 +95,6 @@ def plot(frame, path, objective):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    frame = with_probe(frame)
     for colour, (head, rows) in enumerate(frame.groupby("probe", sort=False)):
         pretrained = rows[rows.encoder == "pretrained"]
         for mark, (seed, runs) in zip("osd^v", pretrained.groupby("pretrain_seed")):
@@ -148,7 +148,6 @@ def publish(pretrain_dirs, dest):
 def wide(quality):
     """The curves as a table: a row per snapshot (and the random encoder), a column per probe
     head and pre-training seed, the probe's validation accuracy (%)."""
-    quality = with_probe(quality)
     when = ["random encoder" if e == "random" else f"{int(i)} updates"
             for e, i in zip(quality.encoder, quality.iteration)]
     table = quality.assign(snapshot=when).pivot_table(
@@ -161,7 +160,6 @@ def rerun_spread(quality):
     """(final validation accuracies of the probe, one per pre-training seed; the random
     encoder's mean) of the activation probe, from a quality frame in %: how much a pre-training
     rerun moves the probe."""
-    quality = with_probe(quality)
     quality = quality[quality.probe == "actv"]
     pretrained = quality[quality.encoder == "pretrained"]
     last = pretrained.loc[pretrained.groupby("pretrain_seed").iteration.idxmax()]
