@@ -44,7 +44,9 @@ def quality(args):
 
 def publish(args):
     from .suite.quality import publish as publish_encoder
-    print(f"base.checkpoint_sha256: {publish_encoder(args.source, args.to)}  ({args.to}/encoder.pt)")
+    sha256 = publish_encoder(args.source, args.to, encoder=not args.curves_only)
+    print(f"{args.to}: its record and curves, for base.compared" if args.curves_only
+          else f"base.checkpoint_sha256: {sha256}  ({args.to}/encoder.pt)")
 
 
 def reproduce(args):
@@ -102,6 +104,9 @@ def parser():
     pub.add_argument("source", nargs="+", help="pre-training folders (<out_dir>/pretrain/<objective>); "
                                                "the first one's encoder is published")
     pub.add_argument("--to", required=True, help="destination folder, e.g. encoders/fashion-mnist-rotation")
+    pub.add_argument("--curves-only", action="store_true",
+                     help="no encoder.pt: the record and quality curve of a pre-training tried and "
+                          "not used, for base.compared")
     pub.set_defaults(func=publish)
     r = sub.add_parser("reproduce", help="pre-train, run every experiment through papermill, "
                                          "write results.csv and report.html")

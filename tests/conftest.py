@@ -29,3 +29,22 @@ def pytest_collection_modifyitems(items):
     """The end-to-end file first: under --dist loadgroup one worker starts the longest group at
     once while the other takes the other tests."""
     items.sort(key=lambda item: item.path.name != "test_end_to_end.py")
+
+
+def write_tried_run(folder):
+    """A pre-training folder as `pretrain` and `quality` leave it, small and made up (an ALI run
+    of 300 updates, seed 0 and a rerun with seed 1): what publish-encoder --curves-only copies and
+    base.compared reads. Its actv probe ends 3 points under its random encoder, grad 4 above."""
+    import pandas as pd
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pretrain.json").write_text('{"objective": "ali", "seconds": 600.0, '
+                                          '"environment": {"device_name": "a CPU"}}')
+    for name in ("losses.csv", "losses.png"):
+        (folder / name).write_text("")
+    pd.DataFrame({"pretrain_seed": [0, 0, 0, 0, 0, 0, 1], "iteration": [0, 300, None, 0, 300, None, 300],
+                  "encoder": ["pretrained", "pretrained", "random"] * 2 + ["pretrained"],
+                  "probe": ["actv"] * 3 + ["grad"] * 3 + ["actv"],
+                  "validation_accuracy": [0.80, 0.78, 0.81, 0.83, 0.86, 0.82, 0.5],
+                  "test_accuracy": [0.8] * 7, "converged": [True, True, True, True, False, True, True],
+                  "probe_iterations": [100] * 7}).to_csv(folder / "quality.csv", index=False)
+    return folder

@@ -10,8 +10,11 @@ import pandas as pd
 import pytest
 
 from gradfeat_core.suite.grid import experiments, twins
+from gradfeat_core.suite.quality import publish
 from gradfeat_core.experiments.params import load_params
 from gradfeat_core.suite.reproduce import NOTEBOOKS, base_network, reproduce
+
+from conftest import write_tried_run
 
 pytestmark = pytest.mark.xdist_group("end_to_end")
 
@@ -35,7 +38,10 @@ def test_quick_profile_end_to_end(quick_reports, monkeypatch):
     checked here)."""
     import gradfeat_core.suite.reproduce as rep_module
     tmp_path = quick_reports / "quick"
-    sets = [f"out_dir={tmp_path}", "pretrain.max_minutes=1e-9", "pretrain.iterations=2"]
+    tried = quick_reports / "tried" / "quick-ali-300"  # base.compared's folder, as committed
+    publish([write_tried_run(quick_reports / "ali-300")], tried, encoder=False)
+    sets = [f"out_dir={tmp_path}", "pretrain.max_minutes=1e-9", "pretrain.iterations=2",
+            f"base.compared=[{tried}]"]
     log = []
     frame = reproduce("quick", sets, log=log.append)
     assert "pre-training: in progress (1 of 2 updates): starting it again, it resumes" in log
@@ -62,7 +68,8 @@ def test_quick_profile_end_to_end(quick_reports, monkeypatch):
     for text in ["Read this first", "random encoder", "Table 3 analogue", "Table 1 analogue", "Deviations", "Environment", "Where the time went",
                  *(f"C{i}" for i in range(1, 8))]:
         assert text in html, text
-    assert html.count("data:image/png;base64") >= 5  # bars, heat map, curves, GAN figures
+    assert html.count("data:image/png;base64") >= 6  # bars, heat map, curves, GAN figures, tried
+    assert "pre-trainings tried" in html and "quick-ali-300" in html  # base.compared beside the base network
     assert "Ours − paper" not in html  # no differences across data sets
     assert "<script src=\"http" not in html and "cdnjs" not in html  # readable offline
     assert "def " not in html and "import " not in html  # no code cells

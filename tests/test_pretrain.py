@@ -7,14 +7,17 @@ from gradfeat_core.experiments import pretrain as pretrain_module
 from gradfeat_core.experiments.checkpoint import CheckpointError, load_checkpoint, load_into
 from gradfeat_core.method.gan import build_bigan
 from gradfeat_core.method.nets import Encoder
+from gradfeat_core.experiments.errors import UserError
 from gradfeat_core.experiments.params import ParamError, load_params
 from gradfeat_core.experiments.pretrain import DivergedError, optimisers, pretrain, step
-from gradfeat_core.suite.quality import (load_quality, publish, quality_curve, rerun_spread,
-                                         snapshots, wide)
+from gradfeat_core.suite.quality import (compared, load_quality, publish, quality_curve,
+                                         rerun_spread, snapshots, wide)
 from gradfeat_core.experiments.results import file_sha256
 from gradfeat_core.experiments.data import load_dataset
 from gradfeat_core.method.rotation import rotated
 from gradfeat_core.experiments.run import run_head
+
+from conftest import write_tried_run
 
 
 def quick(tmp_path, objective="ali", *sets):
@@ -262,3 +265,25 @@ def test_a_curve_written_before_the_gradient_probe_reads_as_the_activation_probe
     assert list(table.columns) == ["actv, pre-training seed 0", "grad, pre-training seed 0"]
     assert table.loc["10 updates"].tolist() == [85.0, 86.0]
     assert rerun_spread(both) == ([85.0], 79.0)  # the activation probe's, not the gradient's
+
+
+def test_a_pretraining_tried_is_published_without_its_encoder_and_compared_by_its_last_snapshot(tmp_path):
+    """base.compared: a tried pre-training's record and curve (publish-encoder --curves-only) sets
+    its last snapshot's probe against its own random encoder beside the base network's."""
+    run = tmp_path / "run"
+    (run / "quality.csv").parent.mkdir()
+    with pytest.raises(UserError, match="no quality.csv.*quality"):
+        publish([run], tmp_path / "tried", encoder=False)
+    write_tried_run(run)
+    assert publish([run], tmp_path / "tried", encoder=False) is None
+    assert not (tmp_path / "tried" / "encoder.pt").exists() and (tmp_path / "tried" / "quality.png").is_file()
+    table = compared(None, [tmp_path / "tried"])
+    assert list(table.probe) == ["actv", "grad"] and list(table.updates) == [300, 300]
+    assert table["pre-trained − random"].round(6).tolist() == [-3.0, 4.0]  # seed 0's last snapshot
+    assert list(table.converged) == [True, False] and table.minutes[0] == 10.0 and not table.used.any()
+    assert compared(tmp_path / "tried", [])["used"].all()
+    # a profile names it; a folder without the curve is refused before any work
+    sets = [f"out_dir={tmp_path}"]
+    assert load_params("quick", [*sets, f"base.compared=[{tmp_path / 'tried'}]"])["base"]["compared"] == [str(tmp_path / "tried")]
+    with pytest.raises(ParamError, match="base.compared.*publish-encoder.*--curves-only"):
+        load_params("quick", [*sets, f"base.compared=[{run.parent}]"])

@@ -179,6 +179,9 @@ def load_params(profile, sets=(), params_dir=None, objective=None):
         if isinstance(path, str) and path and not os.path.isabs(path) and not os.path.exists(path) \
                 and (ROOT / path).is_file():
             params["base"][key] = str(ROOT / path)
+    params["base"]["compared"] = [str(ROOT / p) if isinstance(p, str) and not os.path.isabs(p)
+                                  and not os.path.exists(p) and (ROOT / p).is_dir() else p
+                                  for p in params["base"]["compared"]]
     validate(params)
     return params
 
@@ -290,6 +293,12 @@ def validate(params):
         if path is not None and not os.path.isfile(path):
             raise ParamError(f"'base.{key}' points at {path}, which does not exist; "
                              "run `python -m gradfeat_core pretrain` or fix the path")
+    for folder in base["compared"]:
+        if not (isinstance(folder, str) and all(os.path.isfile(os.path.join(folder, name))
+                                                for name in ("pretrain.json", "quality.csv"))):
+            raise ParamError(f"'base.compared' names {folder!r}, which holds no pretrain.json and "
+                             "quality.csv; make it with `python -m gradfeat_core publish-encoder "
+                             "<pretrain dir> --to <folder> --curves-only` or drop it from the list")
     expected = base["checkpoint_sha256"]
     if expected and base["checkpoint"] and file_sha256(base["checkpoint"]) != expected:
         raise ParamError(f"'base.checkpoint' {base['checkpoint']} has sha256 "

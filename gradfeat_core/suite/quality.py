@@ -123,16 +123,20 @@ def load_quality(path):
     return frame
 
 
-def publish(pretrain_dirs, dest):
+def publish(pretrain_dirs, dest, encoder=True):
     """Copy the encoder of the first pre-training run in `pretrain_dirs` to `dest` for
     committing (encoder.pt, pretrain.json, losses.csv/png, and a generative objective's
     samples.png and reconstructions.png), with the quality curves of all of them (quality.csv/png:
     the other runs are reruns of the same recipe with other seeds); returns the encoder's sha256,
-    for base.checkpoint_sha256."""
+    for base.checkpoint_sha256. encoder=False: the record and curves only, of a pre-training
+    tried and not used (base.compared), and returns None."""
     import shutil
     first, dest = Path(pretrain_dirs[0]), Path(dest)
+    if not encoder and not (first / "quality.csv").is_file():
+        raise UserError(f"{first} has no quality.csv, and a pre-training published without its "
+                        "encoder is only its curve: run `python -m gradfeat_core quality` first")
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("encoder.pt", "pretrain.json", "losses.csv", "losses.png"):
+    for name in ("encoder.pt", "pretrain.json", "losses.csv", "losses.png")[0 if encoder else 1:]:
         shutil.copyfile(first / name, dest / name)
     for name in ("samples.png", "reconstructions.png"):
         if (first / name).is_file():
@@ -142,7 +146,31 @@ def publish(pretrain_dirs, dest):
         frame = pd.concat(map(with_probe, curves), ignore_index=True).astype({"iteration": "Int64"})
         frame.to_csv(dest / "quality.csv", index=False)
         plot(frame, dest / "quality.png", json.loads((first / "pretrain.json").read_text())["objective"])
-    return file_sha256(dest / "encoder.pt")
+    return file_sha256(dest / "encoder.pt") if encoder else None
+
+
+def compared(used, tried):
+    """One row per probe of each pre-training: `used` (the base network's own folder, or None)
+    and `tried` (base.compared), folders holding pretrain.json and quality.csv: its objective
+    and length, its cost, and the probe's validation accuracy (%) on the last snapshot beside
+    the same probe on that run's random encoder, with the difference."""
+    rows = []
+    for folder in map(Path, [used, *tried] if used else tried):
+        run = json.loads((folder / "pretrain.json").read_text())
+        quality = load_quality(folder / "quality.csv")
+        quality = quality[quality.pretrain_seed == quality.pretrain_seed.min()]
+        for head, probes in quality.groupby("probe", sort=False):
+            pretrained = probes[probes.encoder == "pretrained"]
+            last = pretrained.loc[pretrained.iteration.idxmax()]
+            random = probes[probes.encoder == "random"].validation_accuracy.mean()
+            rows.append({"pre-training": run["objective"], "updates": int(last.iteration),
+                         "minutes": round(run["seconds"] / 60, 1),
+                         "machine": run["environment"]["device_name"], "probe": head,
+                         "pre-trained %": last.validation_accuracy, "random %": random,
+                         "pre-trained − random": last.validation_accuracy - random,
+                         "converged": bool(last.converged), "folder": folder.name,
+                         "used": folder == Path(used or "")})
+    return pd.DataFrame(rows)
 
 
 def wide(quality):
