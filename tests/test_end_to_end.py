@@ -70,6 +70,7 @@ def test_quick_profile_end_to_end(quick_reports, monkeypatch):
         assert text in html, text
     assert html.count("data:image/png;base64") >= 6  # bars, heat map, curves, GAN figures, tried
     assert "pre-trainings tried" in html and "quick-ali-300" in html  # base.compared beside the base network
+    assert "Why this one" in html  # and "Read this first" points at it
     assert "Ours − paper" not in html  # no differences across data sets
     assert "<script src=\"http" not in html and "cdnjs" not in html  # readable offline
     assert "def " not in html and "import " not in html  # no code cells

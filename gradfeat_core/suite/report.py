@@ -266,7 +266,11 @@ def scope(params, pretrain, frame, base_network=None):
         "each claim is judged on effects inside these runs (grad − actv, pre-trained − random, "
         "...), never on our accuracy against the paper's.",
         f"Base network: {network}, pre-trained by {base}, for {updates}; a "
-        "random encoder of the same architecture runs beside it as a reference.",
+        "random encoder of the same architecture runs beside it as a reference."
+        + (f" Why this one: the base network section sets its feature-quality curve beside the "
+           f"{len(params['base']['compared'])} pre-training(s) tried for this data set instead "
+           "(base.compared), each against its own random encoder."
+           if params["base"].get("compared") else ""),
         f"Schedules are far shorter than the paper's 50K–80K iterations (batch "
         f"{train['batch_size']}, validation split {train['val_fraction']:g}"
         + (f", every {train['eval_every']} iterations, patience {train['patience']}"
