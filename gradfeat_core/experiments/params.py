@@ -175,15 +175,19 @@ def load_params(profile, sets=(), params_dir=None, objective=None):
     if params["out_dir"] is None:
         params["out_dir"] = str(REPORTS_DIR / profile)
     for key in ("checkpoint", "random_checkpoint"):  # a committed encoder is named from the repository
-        path = params["base"][key]
-        if isinstance(path, str) and path and not os.path.isabs(path) and not os.path.exists(path) \
-                and (ROOT / path).is_file():
-            params["base"][key] = str(ROOT / path)
-    params["base"]["compared"] = [str(ROOT / p) if isinstance(p, str) and not os.path.isabs(p)
-                                  and not os.path.exists(p) and (ROOT / p).is_dir() else p
-                                  for p in params["base"]["compared"]]
+        params["base"][key] = _from_root(params["base"][key], Path.is_file)
+    params["base"]["compared"] = [_from_root(p, Path.is_dir) for p in params["base"]["compared"]]
     validate(params)
     return params
+
+
+def _from_root(path, found):
+    """`path`, or the repository root's `path` where it is relative, not there from the working
+    directory, and found(ROOT / path) (Path.is_file, Path.is_dir): what encoders/ holds."""
+    if isinstance(path, str) and path and not os.path.isabs(path) and not os.path.exists(path) \
+            and found(ROOT / path):
+        return str(ROOT / path)
+    return path
 
 
 def _get(params, key):

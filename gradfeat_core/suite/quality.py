@@ -136,7 +136,7 @@ def publish(pretrain_dirs, dest, encoder=True):
         raise UserError(f"{first} has no quality.csv, and a pre-training published without its "
                         "encoder is only its curve: run `python -m gradfeat_core quality` first")
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("encoder.pt", "pretrain.json", "losses.csv", "losses.png")[0 if encoder else 1:]:
+    for name in (["encoder.pt"] if encoder else []) + ["pretrain.json", "losses.csv", "losses.png"]:
         shutil.copyfile(first / name, dest / name)
     for name in ("samples.png", "reconstructions.png"):
         if (first / name).is_file():
@@ -155,7 +155,8 @@ def compared(used, tried):
     and length, its cost, and the probe's validation accuracy (%) on the last snapshot beside
     the same probe on that run's random encoder, with the difference."""
     rows = []
-    for folder in map(Path, [used, *tried] if used else tried):
+    for folder, is_used in ([(used, True)] if used else []) + [(folder, False) for folder in tried]:
+        folder = Path(folder)
         run = json.loads((folder / "pretrain.json").read_text())
         quality = load_quality(folder / "quality.csv")
         quality = quality[quality.pretrain_seed == quality.pretrain_seed.min()]
@@ -168,8 +169,7 @@ def compared(used, tried):
                          "machine": run["environment"]["device_name"], "probe": head,
                          "pre-trained %": last.validation_accuracy, "random %": random,
                          "pre-trained − random": last.validation_accuracy - random,
-                         "converged": bool(last.converged), "folder": folder.name,
-                         "used": folder == Path(used or "")})
+                         "converged": bool(last.converged), "folder": folder.name, "used": is_used})
     return pd.DataFrame(rows)
 
 
