@@ -8,7 +8,7 @@ from gradfeat_core.method.nets import FEATURE_DIM, VAE_LAYERS, Encoder, VAEEncod
 from gradfeat_core.experiments.params import ParamError, load_params
 from gradfeat_core.experiments.pretrain import pretrain
 from gradfeat_core.experiments.run import run_head
-from gradfeat_core.method.vae import build_vae, kl_to_standard_normal, vae_losses
+from gradfeat_core.method.vae import aggregate_posterior, build_vae, kl_to_standard_normal, vae_losses
 
 
 def quick(tmp_path, *sets):
@@ -74,6 +74,34 @@ def test_kl_matches_torch_distributions():
     torch.testing.assert_close(kl_to_standard_normal(mu, log_var), reference)
 
 
+def test_aggregate_posterior_has_the_moments_of_the_mixture_of_posteriors():
+    """q(z) = (1/N) Σ_x N(μ(x), σ²(x)): its mean and variances from torch.distributions'
+    mixture (exact), its covariance from sampling the mixture, all in float64."""
+    vae = build_vae(1, 2, 0.2, seed=0)["E"]
+    x = torch.rand(6, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    mean, cov = aggregate_posterior(vae, x, batch=4)  # two batches
+    with torch.no_grad():
+        mu, log_var = (t.flatten(1).double() for t in vae.posterior_of(x))
+    components = torch.distributions.Independent(torch.distributions.Normal(mu, (0.5 * log_var).exp()), 1)
+    mixture = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(torch.ones(len(x), dtype=torch.float64)), components)
+    torch.testing.assert_close(mean, mixture.mean)
+    torch.testing.assert_close(cov.diagonal(), mixture.variance)
+    torch.manual_seed(1)
+    z = mixture.sample((200_000,))
+    scale = cov.diagonal().sqrt()
+    torch.testing.assert_close(cov / scale / scale[:, None], torch.corrcoef(z.T), atol=0.02, rtol=0)
+    # and sampling N(m, C) gives latents of those moments, in the decoder's shape
+    z = vae.sample_latent(100_000, torch.Generator().manual_seed(2), moments=(mean, cov))
+    assert z.shape == (100_000, 2, 4, 4) and z.dtype == torch.float32
+    flat = z.flatten(1).double()
+    assert ((flat.mean(0) - mean).abs() / scale).max() < 0.03
+    torch.testing.assert_close(torch.cov(flat.T) / scale / scale[:, None], cov / scale / scale[:, None],
+                               atol=0.03, rtol=0)
+    prior = vae.sample_latent(100_000, torch.Generator().manual_seed(2)).flatten(1)
+    assert prior.mean(0).abs().max() < 0.03 and (prior.var(0) - 1).abs().max() < 0.03
+
+
 def test_loss_is_the_negative_elbo_and_every_weight_gets_a_gradient():
     nets = build_vae(1, 4, 0.2, seed=0)
     x = torch.rand(8, 1, 32, 32) * 2 - 1
@@ -93,7 +121,7 @@ def test_pretraining_resumes_exactly_and_writes_every_output(tmp_path):
     b, _ = load_checkpoint(tmp_path / "split/pretrain/vae/gan.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     out = tmp_path / "whole/pretrain/vae"
-    for name in ("encoder.pt", "random_encoder.pt", "samples.png", "reconstructions.png",
+    for name in ("encoder.pt", "random_encoder.pt", "samples.png", "samples_fitted.png", "reconstructions.png",
                  "losses.csv", "losses.png", "pretrain.json"):
         assert (out / name).is_file(), name
     assert (out / "losses.csv").read_text().splitlines()[0] == "iteration,loss,reconstruction,kl"

@@ -23,7 +23,7 @@ from torchvision.utils import save_image
 from ..method.gan import OBJECTIVES, ali_losses, build_bigan, wali_critic_loss, wali_eg_loss
 from ..method.nets import calibrate_on, random_encoder
 from ..method.rotation import build_rotnet, rotation_loss
-from ..method.vae import VAE, build_vae, vae_losses
+from ..method.vae import VAE, aggregate_posterior, build_vae, vae_losses
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_data
 from .params import ParamError
@@ -41,6 +41,7 @@ SINGLE_LOSS = {"rotation": lambda nets, x, p: rotation_loss(nets, x),
                "vae": lambda nets, x, p: vae_losses(nets, x, p["likelihood_std"])}
 # The pixels each objective's data must be in (its generator's output range).
 PIXEL_RANGES = {**{k: v["pixel_range"] for k, v in OBJECTIVES.items()}, "vae": [-1.0, 1.0]}
+FITTED_IMAGES = 5000  # training images whose posteriors give the VAE's N(m, C) (C: 256² numbers)
 ARCH = {"vae": "vae"}  # the base network each objective trains (base.arch); the others: ali
 
 
@@ -252,17 +253,21 @@ def save_figures(out, nets, data, history, pixel_range, latent, seed, objective)
     for net in nets.values():
         net.eval()
     g, device = torch.Generator().manual_seed(seed), data.x_test.device
+    grids = {}  # file name → images
     if "G" in nets:  # a BiGAN: G(z), and x beside G(E(x))
-        samples = nets["G"](torch.randn(64, latent, 1, 1, generator=g).to(device))
+        grids["samples.png"] = nets["G"](torch.randn(64, latent, 1, 1, generator=g).to(device))
         reconstruct = lambda x: nets["G"](nets["E"](x))  # noqa: E731
-    elif isinstance(nets["E"], VAE):  # decoder(z ~ N(0, I)), and x beside decoder(μ(x))
-        samples, reconstruct = nets["E"].decode(nets["E"].sample_latent(64, g, device)), nets["E"].reconstruct
-    if "G" in nets or isinstance(nets["E"], VAE):
-        pixels = {"normalize": True, "value_range": tuple(pixel_range)}  # value_range → [0, 1], clamped
-        save_image(samples, out / "samples.png", nrow=8, **pixels)
+    elif isinstance(nets["E"], VAE):  # decoder(z ~ N(0, I)) and of z ~ N(m, C), x beside decoder(μ(x))
+        vae, reconstruct = nets["E"], nets["E"].reconstruct
+        grids["samples.png"] = vae.decode(vae.sample_latent(64, g, device))
+        moments = aggregate_posterior(vae, data.x_train[:FITTED_IMAGES])
+        grids["samples_fitted.png"] = vae.decode(vae.sample_latent(64, g, device, moments))
+    if grids:
         x = data.x_test[:32]
-        pairs = torch.stack([x, reconstruct(x)], 1).flatten(0, 1)  # side by side
-        save_image(pairs, out / "reconstructions.png", nrow=16, **pixels)
+        grids["reconstructions.png"] = torch.stack([x, reconstruct(x)], 1).flatten(0, 1)  # side by side
+        for name, images in grids.items():  # value_range → [0, 1], clamped
+            save_image(images, out / name, nrow=16 if name == "reconstructions.png" else 8,
+                       normalize=True, value_range=tuple(pixel_range))
     names = RECORDS[objective]
     with open(out / "losses.csv", "w", newline="") as f:
         csv.writer(f).writerows([["iteration", *names], *history])

@@ -126,7 +126,7 @@ def load_quality(path):
 def publish(pretrain_dirs, dest, encoder=True):
     """Copy the encoder of the first pre-training run in `pretrain_dirs` to `dest` for
     committing (encoder.pt, pretrain.json, losses.csv/png, and a generative objective's
-    samples.png and reconstructions.png), with the quality curves of all of them (quality.csv/png:
+    samples.png (the VAE's samples_fitted.png too) and reconstructions.png), with the quality curves of all of them (quality.csv/png:
     the other runs are reruns of the same recipe with other seeds); returns the encoder's sha256,
     for base.checkpoint_sha256. encoder=False: the record and curves only, of a pre-training
     tried and not used (base.compared), and returns None."""
@@ -138,7 +138,7 @@ def publish(pretrain_dirs, dest, encoder=True):
     dest.mkdir(parents=True, exist_ok=True)
     for name in (["encoder.pt"] if encoder else []) + ["pretrain.json", "losses.csv", "losses.png"]:
         shutil.copyfile(first / name, dest / name)
-    for name in ("samples.png", "reconstructions.png"):
+    for name in ("samples.png", "samples_fitted.png", "reconstructions.png"):
         if (first / name).is_file():
             shutil.copyfile(first / name, dest / name)
     curves = [pd.read_csv(Path(d) / "quality.csv") for d in pretrain_dirs if (Path(d) / "quality.csv").is_file()]
