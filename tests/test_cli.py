@@ -279,42 +279,6 @@ def test_code_version_ignores_reports_but_not_code(tmp_path):
     assert version() == clean + "-dirty"
 
 
-def test_run_keys_hash_the_code_not_the_commit(tmp_path, monkeypatch):
-    """A run key depends on the package, params, requirements and its own notebook, not on the
-    commit, the README, the reports, Python's caches or another notebook."""
-    import shutil
-    from gradfeat_core.suite import reproduce
-    from gradfeat_core.experiments.results import CODE_PATHS, ROOT, code_digest
-    for name in ("a", "b"):
-        for top in CODE_PATHS:
-            copy = shutil.copytree if (ROOT / top).is_dir() else shutil.copy
-            copy(ROOT / top, tmp_path / name / top)
-    a, b = tmp_path / "a", tmp_path / "b"
-    (b / "README.md").write_text("only the README differs\n")
-    (b / "reports").mkdir()
-    (b / "reports" / "results.csv").write_text("x\n")
-    (b / "gradfeat_core" / "__pycache__").mkdir(exist_ok=True)
-    (b / "gradfeat_core" / "__pycache__" / "stale.pyc").write_bytes(b"\0")
-    assert code_digest(a) == code_digest(b)
-    for changed in ("gradfeat_core/experiments/run.py", "params/base.yaml", "requirements.txt"):
-        with open(b / changed, "a") as f:
-            f.write("\n")
-        assert code_digest(a) != code_digest(b), changed
-        shutil.copy(a / changed, b / changed)
-
-    def key(notebooks):
-        monkeypatch.setattr(reproduce, "NOTEBOOKS", notebooks)
-        return reproduce.make_run("02_heads", "x", {"profile": "quick", "objective": "ali",
-                                                    "overrides": []}, tmp_path / "runs").key
-    before = key(a / "notebooks")
-    with open(b / "notebooks" / "04_report.ipynb", "a") as f:
-        f.write("\n")
-    assert key(b / "notebooks") == before  # another notebook changed: this run stays done
-    with open(b / "notebooks" / "02_heads.ipynb", "a") as f:
-        f.write("\n")
-    assert key(b / "notebooks") != before
-
-
 @pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "python").exists(), reason="needs the .venv make creates")
 def test_make_data_installs_nothing_for_a_profile_without_fashion_mnist(tmp_path):
     """`make data PROFILE=cifar10` (what `make reproduce PROFILE=cifar10` runs first) needs no

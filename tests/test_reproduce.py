@@ -223,7 +223,7 @@ def test_sbatch_options_become_submitit_parameters():
 def test_runs_are_keyed_by_resolved_parameters(tmp_path):
     a = make_run("02_heads", "x", {"profile": "quick", "objective": "ali", "overrides": []}, tmp_path)
     b = make_run("02_heads", "x", {"profile": "quick", "objective": "ali",
-                                   "overrides": ["train.grad.lr=0.5"]}, tmp_path)
+                                   "overrides": ["train.actv.lr=0.5"]}, tmp_path)
     c = make_run("02_heads", "x", {"profile": "quick", "objective": "ali", "overrides": []}, tmp_path)
     assert a.key != b.key and a.key == c.key and isinstance(a, Run)
 
@@ -252,3 +252,61 @@ def test_ctrl_c_stops_the_whole_reproduction_and_keeps_finished_runs(tmp_path):
     assert "interrupted: finished runs are kept" in stderr
     assert 1 <= len(finished()) < len(experiments(load_params("quick")))
     assert not (tmp_path / "report.html").exists()
+
+
+def _keys_in(copy, *sets):
+    """run_keys of the quick profile computed by the package in `copy` (a copy of the repository)."""
+    import os
+    import subprocess
+    import sys
+    code = ("import json, sys, gradfeat_core; from gradfeat_core.suite.reproduce import run_keys; "
+            "print(json.dumps([gradfeat_core.__file__, run_keys('quick', sys.argv[1:])]))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRADFEAT_")}
+    done = subprocess.run([sys.executable, "-c", code, *sets], cwd=copy, capture_output=True, text=True,
+                          env=dict(env, PYTHONPATH=str(copy)), check=True)
+    package, keys = json.loads(done.stdout.splitlines()[-1])
+    assert package.startswith(str(copy)), package
+    return keys
+
+
+def test_a_docstring_edit_anywhere_keeps_every_finished_run_and_a_number_change_does_not(tmp_path):
+    """Run keys are what decides a run's numbers, not the package: two clones at different
+    paths, one with every module's docstring edited, key every run of the quick profile alike.
+    A parameter that moves numbers changes the keys of the runs it decides; RESULTS_VERSION
+    changes them all; a notebook's content, its own runs'."""
+    import re
+    import shutil
+    from gradfeat_core.experiments.results import CODE_PATHS, ROOT
+    for name in ("a", "b"):
+        for top in CODE_PATHS:
+            copy = shutil.copytree if (ROOT / top).is_dir() else shutil.copy
+            copy(ROOT / top, tmp_path / name / top, **({"ignore": shutil.ignore_patterns("__pycache__")}
+                                                       if (ROOT / top).is_dir() else {}))
+    a, b = tmp_path / "a", tmp_path / "b"
+    for name, data in (("enc.pt", b"pre-trained"), ("random.pt", b"random")):
+        (tmp_path / name).write_bytes(data)
+    sets = (f"base.checkpoint={tmp_path / 'enc.pt'}", f"base.random_checkpoint={tmp_path / 'random.pt'}")
+    modules = sorted((b / "gradfeat_core").rglob("*.py"))
+    for module in modules:
+        text = module.read_text()
+        module.write_text(re.sub(r'^"""', '"""Edited. ', text, count=1, flags=re.M) if '"""' in text
+                          else '"""Edited."""\n' + text)
+    before = _keys_in(a, *sets)
+    assert len(before) == len(set(before.values())) > 5
+    assert _keys_in(b, *sets) == before, "a docstring edit changed run keys"
+
+    quick = b / "params" / "profiles" / "quick.yaml"
+    quick.write_text(quick.read_text().replace("grad: {iterations: 40", "grad: {iterations: 41"))
+    results = b / "gradfeat_core" / "experiments" / "results.py"
+    results.write_text(results.read_text().replace("RESULTS_VERSION = 1", "RESULTS_VERSION = 2"))
+    notebook = b / "notebooks" / "03_linearization.ipynb"
+    notebook.write_text(notebook.read_text() + "\n")
+    after = _keys_in(b, *sets)
+    assert after.keys() == before.keys()
+    assert all(after[k] != before[k] for k in before)  # RESULTS_VERSION: every run
+    results.write_text(results.read_text().replace("RESULTS_VERSION = 2", "RESULTS_VERSION = 1"))
+    after = _keys_in(b, *sets)
+    changed = {k for k in before if after[k] != before[k]}
+    # grad's schedule decides the grad runs alone (not the full runs, which share ω̄ but not
+    # grad's schedule); the edited notebook, its own run
+    assert changed == {k for k in before if "-grad-" in k} | {"linearization"}, changed

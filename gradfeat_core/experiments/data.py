@@ -211,6 +211,33 @@ _READERS = {"cifar10": lambda root: _cifar("cifar10", root),
             "cifar100": lambda root: _cifar("cifar100", root), "svhn": _svhn, "fashion-mnist": _fashion}
 
 
+# The files each reader reads, and the folders it looks in (every layout it accepts): what
+# identifies a data set's content in a run key (data_files).
+_FILES = {
+    "cifar10": (("cifar-10-batches-py", "."), [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], ("",)),
+    "cifar100": (("cifar-100-python", "."), ["train", "test"], ("",)),
+    "svhn": ((".",), ["extra_32x32.mat", "test_32x32.mat"], ("",)),
+    "fashion-mnist": ((".", "FashionMNIST/raw"), [f"{s}-{k}" for s in ("train", "t10k") for k in
+                                                   ("images-idx3-ubyte", "labels-idx1-ubyte")], (".gz", "")),
+}
+
+
+def data_files(name, root=None):
+    """{file name: path} of the files load_dataset reads for `name` from `root` (None: its
+    default root), those that exist ({} for the synthetic set, which has none)."""
+    if name not in _FILES:
+        return {}
+    root = os.fspath(root) if root is not None else default_root(name)
+    folders, names, suffixes = _FILES[name]
+    found = {}
+    for base in names:
+        path = next((p for d in folders for suffix in suffixes
+                     if os.path.isfile(p := os.path.normpath(os.path.join(root, d, base + suffix)))), None)
+        if path:
+            found[base] = path
+    return found
+
+
 def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=None, n_test=None,
                  seed=0, download=False, device_budget=None, log=None) -> DataSplits:
     """Train and test tensors of `name` on `device`. Nothing is downloaded unless download=True

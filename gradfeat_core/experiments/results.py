@@ -1,4 +1,6 @@
-"""Result files: atomic JSON writes and the environment a number was measured in."""
+"""Result files: atomic JSON writes, the environment a number was measured in, and the results
+version that run keys carry."""
+import functools
 import hashlib
 import json
 import os
@@ -22,20 +24,38 @@ def write_json(path, obj):
     os.replace(tmp, path)
 
 
-CODE_PATHS = ("gradfeat_core", "params", "notebooks", "requirements.txt")  # what decides a result
+# The version of what the code computes. A run key carries it instead of the code itself, so that
+# a refactor or a docstring edit keeps every finished run: bump it in the commit that changes any
+# number a run produces (tests/test_golden.py pins the quick profile's numbers and says so).
+RESULTS_VERSION = 1
+
+CODE_PATHS = ("gradfeat_core", "params", "notebooks", "requirements.txt")  # what a result depends on
 ROOT = Path(__file__).resolve().parents[2]  # the repository: gradfeat_core/experiments/ is two below
 
 
 def file_sha256(path):
-    """sha256 of a file's bytes (None for no path or no file): keys runs and caches by content."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path and Path(path).is_file() else None
+    """sha256 of a file's bytes (None for no path or no file): keys runs and caches by content.
+    Remembered per (path, size, modification time) in this process: a data set's files are
+    hashed once however many run keys name them."""
+    if not path or not Path(path).is_file():
+        return None
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256(path, size, mtime_ns):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(2**20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def code_digest(root=ROOT, paths=("gradfeat_core", "params", "requirements.txt")):
-    """sha256 over the content of the code every result depends on (the package, params,
-    requirements; a run key adds its own notebook's sha256), file by file with its relative
-    path: the same for two checkouts with the same code whatever their commits, so a commit
-    that touches only the README, a report or another notebook keeps every finished run."""
+    """sha256 over the content of the package, params and requirements, file by file with its
+    relative path: provenance in every result's environment (which code made it), not part of
+    its run key (RESULTS_VERSION is)."""
     h = hashlib.sha256()
     for top in paths:
         base = root / top
@@ -54,8 +74,7 @@ def _git(*args, cwd):
 
 def code_version():
     """The git commit of this checkout (provenance, for result files), with -dirty when the
-    code, parameters or notebooks differ from it; else the package version. Run keys use
-    `code_digest` instead."""
+    code, parameters or notebooks differ from it; else the package version."""
     here = Path(__file__).resolve().parent
     try:
         commit = _git("rev-parse", "--short=12", "HEAD", cwd=here)
@@ -75,6 +94,7 @@ def environment(device):
     return {"python": platform.python_version(), "torch": torch.__version__,
             "torchvision": version("torchvision"), "numpy": np.__version__,
             "device": str(device), "device_name": name, "code_version": code_version(),
+            "code_digest": code_digest(), "results_version": RESULTS_VERSION,
             "gradfeat_core": __version__,
             # the most GPU memory this process's tensors have held so far (None on the CPU)
             "peak_device_gib": torch.cuda.max_memory_allocated(device) / 2**30

@@ -1,9 +1,10 @@
 """`python -m gradfeat_core reproduce`: every experiment of a profile, each a papermill run of a
 notebook in its own kernel, then results.csv and report.html.
 
-A run is keyed by a hash of its notebook, its resolved parameters, its seeds, the encoder files
-it reads and the code version; it counts as done only when its result JSON exists (papermill can
-exit 0 after a sys.exit in a cell). Done runs are skipped on a rerun; a failed run is recorded
+A run is keyed by what decides its numbers (`run_key`): its notebook, the parameters that matter
+to it, its seeds, the content of the data and encoder files it reads, the requirements and the
+results version; it counts as done only when its result JSON exists (papermill can exit 0 after
+a sys.exit in a cell). Done runs are skipped on a rerun; a failed run is recorded
 with its error in <key>.failed.json and the others go on.
 """
 import json
@@ -14,9 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..experiments.data import data_files
 from ..experiments.params import ParamError, digest, load_params
 from ..experiments.progress import tqdm
-from ..experiments.results import ROOT, code_digest, file_sha256, write_json
+from ..experiments.results import RESULTS_VERSION, ROOT, file_sha256, write_json
+from ..method.linear_model import HEADS
 from . import cluster
 from .grid import experiments, table3_layers, twins
 from .report import load_summaries, results_frame
@@ -50,16 +53,58 @@ class Run:
         return self.runs_dir / f"{self.name}-{self.key}.ipynb"
 
 
+# Resolved parameters that decide no number of a run: names, where files go, how reproduce
+# schedules it, what the report sets beside it, a check of a file that is hashed anyway.
+NOT_DECISIVE = ("profile", "out_dir", "reproduce", "base.compared", "base.checkpoint_sha256",
+                "pretrain.max_minutes")
+LABELS = ("profile", "objective", "overrides", "experiment", "table")  # papermill parameters that
+# only name a run or are resolved into its parameters
+FILES = {"base.checkpoint", "base.random_checkpoint"}  # paths: keyed by their content
+
+
+def decisive(resolved, notebook):
+    """The resolved parameters that decide a run's numbers, with every file named by its
+    sha256 instead of its path (the same key in any clone, on any machine) and the data by its
+    files'. A head (02_heads, 03_linearization) reads the base network's files, so the
+    pre-training settings that made them are not its parameters; nor are the schedules of heads
+    other than its own and actv's (whose run gives ω̄)."""
+    drop = NOT_DECISIVE + (("pretrain",) if notebook != "01_pretrain" else ())
+    out = {}
+    for section, value in resolved.items():
+        if section in drop:
+            continue
+        if isinstance(value, dict):
+            value = {k: file_sha256(v) if f"{section}.{k}" in FILES else v for k, v in value.items()
+                     if f"{section}.{k}" not in drop}
+        out[section] = value
+    data = resolved["data"]
+    out["data"] = {k: v for k, v in data.items() if k != "root"}
+    out["data"]["files"] = {name: file_sha256(path) for name, path in
+                            data_files(data["dataset"], data["root"]).items()}
+    head = resolved["model"]["head"]  # the schedules of its own head and of actv (ω̄), no other's
+    out["train"] = {k: v for k, v in out["train"].items() if k not in HEADS or k in (head, "actv")}
+    return out
+
+
+def run_key(notebook, parameters, resolved):
+    """The hash of what decides a run's numbers: the notebook (its content), its decisive
+    parameters, its other papermill parameters (a result file it reads by its name, which holds
+    that run's key), requirements.txt and RESULTS_VERSION. Not the package: a refactor or a
+    docstring edit keeps every finished run; a change that moves numbers bumps RESULTS_VERSION
+    (tests/test_golden.py)."""
+    inputs = {k: Path(v).name if k.endswith("_result") and v else v
+              for k, v in parameters.items() if k not in LABELS}
+    return digest({"notebook": notebook, "notebook_sha256": file_sha256(NOTEBOOKS / f"{notebook}.ipynb"),
+                   "inputs": inputs, "parameters": decisive(resolved, notebook),
+                   "requirements": file_sha256(ROOT / "requirements.txt"),
+                   "results_version": RESULTS_VERSION})
+
+
 def make_run(notebook, name, parameters, runs_dir):
-    """A Run keyed by everything that decides its result: its notebook's content, its
-    parameters, the encoder files and the code (`code_digest`)."""
+    """A Run of `notebook` with papermill `parameters`, keyed by run_key."""
     p = parameters
     resolved = load_params(p["profile"], p["overrides"], objective=p["objective"])
-    key = digest({"notebook": notebook, "notebook_sha256": file_sha256(NOTEBOOKS / f"{notebook}.ipynb"),
-                  "parameters": p, "resolved": resolved,
-                  "encoders": [file_sha256(resolved["base"][k]) for k in ("checkpoint", "random_checkpoint")],
-                  "code": code_digest()})
-    return Run(notebook, name, p, key, Path(runs_dir))
+    return Run(notebook, name, p, run_key(notebook, p, resolved), Path(runs_dir))
 
 
 def check_parameters(notebook_path, parameters):
@@ -222,6 +267,25 @@ def experiment_runs(params, common, sets, runs_dir):
     return grid, repeats, runs
 
 
+def linearization_run(params, common, sets, by_name, runs_dir):
+    """The 03_linearization run on Table 3's full and fine-tuning runs (by_name: runs by name)."""
+    top = table3_layers(params)
+    heads = {h: by_name[f"t3-{h}-{top}"].result for h in ("full", "finetune")}
+    return make_run("03_linearization", "linearization",
+                    dict(common, overrides=sets, full_result=str(heads["full"]),
+                         finetune_result=str(heads["finetune"])), runs_dir)
+
+
+def run_keys(profile, sets=(), objective=None):
+    """{run name: key} of every run of a profile whose base network is known (a committed
+    encoder, or base.checkpoint set): what tests/test_reproduce.py compares across code edits."""
+    params = load_params(profile, sets, objective=objective)
+    common = dict(profile=profile, objective=params["pretrain"]["objective"])
+    _, _, runs = experiment_runs(params, common, list(sets), Path(params["out_dir"]) / "runs")
+    lin = linearization_run(params, common, list(sets), {r.name: r for r in runs}, runs[0].runs_dir)
+    return {r.name: r.key for r in [*runs, lin]}
+
+
 def dry_run(profile, sets=(), objective=None, executor="local", log=print, tflops=None):
     """reproduce --dry-run: the grid, which of its runs are done, and plan.estimate's time per
     stage, peak device memory and cache disk for the detected device (tflops: time counted for
@@ -289,12 +353,8 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
         summaries = [dict(failed_summary(r, e.table), experiment=e.name) if not r.result.is_file()
                      else load_summaries([{"path": r.result, "experiment": e.name, "table": e.table}])[0]
                      for e, r in entries]
-        top = table3_layers(params)
-        heads = {h: by_name[f"t3-{h}-{top}"].result for h in ("full", "finetune")}
-        if all(p.is_file() for p in heads.values()):
-            lin = make_run("03_linearization", "linearization",
-                           dict(common, overrides=sets, full_result=str(heads["full"]),
-                                finetune_result=str(heads["finetune"])), runs_dir)
+        lin = linearization_run(params, common, sets, by_name, runs_dir)
+        if all(Path(lin.parameters[k]).is_file() for k in ("full_result", "finetune_result")):
             run_all([lin], timeout, log, "linearisation",
                     stage_executor(executor, params, "linearization", runs_dir))
             lin_path = lin.result if lin.result.is_file() else None
