@@ -17,8 +17,6 @@ from gradfeat_core.experiments.data import load_dataset
 from gradfeat_core.method.rotation import rotated
 from gradfeat_core.experiments.run import run_head
 
-from conftest import write_tried_run
-
 
 def quick(tmp_path, objective="ali", *sets):
     return load_params("quick", [f"out_dir={tmp_path}", "data.n_train=64", "data.n_test=32",
@@ -267,14 +265,14 @@ def test_a_curve_written_before_the_gradient_probe_reads_as_the_activation_probe
     assert rerun_spread(both) == ([85.0], 79.0)  # the activation probe's, not the gradient's
 
 
-def test_a_pretraining_tried_is_published_without_its_encoder_and_compared_by_its_last_snapshot(tmp_path):
+def test_a_pretraining_tried_is_published_without_its_encoder_and_compared_by_its_last_snapshot(tmp_path, tried_run):
     """base.compared: a tried pre-training's record and curve (publish-encoder --curves-only) sets
     its last snapshot's probe against its own random encoder beside the base network's."""
     run = tmp_path / "run"
     (run / "quality.csv").parent.mkdir()
     with pytest.raises(UserError, match="no quality.csv.*quality"):
         publish([run], tmp_path / "tried", encoder=False)
-    write_tried_run(run)
+    tried_run(run)
     assert publish([run], tmp_path / "tried", encoder=False) is None
     assert not (tmp_path / "tried" / "encoder.pt").exists() and (tmp_path / "tried" / "quality.png").is_file()
     table = compared(None, [tmp_path / "tried"])
