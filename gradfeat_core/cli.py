@@ -5,6 +5,7 @@ import sys
 from .experiments.errors import UserError
 from .experiments.params import load_params
 from .method.linear_model import HEADS
+from .suite.cluster import EXECUTORS
 
 # Bad parameters, data files, checkpoints (ParamError, DataError, CheckpointError): one line and
 # exit 2. Anything else is a bug and keeps its traceback.
@@ -111,7 +112,7 @@ def parser():
     r = sub.add_parser("reproduce", help="pre-train, run every experiment through papermill, "
                                          "write results.csv and report.html")
     common(r)
-    r.add_argument("--executor", choices=("local", "slurm", "debug"), default="local",
+    r.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local: one notebook after another here; slurm: each stage a SLURM job "
                         "array through submitit (resources: reproduce.slurm); debug: submitit's "
                         "in-process executor, the slurm path without a cluster")

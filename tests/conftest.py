@@ -1,5 +1,5 @@
-"""Hypothesis settings for the property-based tests (tests/test_params_fuzz.py), and one thread
-per pytest-xdist worker.
+"""Hypothesis settings for the property-based tests (tests/test_params_fuzz.py), one thread per
+pytest-xdist worker, and the `tried_run` fixture (a made-up pre-training folder).
 
 `ci`, the default: a fixed number of examples drawn from a seed derived from each test, so every
 run (CI's included) tries the same inputs and takes a few seconds; nothing is written to a
@@ -9,6 +9,7 @@ run (CI's included) tries the same inputs and takes a few seconds; nothing is wr
 """
 import os
 
+import pytest
 from hypothesis import settings
 
 # `make test` runs two workers: each (and each notebook kernel it starts) computes on one thread,
@@ -31,20 +32,26 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.path.name != "test_end_to_end.py")
 
 
-def write_tried_run(folder):
-    """A pre-training folder as `pretrain` and `quality` leave it, small and made up (an ALI run
-    of 300 updates, seed 0 and a rerun with seed 1): what publish-encoder --curves-only copies and
-    base.compared reads. Its actv probe ends 3 points under its random encoder, grad 4 above."""
+@pytest.fixture
+def tried_run():
+    """A function that writes a pre-training folder as `pretrain` and `quality` leave it, small
+    and made up (an ALI run of 300 updates, seed 0 and a rerun with seed 1), and returns it: what
+    publish-encoder --curves-only copies and base.compared reads. Its actv probe ends 3 points
+    under its random encoder, grad 4 above."""
     import pandas as pd
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pretrain.json").write_text('{"objective": "ali", "seconds": 600.0, '
-                                          '"environment": {"device_name": "a CPU"}}')
-    for name in ("losses.csv", "losses.png"):
-        (folder / name).write_text("")
-    pd.DataFrame({"pretrain_seed": [0, 0, 0, 0, 0, 0, 1], "iteration": [0, 300, None, 0, 300, None, 300],
-                  "encoder": ["pretrained", "pretrained", "random"] * 2 + ["pretrained"],
-                  "probe": ["actv"] * 3 + ["grad"] * 3 + ["actv"],
-                  "validation_accuracy": [0.80, 0.78, 0.81, 0.83, 0.86, 0.82, 0.5],
-                  "test_accuracy": [0.8] * 7, "converged": [True, True, True, True, False, True, True],
-                  "probe_iterations": [100] * 7}).to_csv(folder / "quality.csv", index=False)
-    return folder
+
+    def write(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "pretrain.json").write_text('{"objective": "ali", "seconds": 600.0, '
+                                              '"environment": {"device_name": "a CPU"}}')
+        for name in ("losses.csv", "losses.png"):
+            (folder / name).write_text("")
+        pd.DataFrame({"pretrain_seed": [0, 0, 0, 0, 0, 0, 1], "iteration": [0, 300, None, 0, 300, None, 300],
+                      "encoder": ["pretrained", "pretrained", "random"] * 2 + ["pretrained"],
+                      "probe": ["actv"] * 3 + ["grad"] * 3 + ["actv"],
+                      "validation_accuracy": [0.80, 0.78, 0.81, 0.83, 0.86, 0.82, 0.5],
+                      "test_accuracy": [0.8] * 7, "converged": [True, True, True, True, False, True, True],
+                      "probe_iterations": [100] * 7}).to_csv(folder / "quality.csv", index=False)
+        return folder
+
+    return write

@@ -14,8 +14,6 @@ from gradfeat_core.suite.quality import publish
 from gradfeat_core.experiments.params import load_params
 from gradfeat_core.suite.reproduce import NOTEBOOKS, base_network, reproduce
 
-from conftest import write_tried_run
-
 pytestmark = pytest.mark.xdist_group("end_to_end")
 
 REQUIRED = ["dataset", "base", "head", "layers", "theta1", "theta2", "omega", "seed", "accuracy",
@@ -30,7 +28,7 @@ def quick_reports(tmp_path_factory):
     return tmp_path_factory.mktemp("reports")
 
 
-def test_quick_profile_end_to_end(quick_reports, monkeypatch):
+def test_quick_profile_end_to_end(quick_reports, monkeypatch, tried_run):
     """The whole grid under papermill; pre-training under a time budget that one update spends,
     so that it stops, is shown in progress, resumes, and the grid runs after its last update.
     Then reruns: one skips every done run and redoes only a lost one, in this process and
@@ -39,7 +37,7 @@ def test_quick_profile_end_to_end(quick_reports, monkeypatch):
     import gradfeat_core.suite.reproduce as rep_module
     tmp_path = quick_reports / "quick"
     tried = quick_reports / "tried" / "quick-ali-300"  # base.compared's folder, as committed
-    publish([write_tried_run(quick_reports / "ali-300")], tried, encoder=False)
+    publish([tried_run(quick_reports / "ali-300")], tried, encoder=False)
     sets = [f"out_dir={tmp_path}", "pretrain.max_minutes=1e-9", "pretrain.iterations=2",
             f"base.compared=[{tried}]"]
     log = []

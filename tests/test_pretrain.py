@@ -10,14 +10,12 @@ from gradfeat_core.method.nets import Encoder
 from gradfeat_core.experiments.errors import UserError
 from gradfeat_core.experiments.params import ParamError, load_params
 from gradfeat_core.experiments.pretrain import DivergedError, optimisers, pretrain, step
-from gradfeat_core.suite.quality import (compared, load_quality, publish, quality_curve,
+from gradfeat_core.suite.quality import (COLUMNS, compared, load_quality, publish, quality_curve,
                                          rerun_spread, snapshots, wide)
-from gradfeat_core.experiments.results import file_sha256
+from gradfeat_core.experiments.results import ROOT, file_sha256
 from gradfeat_core.experiments.data import load_dataset
 from gradfeat_core.method.rotation import rotated
 from gradfeat_core.experiments.run import run_head
-
-from conftest import write_tried_run
 
 
 def quick(tmp_path, objective="ali", *sets):
@@ -250,15 +248,14 @@ def test_a_committed_encoder_is_checked_by_its_sha256(tmp_path):
         load_params("quick", [*sets, f"base.checkpoint_sha256={'f' * 64}"])
 
 
-def test_a_curve_written_before_the_gradient_probe_reads_as_the_activation_probe(tmp_path):
-    """quality.csv files without a head column (the committed encoder's) are activation probes."""
-    old = pd.DataFrame({"pretrain_seed": [0, 0, 0], "iteration": [0, 10, None],
-                        "encoder": ["pretrained", "pretrained", "random"],
-                        "validation_accuracy": [0.80, 0.85, 0.79], "test_accuracy": [0.8, 0.85, 0.79],
-                        "converged": [True] * 3, "probe_iterations": [100] * 3})
-    old.to_csv(tmp_path / "quality.csv", index=False)
+def test_a_curve_reads_back_in_percent_as_one_column_per_probe_and_seed(tmp_path):
+    """load_quality, wide (the report's table of the curves) and rerun_spread."""
+    pd.DataFrame({"pretrain_seed": [0, 0, 0], "iteration": [0, 10, None],
+                  "encoder": ["pretrained", "pretrained", "random"], "probe": ["actv"] * 3,
+                  "validation_accuracy": [0.80, 0.85, 0.79], "test_accuracy": [0.8, 0.85, 0.79],
+                  "converged": [True] * 3, "probe_iterations": [100] * 3}).to_csv(tmp_path / "quality.csv", index=False)
     frame = load_quality(tmp_path / "quality.csv")
-    assert list(frame.probe) == ["actv"] * 3
+    assert frame.validation_accuracy.tolist() == [80.0, 85.0, 79.0]
     assert list(wide(frame).columns) == ["actv, pre-training seed 0"]
     both = pd.concat([frame, frame.assign(probe="grad", validation_accuracy=frame.validation_accuracy + 1)])
     table = wide(both)
@@ -267,14 +264,28 @@ def test_a_curve_written_before_the_gradient_probe_reads_as_the_activation_probe
     assert rerun_spread(both) == ([85.0], 79.0)  # the activation probe's, not the gradient's
 
 
-def test_a_pretraining_tried_is_published_without_its_encoder_and_compared_by_its_last_snapshot(tmp_path):
+def test_every_committed_curve_is_in_the_current_layout_and_reads_as_the_report_reads_it():
+    """encoders/**/quality.csv have quality.COLUMNS (no reader converts an older layout), and
+    base.compared's table reads the fashion-mnist profile's base network beside every tried one."""
+    encoders = ROOT / "encoders"
+    committed = sorted(encoders.rglob("quality.csv"))
+    assert len(committed) >= 3
+    for path in committed:
+        assert list(pd.read_csv(path).columns) == COLUMNS, path
+    tried = sorted(p for p in (encoders / "tried").iterdir() if p.is_dir())
+    table = compared(encoders / "fashion-mnist-rotation", tried)
+    assert table.folder.tolist() == ["fashion-mnist-rotation", *(p.name for p in tried)]
+    assert table.used.tolist() == [True] + [False] * len(tried) and (table.probe == "actv").all()
+
+
+def test_a_pretraining_tried_is_published_without_its_encoder_and_compared_by_its_last_snapshot(tmp_path, tried_run):
     """base.compared: a tried pre-training's record and curve (publish-encoder --curves-only) sets
     its last snapshot's probe against its own random encoder beside the base network's."""
     run = tmp_path / "run"
     (run / "quality.csv").parent.mkdir()
     with pytest.raises(UserError, match="no quality.csv.*quality"):
         publish([run], tmp_path / "tried", encoder=False)
-    write_tried_run(run)
+    tried_run(run)
     assert publish([run], tmp_path / "tried", encoder=False) is None
     assert not (tmp_path / "tried" / "encoder.pt").exists() and (tmp_path / "tried" / "quality.png").is_file()
     table = compared(None, [tmp_path / "tried"])

@@ -229,28 +229,48 @@ def test_runs_are_keyed_by_resolved_parameters(tmp_path):
 
 
 def test_ctrl_c_stops_the_whole_reproduction_and_keeps_finished_runs(tmp_path):
+    """Ctrl-C as soon as reproduce logs its first finished run ("  <run name>: done (N s)"),
+    read from its stderr line by line: the reading is the wait."""
     import os
+    import queue
     import signal
     import subprocess
     import sys
-    import time
+    import threading
     from gradfeat_core.suite.reproduce import ROOT
     proc = subprocess.Popen([sys.executable, "-m", "gradfeat_core", "reproduce", "--profile", "quick",
                              "--set", f"out_dir={tmp_path}"], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             # as in a terminal: a job started with & by a script ignores SIGINT
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    runs = tmp_path / "runs"
-    deadline = time.time() + 240
-    def finished():  # result JSONs: pre-training's is the first
-        return sorted(p for p in runs.glob("*.json") if not p.name.endswith(".failed.json"))
-    while not finished() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground process group
-    _, stderr = proc.communicate(timeout=120)
+    lines = queue.Queue()
+
+    def read():  # stderr's lines (text mode splits tqdm's \r updates too), then None at its end
+        for text in proc.stderr:
+            lines.put(text)
+        lines.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    seen = []
+    try:
+        # the timeout only guards against a hang: each line is waited for, not polled
+        while (line := lines.get(timeout=240)) is not None and not re.search(r": done \(\d+ s\)$", line):
+            seen.append(line)
+        assert line is not None, "reproduce ended before any run finished:\n" + "".join(seen)[-2000:]
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground process group
+        proc.wait(timeout=120)
+        reader.join(timeout=120)
+        assert not reader.is_alive(), "reproduce's stderr still open 120 s after it ended"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    stderr = "".join(seen + [line] + [rest for rest in iter(lines.get_nowait, None)])
+    finished = sorted(p for p in (tmp_path / "runs").glob("*.json") if not p.name.endswith(".failed.json"))
     assert proc.returncode == 130, stderr[-2000:]
     assert "interrupted: finished runs are kept" in stderr
-    assert 1 <= len(finished()) < len(experiments(load_params("quick")))
+    assert 1 <= len(finished) < len(experiments(load_params("quick")))
     assert not (tmp_path / "report.html").exists()
 
 

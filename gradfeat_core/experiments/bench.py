@@ -1,12 +1,13 @@
 """Benchmark: time per training step of every head, side by side in one run (python -m gradfeat_core.experiments.bench).
 
-Rows {head, layers, cached, batch, path, ms_per_step, ratio_to_finetune, ratio_to_floor}:
+Rows {head, layers, cached, batch, path, ms_per_step, floor_ms, ratio_to_finetune, ratio_to_floor}:
 `path` is `fast` (tangent.py) or `jvp` (torch.func.jvp, the reference), both timed; the ratios are
 to fine-tuning (fast) at the same depth and cache setting and to the floor (the two matrix products
-a full step at conv5 needs), all measured in this same run. Also: the frozen-part cache's size per
-depth and data set, seconds to evaluate 10k images (cached and from raw images), the explicit
-per-sample-gradient approach at a small size (what the JVP avoids), and iterations per second of
-each pre-training objective; and the VAE's conv8 heads beside the ALI encoder's conv5 ones.
+a full step at conv5 needs; floor_ms, timed in turn with that depth and cache setting's steps),
+all measured in this same run. Also: the frozen-part cache's size per depth and data set, seconds
+to evaluate 10k images (cached and from raw images), the explicit per-sample-gradient approach at
+a small size (what the JVP avoids), and iterations per second of each pre-training objective; and
+the VAE's conv8 heads beside the ALI encoder's conv5 ones.
 Random weights and images: the cost of a step does not depend on what the numbers are.
 """
 import argparse
@@ -95,10 +96,11 @@ def floor_step(device, batch):
 VARIANTS = [(h, "fast") for h in HEADS] + [("grad", "jvp"), ("full", "jvp")]
 
 
-def step_times(device, batch, repeats):
+def step_times(device, batch, repeats, images=512):
     """Rows per depth × cache setting × head and path, each group timed round-robin with the
-    floor; every ratio is to a time of the same group. Returns the rows and the floor's median."""
-    net, x, y, omega = setting(device, max(4 * batch, 512))
+    floor; every ratio is to a time of the same group. Returns the rows and the floor's median.
+    images: how many the batches are drawn from (at least 4 batches)."""
+    net, x, y, omega = setting(device, max(4 * batch, images))
     idx = torch.arange(batch)
     rows, floors = [], []
     for spec in ("conv5", "conv4-5", "conv3-5"):
@@ -110,7 +112,7 @@ def step_times(device, batch, repeats):
             floor = ms.pop("floor")
             floors.append(floor)
             rows += [{"head": h, "layers": spec, "cached": cached, "batch": batch, "path": path,
-                      "ms_per_step": round(t, 3),
+                      "ms_per_step": round(t, 3), "floor_ms": round(floor, 3),
                       "ratio_to_finetune": round(t / ms["finetune", "fast"], 3),
                       "ratio_to_floor": round(t / floor, 3)} for (h, path), t in ms.items()]
     return rows, sorted(floors)[len(floors) // 2]
@@ -200,13 +202,14 @@ def vae_times(device, batch, repeats, images=1000):
             for (arch, spec, what), t in ms.items()]
 
 
-def pretrain_speed(device, repeats=3):
-    """Iterations per second of each pre-training objective at its own batch size."""
+def pretrain_speed(device, repeats=3, batch=None):
+    """Iterations per second of each pre-training objective at its own batch size (or `batch`)."""
     from .params import load_params
     from .pretrain import build_networks, optimisers, step
     out = {}
     for objective in ("ali", "wali", "rotation", "vae"):
-        p = load_params("fashion-mnist", objective=objective)["pretrain"]
+        p = load_params("fashion-mnist", [f"pretrain.batch_size={batch}"] if batch else [],
+                        objective=objective)["pretrain"]
         nets = {k: v.to(device) for k, v in build_networks(objective, 1, p, 0.2, 0).items()}
         opts = optimisers(nets, p)
         per_step = p["critic_steps"] if objective == "wali" else 1

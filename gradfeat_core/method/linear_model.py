@@ -45,11 +45,6 @@ def linearize(top, theta2_bar, direction, z):
     return jvp(lambda theta2: functional_call(top, theta2, (z,)), (theta2_bar,), (direction,))
 
 
-def gradient_term(top, theta2_bar, omega_bar, direction, z):
-    """ω̄ᵀ J_θ̄2(z) direction."""
-    return linearize(top, theta2_bar, direction, z)[1] @ omega_bar.T
-
-
 def g_hat(w1, features, omega_bar, jw2):
     """Eq. 2: w1ᵀ f_θ̄(x) + ω̄ᵀ J_θ̄2(x) w2, with w1 an nn.Linear and jw2 = J_θ̄2(x)·(s·w2) from
     either implementation of the tangent."""

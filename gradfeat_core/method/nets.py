@@ -224,12 +224,8 @@ def ntk_scales(params, rule="authors"):
     return {n: weight_scale(p.shape) if p.dim() > 1 else bias_scale for n, p in params.items()}
 
 
-def to_ntk(params, scales):
-    """Standard → NTK parametrisation: stored values divided by s, so s·w is unchanged."""
-    return {n: p / scales[n] for n, p in params.items()}
-
-
 def to_standard(params, scales):
+    """NTK → standard parametrisation: the stored w times its scale s."""
     return {n: p * scales[n] for n, p in params.items()}
 
 

@@ -81,13 +81,6 @@ def quality_curve(profile, sets=(), objective=None, log=print):
     return frame
 
 
-def with_probe(frame):
-    """`frame` with its probe column, the head each row trained (a quality.csv written before the
-    gradient probe has none: every row of it is the activation probe). Applied where a
-    quality.csv is read (load_quality, publish); everything downstream has the column."""
-    return frame if "probe" in frame else frame.assign(probe="actv")
-
-
 def plot(frame, path, objective):
     """Validation accuracy of each probe against pre-training updates, one line per head and
     pre-training seed, each head's random-encoder level as a dashed line of its colour."""
@@ -117,7 +110,7 @@ def load_quality(path):
     path = Path(path)
     if not path.is_file():
         return None
-    frame = with_probe(pd.read_csv(path))
+    frame = pd.read_csv(path)
     for column in ("validation_accuracy", "test_accuracy"):
         frame[column] = 100 * frame[column]
     return frame
@@ -143,7 +136,7 @@ def publish(pretrain_dirs, dest, encoder=True):
             shutil.copyfile(first / name, dest / name)
     curves = [pd.read_csv(Path(d) / "quality.csv") for d in pretrain_dirs if (Path(d) / "quality.csv").is_file()]
     if curves:
-        frame = pd.concat(map(with_probe, curves), ignore_index=True).astype({"iteration": "Int64"})
+        frame = pd.concat(curves, ignore_index=True).astype({"iteration": "Int64"})
         frame.to_csv(dest / "quality.csv", index=False)
         plot(frame, dest / "quality.png", json.loads((first / "pretrain.json").read_text())["objective"])
     return file_sha256(dest / "encoder.pt") if encoder else None
