@@ -20,9 +20,9 @@ def train_head(args):
     if args.layers:
         sets.append(f"model.layers={args.layers}")
     result = run_head(load_params(args.profile, sets, objective=args.objective))
-    print(f"test accuracy {result['accuracy']:.4f}  ({result['head']} {result['layers']}, "
-          f"{result['iterations']} iterations, {1000 * result['seconds_per_step']:.1f} ms per step, "
-          f"{result['seconds']:.0f} s in all) -> {result['path']}")
+    print(f"test accuracy {result.accuracy:.4f}  ({result.head} {result.layers}, "
+          f"{result.iterations} iterations, {result.ms_per_step:.1f} ms per step, "
+          f"{result.seconds:.0f} s in all) -> {result.path}")
 
 
 def pretrain(args):

@@ -6,7 +6,7 @@ import pytest
 
 from gradfeat_core.suite.claims import (C1_MIN_GAIN, CLAIMS, FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell,
                                   assess, paper_frame, verdicts)
-from gradfeat_core.suite.report import SOURCES
+from gradfeat_core.suite.results import SOURCES
 
 PRE = ("pretrained",) * 3
 

@@ -347,12 +347,73 @@ def test_dry_run_for_a_device_not_at_hand_says_it_is_counted_not_measured(capsys
     assert "needs --dry-run" in capsys.readouterr().err
 
 
-def test_the_layers_import_downwards_only():
-    """method/ imports neither experiments/ nor suite/; experiments/ does not import suite/."""
+def import_graph():
+    """{module: modules of the package it imports, anywhere in it (inside functions too)}."""
     import ast
-    below = {"method": set(), "experiments": {"method"}, "suite": {"method", "experiments"}}
-    for layer, allowed in below.items():
-        for path in (ROOT / "gradfeat_core" / layer).glob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module:
-                    assert node.module.split(".")[0] in allowed, f"{path.name} imports ..{node.module}"
+    package = ROOT / "gradfeat_core"
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in package.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = here[:len(here) - node.level + 1] if node.level else []
+                target = ".".join(base + (node.module.split(".") if node.module else []))
+                for alias in node.names:  # `from . import cluster` names a module
+                    found.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in modules else target)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def cycles(graph):
+    """Every import cycle of `graph`, each as a list of modules (Tarjan's strongly connected
+    components of more than one module)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycles_are_found_at_any_depth():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_the_package_has_no_import_cycle_and_its_layers_import_downwards_only():
+    """method/ imports neither experiments/ nor suite/; experiments/ does not import suite/;
+    nothing imports the cli; and no module reaches itself through imports at any depth."""
+    graph = import_graph()
+    assert "gradfeat_core.suite.results" in graph["gradfeat_core.suite.report"]  # the graph sees imports
+    assert cycles(graph) == []
+    rank = {"gradfeat_core": -1,  # the package itself: its version
+            "method": 0, "experiments": 1, "suite": 2, "cli": 3, "__main__": 3}
+    def layer(module):
+        return rank[module.split(".")[1] if "." in module else module]
+    upward = [(m, t) for m, targets in graph.items() for t in targets if layer(t) > layer(m)]
+    assert upward == [], upward

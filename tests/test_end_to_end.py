@@ -79,7 +79,7 @@ def test_quick_profile_end_to_end(quick_reports, monkeypatch, tried_run):
     monkeypatch.setattr(rep_module, "report", lambda out, profile, log: None)
     grid = experiments(p)
     unique = [e for e in grid if e.name not in twins(grid)]
-    n_actv = sum(e.model["head"] == "actv" for e in unique)
+    n_actv = sum(e.head == "actv" for e in unique)
     n = len(unique) - n_actv
     victim = sorted((tmp_path / "runs").glob("t1-grad-conv5-*.json"))[0]
     def accuracies():

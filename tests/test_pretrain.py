@@ -84,7 +84,7 @@ def test_outputs_and_encoder_checkpoints_load_into_heads(tmp_path):
     # the heads take it as their base network; a wali-made encoder is refused by ali settings
     result = run_head(load_params("quick", [f"out_dir={tmp_path}", f"base.checkpoint={out / 'encoder.pt'}",
                                             f"base.random_checkpoint={out / 'random_encoder.pt'}"]))
-    assert 0 <= result["accuracy"] <= 1
+    assert 0 <= result.accuracy <= 1
     with pytest.raises(CheckpointError, match="leak"):
         run_head(load_params("quick", [f"out_dir={tmp_path}", f"base.checkpoint={out / 'encoder.pt'}"],
                              objective="wali"))
@@ -183,7 +183,7 @@ def test_rotation_pretraining_learns_and_its_encoder_is_a_base_network(tmp_path)
     load_into(enc, out / "encoder.pt", enc.meta("synthetic", [0, 1]))
     sets = [f"out_dir={tmp_path}", f"base.checkpoint={out / 'encoder.pt'}",
             f"base.random_checkpoint={out / 'random_encoder.pt'}"]
-    assert 0 <= run_head(load_params("quick", sets))["accuracy"] <= 1
+    assert 0 <= run_head(load_params("quick", sets)).accuracy <= 1
 
 
 def test_random_encoder_reference_runs_every_head_on_the_random_encoder(tmp_path):
@@ -195,8 +195,8 @@ def test_random_encoder_reference_runs_every_head_on_the_random_encoder(tmp_path
     # the same as naming the random encoder's file as the pre-trained one (own ω̄, own cache)
     same = run_head(load_params("quick", [*sets, f"base.checkpoint={out / 'random_encoder.pt'}"]))
     pretrained = run_head(load_params("quick", sets))
-    assert reference["accuracy"] == same["accuracy"]
-    assert reference["loss_history"] == same["loss_history"] != pretrained["loss_history"]
+    assert reference.accuracy == same.accuracy
+    assert reference.loss_history == same.loss_history != pretrained.loss_history
 
 
 def test_snapshots_are_the_encoder_as_it_stood_and_leave_training_unchanged(tmp_path):
@@ -228,10 +228,10 @@ def test_feature_quality_curve_probes_every_snapshot_and_the_random_encoder(tmp_
     # the probe is Table 3's actv run on that encoder file: the same number run by hand
     by_hand = run_head(load_params("quick", [*sets, "model.head=actv", f"out_dir={tmp_path / 'h'}",
                                              f"base.checkpoint={out / 'snapshots' / 'encoder-0000004.pt'}"]))
-    assert max(a for _, a in by_hand["validation_curve"]) == frame.validation_accuracy[1]
+    assert max(a for _, a in by_hand.validation_curve) == frame.validation_accuracy[1]
     by_hand = run_head(load_params("quick", [*sets, "model.head=grad", f"out_dir={tmp_path / 'h'}",
                                              "base.encoder=random"]))
-    assert max(a for _, a in by_hand["validation_curve"]) == frame.validation_accuracy[5]
+    assert max(a for _, a in by_hand.validation_curve) == frame.validation_accuracy[5]
     # published for committing: the encoder's sha256 is what a profile pins
     digest = publish([out], tmp_path / "committed")
     assert digest == file_sha256(out / "encoder.pt") == file_sha256(tmp_path / "committed" / "encoder.pt")

@@ -8,9 +8,9 @@ import nbformat
 import pytest
 
 from gradfeat_core.suite.claims import HOLDS, NOT_RUN, verdicts
-from gradfeat_core.suite.grid import experiments, paper_value, twins
+from gradfeat_core.suite.grid import Experiment, experiments, paper_value, twins
 from gradfeat_core.experiments.params import ParamError, load_params
-from gradfeat_core.suite.report import COLUMNS, load_summaries, results_frame
+from gradfeat_core.suite.results import COLUMNS, load_summaries, results_frame
 from gradfeat_core.suite.reproduce import NOTEBOOKS, Run, check_parameters, make_run, run_all
 
 REQUIRED = ["dataset", "base", "head", "layers", "theta1", "theta2", "omega", "seed", "accuracy",
@@ -37,7 +37,7 @@ def test_notebooks_are_thin_and_clean(path):
 def test_undeclared_parameter_is_an_error():
     with pytest.raises(ParamError, match="declares no parameter seedz"):
         check_parameters(NOTEBOOKS / "02_heads.ipynb", {"profile": "quick", "seedz": [0]})
-    check_parameters(NOTEBOOKS / "02_heads.ipynb", {"profile": "quick", "seeds": [0]})
+    check_parameters(NOTEBOOKS / "02_heads.ipynb", {"profile": "quick", "experiment": {}})
 
 
 # --- the grid -----------------------------------------------------------------------------
@@ -49,25 +49,27 @@ def test_grid_covers_both_tables_and_trains_omega_first():
     grid = experiments(p)
     t3 = [e for e in grid if e.table == 3]
     t1 = [e for e in grid if e.table == 1]
-    assert [e.model["head"] for e in t3] == ["actv", "grad", "full", "finetune"] * 2
-    assert ["base.encoder=random" in e.sets for e in t3] == [False] * 4 + [True] * 4
+    assert [e.head for e in t3] == ["actv", "grad", "full", "finetune"] * 2
+    assert [e.encoder for e in t3] == ["pretrained"] * 4 + ["random"] * 4
     assert len(t1) == 1 + 3 * (1 + 8 * 2)  # actv, then per depth finetune and 8 rows x 2 heads
     assert len({e.name for e in grid}) == len(grid)
-    assert grid.index(t1[0]) < min(grid.index(e) for e in t1[1:]) and t1[0].model["head"] == "actv"
-    assert all(e.seeds == p["reproduce"]["table3_seeds"] for e in t3)
+    assert grid.index(t1[0]) < min(grid.index(e) for e in t1[1:]) and t1[0].head == "actv"
+    assert all(list(e.seeds) == p["reproduce"]["table3_seeds"] for e in t3)
     for e in t1:  # every cell has the paper's number beside it
-        assert paper_value(1, "fashion-mnist", **e.model)[0] is not None, e.name
+        assert paper_value(1, "fashion-mnist", e.head, e.layers, *e.sources)[0] is not None, e.name
+    assert all(Experiment.from_dict(json.loads(json.dumps(e.as_dict()))) == e for e in grid)
 
 
 def test_grid_applies_each_tables_overrides_and_rows():
-    p = load_params("quick", ["reproduce.table1_set=[train.grad.iterations=7]",
+    p = load_params("quick", ["reproduce.table1.train.grad.iterations=7",
                               "reproduce.table1_rows={conv5: [], conv4-5: [], conv3-5: [2]}"])
     grid = experiments(p)
-    cells = [e for e in grid if e.table == 1 and e.model["head"] in ("grad", "full")]
+    cells = [e for e in grid if e.table == 1 and e.head in ("grad", "full")]
     assert [e.name for e in cells] == ["t1-grad-conv3-5-rrp", "t1-full-conv3-5-rrp"]
-    resolved = load_params("quick", cells[0].sets)
+    resolved = cells[0].params(p)
     assert resolved["train"]["grad"]["iterations"] == 7 and resolved["model"]["omega"] == "pretrained"
-    assert all("train.grad.iterations=7" not in e.sets for e in grid if e.table == 3)
+    assert resolved["model"]["theta1"] == "random" and resolved["model"]["layers"] == "conv3-5"
+    assert all(e.params(p)["train"]["grad"]["iterations"] != 7 for e in grid if e.table == 3)
     assert twins(grid) == {}  # the tables' protocols differ: every cell runs
 
 
@@ -99,7 +101,9 @@ def test_a_run_read_as_another_tables_cell(tmp_path):
 @pytest.mark.parametrize("key,value", [("table1_rows.conv5", "[0]"), ("table1_rows.conv4-5", "[9]"),
                                        ("table1_rows.conv4-5", "8"), ("table1_rows.conv2-5", "[8]"),
                                        ("table3_seeds", "[]"),
-                                       ("table1_set", "[nokey]"), ("timeout", "0")])
+                                       ("table1", "[nokey]"), ("table1", "{nokey: 1}"),
+                                       ("table3.model.head", "grad"), ("table3.train.batch_size", "0"),
+                                       ("timeout", "0")])
 def test_bad_reproduce_settings_are_named(key, value):
     with pytest.raises(ParamError, match="reproduce.table|reproduce.timeout|--set"):
         load_params("quick", [f"reproduce.{key}={value}"])
@@ -120,7 +124,7 @@ def summary(table, head, layers="conv5", sources=("pretrained",) * 3, accuracies
     p = load_params("quick", [f"model.head={head}", f"model.layers={layers}",
                               *(f"model.{k}={v}" for k, v in zip(("theta1", "theta2", "omega"), sources)),
                               f"train.batch_size={batch}"])
-    runs = [{"seed": s, "accuracy": a, "iterations": 100, "train_seconds": ms / 10,
+    runs = [{"seed": s, "accuracy": a, "iterations": 100, "train_seconds": ms / 10, "ms_per_step": ms,
              "loss_history": [[50, 1.0], [100, 0.5]], "converged": True} for s, a in enumerate(accuracies)]
     out = {"experiment": f"t{table}-{head}-{layers}", "table": table, "status": status,
            "seeds": list(range(len(accuracies))), "params": p}
@@ -148,7 +152,7 @@ def test_verdicts_read_the_results_frame():  # the rules themselves: tests/test_
 
 def write_notebook(path, source):
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "quick"\nobjective = "ali"\noverrides = []\n'
+    params = nbformat.v4.new_code_cell('profile = "quick"\nobjective = "ali"\noverrides = {}\n'
                                        'result_path = None')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(source)]
@@ -166,7 +170,7 @@ def test_failed_runs_are_recorded_and_the_others_finish(tmp_path, monkeypatch):
     write_notebook(nbs / "good.ipynb", write)
     monkeypatch.setattr(rep, "NOTEBOOKS", nbs)
     monkeypatch.setenv("PYTHONPATH", str(rep.ROOT))
-    params = {"profile": "quick", "objective": "ali", "overrides": []}
+    params = {"profile": "quick", "objective": "ali", "overrides": {}}
     runs = [make_run(name, name, params, tmp_path / "runs") for name in ("raises", "exits", "good")]
     log = []
     done, failed = run_all(runs, 120, log.append, "test")
@@ -193,7 +197,7 @@ def test_a_job_array_records_failures_as_the_local_loop_does(tmp_path, monkeypat
     write_notebook(nbs / "good.ipynb", write)
     monkeypatch.setattr(rep, "NOTEBOOKS", nbs)
     monkeypatch.setenv("PYTHONPATH", str(rep.ROOT))
-    params = {"profile": "quick", "objective": "ali", "overrides": []}
+    params = {"profile": "quick", "objective": "ali", "overrides": {}}
     runs = [make_run(name, name, params, tmp_path / "runs") for name in ("raises", "good")]
     resources = dict(load_params("quick")["reproduce"]["slurm"]["heads"], array_parallelism=4)
     ex = cluster.executor("debug", tmp_path / "runs" / "jobs", resources, "test")
@@ -221,10 +225,10 @@ def test_sbatch_options_become_submitit_parameters():
 
 
 def test_runs_are_keyed_by_resolved_parameters(tmp_path):
-    a = make_run("02_heads", "x", {"profile": "quick", "objective": "ali", "overrides": []}, tmp_path)
+    a = make_run("02_heads", "x", {"profile": "quick", "objective": "ali", "overrides": {}}, tmp_path)
     b = make_run("02_heads", "x", {"profile": "quick", "objective": "ali",
-                                   "overrides": ["train.actv.lr=0.5"]}, tmp_path)
-    c = make_run("02_heads", "x", {"profile": "quick", "objective": "ali", "overrides": []}, tmp_path)
+                                   "overrides": {"train": {"actv": {"lr": 0.5}}}}, tmp_path)
+    c = make_run("02_heads", "x", {"profile": "quick", "objective": "ali", "overrides": {}}, tmp_path)
     assert a.key != b.key and a.key == c.key and isinstance(a, Run)
 
 

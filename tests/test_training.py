@@ -49,23 +49,23 @@ def test_each_head_lowers_its_loss(tmp_path, head, spec):
     if head == "actv" and spec != "conv5":
         pytest.skip("the activation head does not depend on θ2")
     result = run_head(quick(tmp_path, f"model.head={head}", f"model.layers={spec}"))
-    losses = [loss for _, loss in result["loss_history"]]
+    losses = [loss for _, loss in result.loss_history]
     assert losses[-1] < 0.7 * losses[0], losses
-    assert result["accuracy"] > 0.5  # ten classes: chance is 0.1
+    assert result.accuracy > 0.5  # ten classes: chance is 0.1
 
 
 def test_same_seed_gives_identical_metrics(tmp_path):
     runs = [run_head(quick(tmp_path / str(i), "model.head=full")) for i in range(2)]
-    assert runs[0]["loss_history"] == runs[1]["loss_history"]
-    assert runs[0]["accuracy"] == runs[1]["accuracy"]
+    assert runs[0].loss_history == runs[1].loss_history
+    assert runs[0].accuracy == runs[1].accuracy
     other = run_head(quick(tmp_path / "other", "model.head=full", "seed=1"))
-    assert other["loss_history"] != runs[0]["loss_history"]
+    assert other.loss_history != runs[0].loss_history
 
 
 def test_cached_and_uncached_training_agree(tmp_path):
     a = run_head(quick(tmp_path / "a", "model.head=full", "model.cache=true"))
     b = run_head(quick(tmp_path / "b", "model.head=full", "model.cache=false"))
-    assert [l for _, l in a["loss_history"]] == pytest.approx([l for _, l in b["loss_history"]],
+    assert [l for _, l in a.loss_history] == pytest.approx([l for _, l in b.loss_history],
                                                               rel=1e-4)
 
 
@@ -74,7 +74,7 @@ def test_table1_ablation_networks_differ(tmp_path):
     base = run_head(quick(tmp_path, "model.head=grad"))
     rand = run_head(quick(tmp_path, "model.head=grad", "model.theta1=random",
                           "model.theta2=random", "model.omega=random"))
-    assert base["loss_history"] != rand["loss_history"]
+    assert base.loss_history != rand.loss_history
 
 
 def test_batch_order_covers_each_epoch_once():
@@ -166,17 +166,17 @@ def test_validation_curve_starts_at_the_activation_baseline_and_flags_convergenc
     sets = ["train.val_fraction=0.25", "train.eval_every=5", "train.patience=3"]
     actv = run_head(quick(tmp_path, "model.head=actv", *sets))
     full = run_head(quick(tmp_path, "model.head=full", *sets, "train.full.iterations=400"))
-    curve = full["validation_curve"]
+    curve = full.validation_curve
     assert curve[0][0] == 0
-    actv_curve = actv["validation_curve"]
+    actv_curve = actv.validation_curve
     best_actv = max(acc for _, acc in actv_curve)
     assert curve[0][1] == pytest.approx(best_actv)  # ω̄ is actv's best-validation classifier
-    assert full["converged"] and full["stopped_early"] and full["iterations"] < 400
-    assert full["best_iteration"] == max(curve, key=lambda c: c[1])[0]
+    assert full.converged and full.stopped_early and full.iterations < 400
+    assert full.best_iteration == max(curve, key=lambda c: c[1])[0]
     # One evaluation only, at the cap, after the start: the run cannot have plateaued.
     capped = run_head(quick(tmp_path, "model.head=full", "train.val_fraction=0.25",
                             "train.eval_every=1000", "train.patience=3", "train.full.iterations=5"))
-    assert capped["converged"] is False and capped["iterations"] == 5
+    assert capped.converged is False and capped.iterations == 5
 
 
 def scripted_training(curve, stepsize=1000, **stopping):
@@ -225,12 +225,12 @@ def test_learning_rate_grid_keeps_the_best_on_validation_and_records_every_score
     sets = ["train.val_fraction=0.25", "train.eval_every=10", "train.patience=2"]
     run_head(quick(tmp_path, "model.head=actv", *sets))
     grid = run_head(quick(tmp_path, "model.head=grad", *sets, "train.grad.lr_grid=[1.0e-4, 0.1]"))
-    scores = {g["lr"]: g["validation_accuracy"] for g in grid["lr_grid"]}
+    scores = {g["lr"]: g["validation_accuracy"] for g in grid.lr_grid}
     assert list(scores) == [1e-4, 0.1] and all(0 <= v <= 1 for v in scores.values())
-    assert grid["lr"] == max(scores, key=scores.get)
-    alone = run_head(quick(tmp_path, "model.head=grad", *sets, f"train.grad.lr={grid['lr']}"))
-    assert alone["accuracy"] == grid["accuracy"] and alone["loss_history"] == grid["loss_history"]
-    assert len(alone["lr_grid"]) == 1 and alone["lr"] == grid["lr"]
+    assert grid.lr == max(scores, key=scores.get)
+    alone = run_head(quick(tmp_path, "model.head=grad", *sets, f"train.grad.lr={grid.lr}"))
+    assert alone.accuracy == grid.accuracy and alone.loss_history == grid.loss_history
+    assert len(alone.lr_grid) == 1 and alone.lr == grid.lr
 
 
 def test_the_first_seed_chooses_the_learning_rate_for_the_others(tmp_path):
@@ -239,10 +239,10 @@ def test_the_first_seed_chooses_the_learning_rate_for_the_others(tmp_path):
     sets = ["train.val_fraction=0.25", "train.eval_every=10", "train.patience=2",
             "train.grad.lr_grid=[1.0e-4, 0.1]"]
     first, second = run_experiment(quick(tmp_path, "model.head=grad", *sets), [0, 1])
-    assert [g["lr"] for g in first["lr_grid"]] == [1e-4, 0.1] and first["lr_chosen_on_seed"] == 0
-    assert [g["lr"] for g in second["lr_grid"]] == [first["lr"]] and second["lr_chosen_on_seed"] == 0
-    alone = run_head(quick(tmp_path, "model.head=grad", *sets[:3], f"train.grad.lr={first['lr']}", "seed=1"))
-    assert alone["loss_history"] == second["loss_history"]
+    assert [g["lr"] for g in first.lr_grid] == [1e-4, 0.1] and first.lr_chosen_on_seed == 0
+    assert [g["lr"] for g in second.lr_grid] == [first.lr] and second.lr_chosen_on_seed == 0
+    alone = run_head(quick(tmp_path, "model.head=grad", *sets[:3], f"train.grad.lr={first.lr}", "seed=1"))
+    assert alone.loss_history == second.loss_history
 
 
 @pytest.mark.parametrize("value,match", [("[0.1, -1]", "positive"), ("[0.1, true]", "positive"),
@@ -327,8 +327,8 @@ def test_a_device_budget_streams_images_and_cache_from_host_memory_with_the_same
     streamed = run_experiment(params, [0], log=log.append)[0]
     assert any("kept in host memory" in m for m in log)
     assert any("the cache stays in host memory" in m for m in log)
-    assert streamed["accuracy"] == plain["accuracy"]
-    assert streamed["validation_curve"] == plain["validation_curve"]
+    assert streamed.accuracy == plain.accuracy
+    assert streamed.validation_curve == plain.validation_curve
     data = load_dataset("synthetic", n_train=64, n_test=32, device_budget=1, log=lambda m: None)
     assert isinstance(data.x_train, HostResident)
 

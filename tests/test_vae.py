@@ -133,7 +133,7 @@ def test_heads_run_on_conv8_and_checkpoints_are_refused_across_architectures(tmp
     sets = [f"base.checkpoint={out / 'encoder.pt'}", f"base.random_checkpoint={out / 'random_encoder.pt'}"]
     params = quick(tmp_path, *sets, "model.head=grad")
     assert params["model"]["layers"] == "conv8"
-    assert 0 <= run_head(params)["accuracy"] <= 1
+    assert 0 <= run_head(params).accuracy <= 1
     # the ALI encoder's settings refuse a VAE encoder file, and the VAE's an ALI one
     with pytest.raises(CheckpointError, match="arch"):
         load_into(Encoder(1, 0.2, batchnorm=False), out / "encoder.pt",

@@ -110,11 +110,36 @@ def _leaves(params, prefix=""):
             yield prefix + str(key), value
 
 
+# Sections that hold overrides of the parameters themselves (one table's protocol): any keys,
+# merged key by key over what a profile or --set gave before, validated when validate() merges
+# them into the parameters.
+OVERRIDES = ("reproduce.table3", "reproduce.table1")
+
+
+def combine(base, override):
+    """`override` laid over `base`, section by section (plain mappings, nothing validated: what
+    merge() then applies to the parameters)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = combine(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else copy.deepcopy(value)
+    return out
+
+
 def merge(base, override, origin, prefix=""):
     """A copy of `base` with `override` applied; unknown keys and wrong types raise ParamError."""
     out = copy.deepcopy(base)
+    if not isinstance(override, dict):
+        raise ParamError(f"{prefix.rstrip('.') or 'the parameters'} in {origin} must be a section of "
+                         f"keys, not {override!r}")
     for key, value in override.items():
         name = prefix + str(key)
+        if name in OVERRIDES:
+            if not isinstance(value, dict):
+                raise ParamError(f"'{name}' in {origin} must be a mapping of parameters, e.g. "
+                                 f"{{train: {{batch_size: 64}}}}, not {value!r}")
+            out[key] = combine(base[key], value)
+            continue
         if key not in base:
             raise ParamError(f"unknown key '{name}' in {origin}; known keys here: "
                              f"{', '.join(map(str, base))}")
@@ -136,6 +161,14 @@ def merge(base, override, origin, prefix=""):
     return out
 
 
+def assignments(sets):
+    """The `--set` strings of a command line as one mapping of overrides (later ones win)."""
+    out = {}
+    for assignment in sets:
+        out = combine(out, parse_set(assignment))
+    return out
+
+
 def parse_set(assignment):
     """'train.actv.lr=0.1' → {'train': {'actv': {'lr': 0.1}}} (the value is read as YAML)."""
     key, sep, text = assignment.partition("=")
@@ -148,29 +181,31 @@ def parse_set(assignment):
     return value
 
 
-def load_params(profile, sets=(), params_dir=None, objective=None):
+def load_params(profile, sets=(), params_dir=None, objective=None, overrides=None):
     """Resolved, validated parameters: base.yaml, then params/objectives/<objective>.yaml (the
     pre-training objective: from the argument, else the profile, else base), then the profile,
-    then the `--set` assignments."""
+    then the `--set` assignments of a command line, then `overrides` (a nested mapping, e.g.
+    {'out_dir': ..., 'base': {'checkpoint': ...}}: what reproduce hands each notebook)."""
     params_dir = Path(params_dir or PARAMS_DIR)
     base = _read_yaml(params_dir / "base.yaml")
     path = params_dir / "profiles" / f"{profile}.yaml"
     if not os.path.isfile(path):
         known = sorted(p.stem for p in (params_dir / "profiles").glob("*.yaml"))
         raise ParamError(f"unknown profile '{profile}': no {path}; profiles: {', '.join(known)}")
-    overrides = _read_yaml(path)
-    merge(base, overrides, str(path))  # unknown keys in the profile fail here, before anything else
-    objective = (objective or (overrides.get("pretrain") or {}).get("objective")
+    profile_params = _read_yaml(path)
+    merge(base, profile_params, str(path))  # unknown keys in the profile fail here, before anything else
+    objective = (objective or (profile_params.get("pretrain") or {}).get("objective")
                  or base["pretrain"]["objective"])
     objective_path = params_dir / "objectives" / f"{objective}.yaml"
     if not os.path.isfile(objective_path):
         raise ParamError(f"unknown objective '{objective}': no {objective_path}; objectives: "
                          f"{', '.join(sorted(p.stem for p in (params_dir / 'objectives').glob('*.yaml')))}")
     params = merge(base, _read_yaml(objective_path), str(objective_path))
-    params = merge(params, overrides, str(path))
+    params = merge(params, profile_params, str(path))
     params = merge(params, {"pretrain": {"objective": objective}}, "--objective")
     for assignment in sets:
         params = merge(params, parse_set(assignment), f"--set {assignment}")
+    params = merge(params, overrides or {}, "overrides")
     params["profile"] = profile
     if params["out_dir"] is None:
         params["out_dir"] = str(REPORTS_DIR / profile)
@@ -202,8 +237,9 @@ def _choice(params, key, choices):
         raise ParamError(f"'{key}' is {value!r}; choose one of: {', '.join(map(str, choices))}")
 
 
-def validate(params):
-    """Checks that need more than types: names, ranges, paths, consistency."""
+def validate(params, tables=True):
+    """Checks that need more than types: names, ranges, paths, consistency; with `tables`, of
+    the parameters each table's protocol (reproduce.table3, reproduce.table1) makes too."""
     data, base, model = params["data"], params["base"], params["model"]
     for key, value in _leaves(params):
         for number in value if isinstance(value, list) else [value]:
@@ -292,6 +328,16 @@ def validate(params):
         raise ParamError(f"'pretrain.quality_heads' is {probes!r}; list the probes of the "
                          "feature-quality curve, each once, from actv and grad, e.g. [actv, grad]")
     _validate_reproduce(params["reproduce"])
+    for table in (3, 1):  # each table's protocol is valid parameters, and leaves the grid alone
+        protocol, grid = params["reproduce"][f"table{table}"], {"reproduce", "model", "profile", "out_dir"}
+        if grid & set(protocol):
+            raise ParamError(f"'reproduce.table{table}' sets {', '.join(sorted(grid & set(protocol)))}; a "
+                             "table's protocol sets data, base, train, cache or pretrain parameters only")
+        if tables:
+            try:
+                validate(merge(params, protocol, f"reproduce.table{table}"), tables=False)
+            except ParamError as e:
+                raise ParamError(f"with reproduce.table{table}'s protocol applied: {e}") from None
     for key in ("checkpoint", "random_checkpoint"):
         path = base[key]
         if path is not None and not os.path.isfile(path):
@@ -356,11 +402,6 @@ def _validate_reproduce(rep):
     if unknown:
         raise ParamError(f"'reproduce.table1_finetune' names {unknown}; choose depths of "
                          f"reproduce.table1_rows ({', '.join(rep['table1_rows'])})")
-    for assignment in rep["table3_set"] + rep["table1_set"]:
-        if not isinstance(assignment, str):
-            raise ParamError(f"'reproduce.table*_set' holds {assignment!r}; each entry is a "
-                             "'key=value' string as for --set")
-        parse_set(assignment)
     slurm = rep["slurm"]
     for stage in ("pretrain", "heads", "linearization"):
         for key in ("cpus", "mem_gb", "time_min"):

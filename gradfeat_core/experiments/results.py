@@ -7,6 +7,7 @@ import os
 import platform
 from importlib.metadata import version
 import subprocess
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +100,62 @@ def environment(device):
             # the most GPU memory this process's tensors have held so far (None on the CPU)
             "peak_device_gib": torch.cuda.max_memory_allocated(device) / 2**30
             if device.type == "cuda" else None}
+
+
+def _field(summary=True, csv=False, **kwargs):
+    """A RunResult field: kept in its experiment's summary (02_heads' result JSON) or only in
+    the run's own JSON; a column of results.csv or not."""
+    return field(metadata={"summary": summary, "csv": csv}, **kwargs)
+
+
+@dataclass
+class RunResult:
+    """One head trained on one seed: what run_head returns and writes as JSON, what an
+    experiment's summary keeps of it (`summary` fields) and results.csv's columns of it (`csv`
+    fields, accuracy in % as the paper prints it). The one list of what a run records."""
+    head: str = _field(summary=False)
+    layers: str = _field(summary=False)
+    dataset: str = _field(summary=False)
+    theta1: str = _field(summary=False)   # where the gradient term's θ1, θ2, ω came from
+    theta2: str = _field(summary=False)
+    omega: str = _field(summary=False)
+    seed: int = _field(csv=True)
+    accuracy: float = _field(csv=True)    # test accuracy (a fraction; results.csv: %)
+    iterations: int = _field(csv=True)    # trained (≤ iterations_cap; fewer when stopped early)
+    lr: float = _field(csv=True)          # the learning rate trained at (the grid's best on validation)
+    train_seconds: float = _field(csv=True)  # training alone, validation excluded
+    ms_per_step: float = _field(csv=True)
+    converged: bool | None = _field(csv=True)  # None: not validated, unknown
+    best_iteration: int | None = _field(csv=True)  # where validation was best (the parameters kept)
+    lr_grid: list = _field()               # every learning rate tried, with its validation record
+    lr_chosen_on_seed: int | None = _field()  # the seed whose validation chose lr (a grid only)
+    iterations_cap: int = _field()
+    loss_history: list = _field()          # [iteration, training loss] every train.log_every
+    validation_curve: list = _field()      # [iteration, validation accuracy] every train.eval_every
+    stopped_early: bool = _field(summary=False)
+    selected: str = _field()               # 'best validation' or 'end of training'
+    seconds: float = _field(summary=False)  # the whole call
+    setup_seconds: float = _field()        # data, base networks, ω̄, frozen inputs
+    validation_seconds: float = _field(summary=False)
+    seconds_per_step: float = _field()
+    tangent: str | None = _field(summary=False)  # jvp | fast (None: actv has no gradient term)
+    params: dict = _field(summary=False)    # the resolved parameters
+    environment: dict = _field(summary=False)
+    checkpoint: str = _field(default="")   # the trained head's weights
+    path: str = _field(default="")         # this JSON
+
+    def as_dict(self):
+        return asdict(self)
+
+    def summary(self):
+        """What an experiment's summary keeps of this run."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["summary"]}
+
+    @classmethod
+    def read(cls, path):
+        """The RunResult of a run's JSON (run_head's)."""
+        return cls(**json.loads(Path(path).read_text()))
+
+
+SUMMARY_FIELDS = [f.name for f in fields(RunResult) if f.metadata["summary"]]
+CSV_FIELDS = [f.name for f in fields(RunResult) if f.metadata["csv"]]

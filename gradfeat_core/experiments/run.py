@@ -16,7 +16,7 @@ from .checkpoint import load_into, save_checkpoint
 from .data import load_data
 from .memory import HostResident, device_budget, fits, gib, nbytes
 from .params import digest
-from .results import environment, file_sha256, write_json
+from .results import RunResult, environment, file_sha256, write_json
 from .train import (FrozenInputs, Of, Subset, accuracy, frozen_values, pick_device, predict,
                     seed_everything, train, validation_split)
 
@@ -207,7 +207,7 @@ def fit_cache(parts, sizes, data, max_gib, log):
 
 
 def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
-    """Train and evaluate the head `params['model']['head']`; returns the result dict and writes
+    """Train and evaluate the head `params['model']['head']`; returns its RunResult and writes
     it (and the trained head's checkpoint) under out_dir. `inputs`: the (train, test)
     FrozenInputs of an earlier seed of the same experiment. chosen: (lr, seed): the rate an
     earlier seed chose from train.<head>.lr_grid; this run trains at it alone."""
@@ -244,27 +244,28 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
             best = (score, lr, model, training, seconds)
     _, lr, model, training, train_seconds = best
     test_acc = accuracy(predict(model, test_inputs, train_p["eval_batch_size"]), data.y_test)
-    result = {"head": head, "layers": model_p["layers"], "dataset": data.name,
-              "theta1": model_p["theta1"], "theta2": model_p["theta2"], "omega": model_p["omega"],
-              "seed": params["seed"], "accuracy": test_acc, "lr": lr,
-              "lr_grid": grid,  # what this run tried: the whole grid, or the rate chosen before
-              "lr_chosen_on_seed": (chosen[1] if chosen else params["seed"])
-              if len(train_p[head]["lr_grid"]) > 1 else None,
-              "iterations": training.iterations, "iterations_cap": train_p[head]["iterations"],
-              "loss_history": training.loss, "validation_curve": training.validation,
-              "best_iteration": training.best_iteration, "stopped_early": training.stopped_early,
-              "converged": training.converged,
-              "selected": "best validation" if train_p["patience"] else "end of training",
-              "seconds": time.perf_counter() - start, "setup_seconds": setup_seconds,
-              "train_seconds": train_seconds, "validation_seconds": training.validation_seconds,
-              "seconds_per_step": train_seconds / training.iterations,
-              "tangent": None if head == "actv" else "jvp" if model.layers is None else "fast",
-              "params": params, "environment": environment(device)}
+    result = RunResult(
+        head=head, layers=model_p["layers"], dataset=data.name, theta1=model_p["theta1"],
+        theta2=model_p["theta2"], omega=model_p["omega"], seed=params["seed"], accuracy=test_acc,
+        iterations=training.iterations, lr=lr, train_seconds=train_seconds,
+        ms_per_step=1000 * train_seconds / training.iterations, converged=training.converged,
+        best_iteration=training.best_iteration,
+        lr_grid=grid,  # what this run tried: the whole grid, or the rate chosen before
+        lr_chosen_on_seed=(chosen[1] if chosen else params["seed"])
+        if len(train_p[head]["lr_grid"]) > 1 else None,
+        iterations_cap=train_p[head]["iterations"], loss_history=training.loss,
+        validation_curve=training.validation, stopped_early=training.stopped_early,
+        selected="best validation" if train_p["patience"] else "end of training",
+        seconds=time.perf_counter() - start, setup_seconds=setup_seconds,
+        validation_seconds=training.validation_seconds,
+        seconds_per_step=train_seconds / training.iterations,
+        tangent=None if head == "actv" else "jvp" if model.layers is None else "fast",
+        params=params, environment=environment(device))
     run_id = f"{head}-{model_p['layers']}-{digest(params)}"
-    result["checkpoint"] = str(save_head(params, model, run_id, data))
+    result.checkpoint = str(save_head(params, model, run_id, data))
     out = Path(params["out_dir"]) / "train-head" / f"{run_id}.json"
-    write_json(out, result)
-    result["path"] = str(out)
+    result.path = str(out)
+    write_json(out, result.as_dict())
     log(f"{head} {model_p['layers']} on {data.name}: test accuracy {test_acc:.4f} ({out})")
     return result
 
@@ -296,8 +297,8 @@ def run_experiment(params, seeds, log=None):
     inputs = frozen_inputs(params, data, nets, log)
     results = []
     for seed in seeds:
-        first = results[0] if results else {}
-        chosen = (first["lr"], first["seed"]) if first.get("lr_chosen_on_seed") is not None else None
+        first = results[0] if results else None
+        chosen = (first.lr, first.seed) if first and first.lr_chosen_on_seed is not None else None
         results.append(run_head(dict(params, seed=seed), data, nets, log, inputs, chosen=chosen))
     return results
 
@@ -315,21 +316,21 @@ def save_head(params, model, run_id, data):
 
 
 def load_trained(result, data=None, nets=None):
-    """(model, (train, test) FrozenInputs) of a finished run from its result dict (the JSON
-    run_head wrote): the same head rebuilt from its parameters, its trained weights loaded."""
-    params = result["params"]
+    """(model, (train, test) FrozenInputs) of a finished run from its RunResult: the same head
+    rebuilt from its parameters, its trained weights loaded."""
+    params = result.params
     data = data or load_data(params, pick_device(params["device"]))
     nets = nets or base_networks(params, data)
     model = build_model(params, data, nets, log=lambda msg: None).to(data.x_train.device)
-    load_into(model, result["checkpoint"], expect={"kind": "head", "head": params["model"]["head"]})
+    load_into(model, result.checkpoint, expect={"kind": "head", "head": params["model"]["head"]})
     return model.eval(), frozen_inputs(params, data, nets, lambda msg: None)
 
 
 def finished_run(params, head, result_path=""):
-    """The result dict of one trained `head`: the first seed of a finished 02_heads experiment
+    """The RunResult of one trained `head`: the first seed of a finished 02_heads experiment
     (its JSON at result_path), or, with no path, a run of `head` trained here with seed 0 at
     params' depth (what 03_linearization does when opened with its defaults)."""
     if result_path:
         first = json.loads(Path(result_path).read_text())["runs"][0]
-        return json.loads(Path(first["path"]).read_text())
+        return RunResult.read(first["path"])
     return run_head(dict(params, seed=0, model=dict(params["model"], head=head)))

@@ -17,7 +17,7 @@ from .evidence import (FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell, Comparison,  #
                        Effect, combine, contrast, converged, ratio)
 from .grid import PAPER_DATASETS
 from .paper import paper_numbers
-from .report import SOURCES
+from .results import SOURCES
 
 # The paper prints one number per cell and no spread. Each is taken as one run with a seed-to-seed
 # standard deviation of PAPER_SD points, independent between cells: the order of what linear heads

@@ -1,10 +1,11 @@
 """The experiment grid of `reproduce`: params/grid.yaml × the profile's `reproduce` section,
 and the paper's number for each cell."""
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 
 import yaml
 
-from ..experiments.params import PARAMS_DIR
+from ..experiments.params import PARAMS_DIR, combine, load_params, merge
 from ..method.nets import ARCHITECTURES
 from .paper import paper_numbers
 
@@ -12,28 +13,65 @@ PAPER_DATASETS = ("svhn", "cifar10", "cifar100")
 PAPER_REFERENCE = "cifar10"  # the paper's column set beside data sets it did not use (Table 1's own)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Experiment:
-    name: str                                 # e.g. t1-grad-conv4-5-rpp (θ1, θ2, ω initials)
-    table: int                                # 1 or 3: the paper's table it reproduces
-    sets: list = field(default_factory=list)  # --set overrides that make it (model.* and schedule)
-    seeds: list = field(default_factory=list)
+    """One experiment of the grid: a head on a base network, trained for each seed (one
+    02_heads run), and the cell of the paper's table it reproduces."""
+    name: str                  # e.g. t1-grad-conv4-5-rpp (θ1, θ2, ω initials)
+    table: int                 # 1 or 3: the paper's table
+    head: str                  # actv | grad | full | finetune
+    layers: str                # θ2, e.g. conv5 or conv4-5
+    theta1: str = "pretrained"  # where the gradient term's θ1, θ2 and ω come from
+    theta2: str = "pretrained"
+    omega: str = "pretrained"
+    encoder: str = "pretrained"  # the base network: pre-trained, or the random-encoder reference
+    seeds: tuple = (0,)
+    protocol: dict = field(default_factory=dict)  # its table's parameters (reproduce.table<N>)
 
     @property
-    def model(self):
-        """{'head': ..., 'layers': ..., 'theta1': ..., ...} from the model.* overrides."""
-        return {k.removeprefix("model."): v for k, v in (s.split("=", 1) for s in self.sets)
-                if k.startswith("model.")}
+    def sources(self):
+        return self.theta1, self.theta2, self.omega
+
+    def overrides(self):
+        """The parameters this experiment sets: its model and base network, then its protocol."""
+        own = {"model": {"head": self.head, "layers": self.layers, "theta1": self.theta1,
+                         "theta2": self.theta2, "omega": self.omega},
+               "base": {"encoder": self.encoder}}
+        return combine(own, self.protocol)
+
+    def params(self, params):
+        """`params` (resolved) as this experiment runs them."""
+        return merge(params, self.overrides(), f"experiment {self.name}")
+
+    def as_dict(self):
+        """JSON-able, for papermill (Experiment.from_dict reads it back)."""
+        return dict(asdict(self), seeds=list(self.seeds))
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**dict(d, seeds=tuple(d["seeds"])))
+
+
+def resolve(profile, objective, overrides=None, experiment=None):
+    """(Experiment, parameters) of a notebook run from its papermill parameters: the profile's
+    resolved with `overrides` (a nested mapping), then `experiment`'s (Experiment.as_dict); with
+    none, the parameters' own model section as experiment 'manual' of Table 3, seed 0."""
+    params = load_params(profile, objective=objective, overrides=overrides)
+    if experiment:
+        cell = Experiment.from_dict(experiment)
+        return cell, cell.params(params)
+    model = params["model"]
+    cell = Experiment("manual", 3, model["head"], model["layers"], model["theta1"], model["theta2"],
+                      model["omega"], params["base"]["encoder"], (params["seed"],))
+    return cell, params
 
 
 def _experiment(table, head, layers, sources, rep, base="pretrained"):
     theta1, theta2, omega = sources
     tag = "" if table == 3 or head in ("actv", "finetune") else "-" + "".join(s[0] for s in sources)
     tag += "" if base == "pretrained" else f"-{base}-encoder"
-    sets = [f"model.head={head}", f"model.layers={layers}", f"model.theta1={theta1}",
-            f"model.theta2={theta2}", f"model.omega={omega}", f"base.encoder={base}"]
-    sets += list(rep[f"table{table}_set"])
-    return Experiment(f"t{table}-{head}-{layers}{tag}", table, sets, list(rep[f"table{table}_seeds"]))
+    return Experiment(f"t{table}-{head}-{layers}{tag}", table, head, layers, theta1, theta2, omega,
+                      base, tuple(rep[f"table{table}_seeds"]), rep[f"table{table}"])
 
 
 def experiments(params, grid_path=None):
@@ -58,12 +96,13 @@ def experiments(params, grid_path=None):
 
 
 def twins(grid):
-    """{name of a Table 1 experiment: the Table 3 experiment it repeats}: the same overrides and
+    """{name of a Table 1 experiment: the Table 3 experiment it repeats}: the same parameters and
     seeds (both tables on one protocol make Table 1's all-pre-trained conv5 cells and its
     baselines Table 3's), so that reproduce runs each once."""
-    t3 = {(tuple(e.sets), tuple(e.seeds)): e for e in grid if e.table == 3}
-    return {e.name: t3[key] for e in grid
-            if e.table == 1 and (key := (tuple(e.sets), tuple(e.seeds))) in t3}
+    def runs_as(e):
+        return json.dumps([e.overrides(), e.seeds], sort_keys=True)
+    t3 = {runs_as(e): e for e in grid if e.table == 3}
+    return {e.name: t3[runs_as(e)] for e in grid if e.table == 1 and runs_as(e) in t3}
 
 
 def table3_layers(params, grid=None):

@@ -24,7 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..experiments import bench
 from ..experiments.memory import device_budget, fits
-from ..experiments.params import load_params, merge, parse_set
+from ..experiments.params import load_params
 from ..experiments.run import cache_bytes, frozen_part
 from ..experiments.train import pick_device
 from ..method import tangent
@@ -65,12 +65,6 @@ def image_counts(params):
         return 1, d["n_train"] or 512, d["n_test"] or 256
     channels, n_train, n_test = IMAGES[d["dataset"]]
     return channels, min(d["n_train"] or n_train, n_train), min(d["n_test"] or n_test, n_test)
-
-
-def _resolved(params, sets):
-    for assignment in sets:
-        params = merge(params, parse_set(assignment), assignment)
-    return params
 
 
 class Timer:
@@ -142,7 +136,7 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
     for e in grid:
         if e.name in repeats:
             continue
-        p = _resolved(params, e.sets)
+        p = e.params(params)
         head, layers, train = p["model"]["head"], p["model"]["layers"], p["train"]
         channels, n_train, n_test = image_counts(p)
         per_step = timer.step(head, layers, train["batch_size"])
@@ -182,7 +176,7 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
                                               for k, v in stages.items()],
             "peak_gib": peak / 2 ** 30, "disk_gib": sum(caches.values()) / 2 ** 30,
             "budget_gib": None if budget is None else budget / 2 ** 30, "host_gib": host / 2 ** 30,
-            "experiments": [{"name": e.name, "table": e.table, "seeds": e.seeds,
+            "experiments": [{"name": e.name, "table": e.table, "seeds": list(e.seeds),
                              "done": bool(runs.get(repeats[e.name].name if e.name in repeats else e.name)),
                              "repeats": repeats[e.name].name if e.name in repeats else ""}
                             for e in grid]}

@@ -2,7 +2,7 @@
 and how long is it worth training?
 
 A probe is a head of Table 3 at the top layer under the profile's own protocol (its validation
-split, schedule, early stopping: `reproduce.table3_set`), one seed, trained on each encoder
+split, schedule, early stopping, `reproduce.table3`), one seed, trained on each encoder
 snapshot a pre-training run saved (`pretrain.snapshots`) and on the random encoder of the same
 architecture, whose level is the line a pre-trained encoder has to clear. The heads probed are
 `pretrain.quality_heads`: the activation head, and the gradient head (what the paper's method
@@ -20,9 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..experiments.errors import UserError
-from ..experiments.params import load_params
+from ..experiments.params import load_params, merge
 from ..experiments.results import ROOT, file_sha256
-from .grid import table3_layers
+from .grid import Experiment, table3_layers
 
 COLUMNS = ["pretrain_seed", "iteration", "encoder", "probe", "validation_accuracy",
            "test_accuracy", "converged", "probe_iterations"]
@@ -36,24 +36,25 @@ def snapshots(pretrain_dir):
     return found
 
 
-def probe(profile, sets, objective, checkpoint, out_dir, encoder="pretrained", head="actv"):
-    """The result dict of Table 3's `head` at the top layer on `checkpoint` (encoder = random:
-    on the random encoder, `checkpoint` then names its file or is None for base.random_seed's)."""
+def probe(params, checkpoint, out_dir, encoder="pretrained", head="actv"):
+    """The RunResult of Table 3's `head` at the top layer, under Table 3's protocol, on
+    `checkpoint` (encoder = random: on the random encoder, `checkpoint` then names its file or
+    is None for base.random_seed's)."""
     from ..experiments.run import run_head
-    params = load_params(profile, sets, objective=objective)
     key = "random_checkpoint" if encoder == "random" else "checkpoint"
-    probe_sets = [*sets, *params["reproduce"]["table3_set"], f"model.head={head}",
-                  f"model.layers={table3_layers(params)}",
-                  f"base.encoder={encoder}", f"base.{key}={checkpoint or 'null'}",
-                  "base.checkpoint_sha256=null", f"out_dir={out_dir}"]
-    return run_head(load_params(profile, probe_sets, objective=objective), log=lambda msg: None)
+    cell = Experiment("probe", 3, head, table3_layers(params), encoder=encoder,
+                      protocol=params["reproduce"]["table3"])
+    where = {"base": {key: str(checkpoint) if checkpoint else None, "checkpoint_sha256": None},
+             "out_dir": str(out_dir)}
+    return run_head(merge(cell.params(params), where, "probe"), log=lambda msg: None)
 
 
-def quality_curve(profile, sets=(), objective=None, log=print):
+def quality_curve(profile, sets=(), objective=None, log=print, overrides=None):
     """Probe every snapshot of the pre-training run of `profile` (and the random encoder) with
     each head of pretrain.quality_heads; returns the frame written to <pretrain dir>/quality.csv.
-    Every probe is trained anew (60-150 s each on Fashion-MNIST here at conv5)."""
-    params = load_params(profile, sets, objective=objective)
+    Every probe is trained anew (60-150 s each on Fashion-MNIST here at conv5). sets: --set
+    strings; overrides: a nested mapping (a notebook's)."""
+    params = load_params(profile, sets, objective=objective, overrides=overrides)
     objective = params["pretrain"]["objective"]
     pretrain_dir = Path(params["out_dir"]) / "pretrain" / objective
     found = snapshots(pretrain_dir)
@@ -66,15 +67,15 @@ def quality_curve(profile, sets=(), objective=None, log=print):
     rows = []
     for head in params["pretrain"]["quality_heads"]:
         for iteration, encoder, path in todo:
-            result = probe(profile, sets, objective, path, pretrain_dir / "quality", encoder, head)
-            curve = result["validation_curve"]
+            result = probe(params, path, pretrain_dir / "quality", encoder, head)
+            curve = result.validation_curve
             best = max(acc for _, acc in curve) if curve else None
             rows.append({"pretrain_seed": params["seed"], "iteration": iteration,
                          "encoder": encoder, "probe": head, "validation_accuracy": best,
-                         "test_accuracy": result["accuracy"], "converged": result["converged"],
-                         "probe_iterations": result["iterations"]})
+                         "test_accuracy": result.accuracy, "converged": result.converged,
+                         "probe_iterations": result.iterations})
             log(f"probe {head} on {encoder} {'' if iteration is None else iteration}: "
-                f"validation {best}, test {result['accuracy']:.4f}")
+                f"validation {best}, test {result.accuracy:.4f}")
     frame = pd.DataFrame(rows, columns=COLUMNS).astype({"iteration": "Int64"})
     frame.to_csv(pretrain_dir / "quality.csv", index=False)
     plot(frame, pretrain_dir / "quality.png", objective)

@@ -1,89 +1,14 @@
-"""Result handling for `reproduce` and the report: one row per (experiment, seed) in
-results.csv, the tables set beside the paper's, the figures."""
+"""The report's tables, figures and prose, from results.csv and the experiments' summaries
+(gradfeat_core.suite.results): the tables set beside the paper's, what the runs did, how they
+differ from the paper's protocol."""
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
 
-from ..experiments.params import merge, parse_set
-from .grid import paper_value
-
-COLUMNS = ["dataset", "base", "head", "layers", "theta1", "theta2", "omega", "seed", "accuracy",
-           "paper_accuracy", "paper_dataset", "status", "table", "experiment", "iterations",
-           "batch_size", "lr", "train_seconds", "ms_per_step", "converged", "best_iteration", "error",
-           "run_key", "notebook"]
-SOURCES = ("theta1", "theta2", "omega")
-
-
-def experiment_result(experiment, table, params, seeds, results):
-    """What 02_heads writes as its last act: the experiment, its parameters, one entry per seed."""
-    keep = ("seed", "accuracy", "iterations", "train_seconds", "setup_seconds", "loss_history",
-            "checkpoint", "path", "validation_curve", "best_iteration", "converged", "selected",
-            "iterations_cap", "seconds_per_step", "lr", "lr_grid", "lr_chosen_on_seed")
-    return {"experiment": experiment, "table": table, "status": "done", "seeds": seeds,
-            "params": params, "runs": [{k: r.get(k) for k in keep} for r in results],
-            "environment": results[0]["environment"] if results else None}
-
-
-def base_name(params):
-    """The base network of a run as results.csv names it: 'random' for the random-encoder
-    reference, else its pre-training ('bigan-ali', 'bigan-wali', 'rotation')."""
-    if params["base"].get("encoder") == "random":
-        return "random"
-    objective = params["pretrain"]["objective"]
-    return objective if objective == "rotation" else f"bigan-{objective}"
-
-
-def _rows(summary):
-    """results.csv rows of one experiment (finished or failed)."""
-    p = summary["params"]
-    model, base = p["model"], base_name(p)
-    paper, paper_dataset = paper_value(summary["table"], p["data"]["dataset"], model["head"],
-                                       model["layers"], *(model[k] for k in SOURCES))
-    if base == "random":  # the random-encoder reference: the paper has no such row
-        paper = paper_dataset = None
-    common = {"dataset": p["data"]["dataset"], "base": base, "head": model["head"],
-              "layers": model["layers"], **{k: model[k] for k in SOURCES},
-              "paper_accuracy": paper, "paper_dataset": paper_dataset,
-              "status": summary["status"], "table": summary["table"],
-              "experiment": summary["experiment"], "batch_size": p["train"]["batch_size"],
-              "error": summary.get("error"), **run_files(summary.get("source"))}
-    if summary["status"] != "done":
-        return [dict(common, seed=s) for s in summary["seeds"]]
-    return [dict(common, seed=r["seed"], accuracy=100 * r["accuracy"], iterations=r["iterations"],
-                 train_seconds=r["train_seconds"],
-                 ms_per_step=1000 * r["train_seconds"] / r["iterations"],
-                 converged=r.get("converged"), best_iteration=r.get("best_iteration"), lr=r.get("lr"))
-            for r in summary["runs"]]
-
-
-def results_frame(summaries):
-    """One row per (experiment, seed); accuracy in % as the paper prints it."""
-    rows = [row for s in summaries for row in _rows(s)]
-    return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def load_summaries(entries):
-    """The result JSONs of experiments, each with the path it was read from ('source'). An
-    entry is a path, or {'path', 'experiment', 'table'}: a run that also stands for another
-    table's cell (the same parameters and seeds: grid.twins), read as that cell."""
-    out = []
-    for entry in entries:
-        entry = entry if isinstance(entry, dict) else {"path": entry}
-        as_cell = {k: v for k, v in entry.items() if k != "path"}
-        out.append(dict(json.loads(Path(entry["path"]).read_text()), source=str(entry["path"]), **as_cell))
-    return out
-
-
-def run_files(source):
-    """{'run_key', 'notebook'} of the run whose result file is `source` (<name>-<key>.json in
-    runs/): the key reproduce gave it and its executed notebook, relative to the report."""
-    if not source:
-        return {"run_key": None, "notebook": None}
-    path = Path(source)
-    return {"run_key": path.stem.rsplit("-", 1)[-1], "notebook": f"runs/{path.stem}.ipynb"}
-
+from ..experiments.params import merge
+from .evidence import converged
+from .results import SOURCES, base_name
 
 def show(fig, alt):
     """Display a matplotlib figure (or a seaborn grid) as a PNG with alt text, and close it."""
@@ -144,30 +69,6 @@ def step_costs(frame):
     return cost.reset_index()
 
 
-def loss_curves(summaries):
-    """Long frame of training losses: experiment, head, layers, seed, iteration, loss."""
-    rows = [{"experiment": s["experiment"], "head": s["params"]["model"]["head"],
-             "layers": s["params"]["model"]["layers"], "seed": r["seed"], "iteration": it,
-             "loss": loss}
-            for s in summaries if s["status"] == "done" for r in s["runs"]
-            for it, loss in r["loss_history"]]
-    return pd.DataFrame(rows, columns=["experiment", "head", "layers", "seed", "iteration", "loss"])
-
-
-def validation_curves(summaries):
-    """Long frame of validation accuracy from iteration 0: experiment, table, base, head,
-    layers, source (θ1θ2ω initials), seed, iteration, accuracy (%). Empty when the runs did not
-    validate (train.eval_every 0)."""
-    columns = ["experiment", "table", "base", "head", "layers", "source", "seed", "iteration", "accuracy"]
-    rows = [{"experiment": s["experiment"], "table": s["table"], "base": base_name(s["params"]),
-             "head": s["params"]["model"]["head"], "layers": s["params"]["model"]["layers"],
-             "source": "".join(s["params"]["model"][k][0] for k in SOURCES),
-             "seed": r["seed"], "iteration": it, "accuracy": 100 * acc}
-            for s in summaries if s["status"] == "done" for r in s["runs"]
-            for it, acc in (r.get("validation_curve") or [])]
-    return pd.DataFrame(rows, columns=columns)
-
-
 def actv_level(curves, **where):
     """The activation baseline's best validation accuracy (mean over seeds) among the curves
     matching `where` (e.g. base='random'): the reference line of every other head's panel."""
@@ -184,11 +85,17 @@ def with_std(table):
 
 
 def table_params(params, table):
-    """The parameters Table `table`'s runs resolve to: the profile's with its
-    reproduce.table<table>_set overrides applied."""
-    for assignment in params["reproduce"][f"table{table}_set"]:
-        params = merge(params, parse_set(assignment), assignment)
-    return params
+    """The parameters Table `table`'s runs resolve to: the profile's with its protocol
+    (reproduce.table<table>) applied."""
+    return merge(params, params["reproduce"][f"table{table}"], f"reproduce.table{table}")
+
+
+def settings(overrides):
+    """'data.n_train 16000, data.n_test 5000' for a nested mapping of parameters; 'none'."""
+    def leaves(mapping, prefix=""):
+        for key, value in mapping.items():
+            yield from leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else [(prefix + key, value)]
+    return ", ".join(f"{key} {value}" for key, value in leaves(overrides)) or "none"
 
 
 def protocol(params, table):
@@ -242,7 +149,6 @@ def deviations(params, pretrain):
 def scope(params, pretrain, frame, base_network=None):
     """What a reader must know before the claims, from the parameters and the runs themselves
     (base_network: reproduce's record of where the base network came from)."""
-    from .evidence import converged  # evidence imports this module
     rep, train, objective = params["reproduce"], params["train"], params["pretrain"]["objective"]
     done = converged(frame[frame.status == "done"])
     not_converged = int((done.convergence_known & ~done.converged).sum())
@@ -275,8 +181,8 @@ def scope(params, pretrain, frame, base_network=None):
         f"{train['batch_size']}, validation split {train['val_fraction']:g}"
         + (f", every {train['eval_every']} iterations, patience {train['patience']}"
            if train["eval_every"] else "") + ", before each table's "
-        f"overrides; Table 3's: {', '.join(rep['table3_set']) or 'none'}; Table 1's: "
-        f"{', '.join(rep['table1_set']) or 'none'}). Runs stopped: {stops or 'none finished'}. "
+        f"own settings; Table 3's: {settings(rep['table3'])}; Table 1's: "
+        f"{settings(rep['table1'])}). Runs stopped: {stops or 'none finished'}. "
         f"{not_converged} of {len(done)} runs were "
         f"still improving at their cap (by more than one standard error of validation "
         f"accuracy) or never beat their start and {unknown} were not validated (convergence unknown): "
@@ -290,35 +196,23 @@ def scope(params, pretrain, frame, base_network=None):
     ]
 
 
-def stage_of(run_name):
-    """'pretrain-ali' -> pre-training, 't3-grad-conv5' -> Table 3, 't1-full-conv4-5-rrp' ->
-    Table 1 conv4-5; anything else is its own stage."""
-    layers = re.match(r"t1-[a-z]+-(conv\d(?:-\d)?)", run_name)
-    return ("pre-training" if run_name.startswith("pretrain") else "Table 3" if run_name.startswith("t3-")
-            else f"Table 1 {layers.group(1)}" if layers else run_name)
+def stage_of(record):
+    """The stage of a run from papermill's record in its executed notebook (the notebook it ran,
+    its parameters): pre-training, Table 3, Table 1 <depth>, linearisation."""
+    cell = record.get("parameters", {}).get("experiment")
+    if cell:
+        return f"Table {cell['table']}" + (f" {cell['layers']}" if cell["table"] == 1 else "")
+    notebook = Path(record.get("input_path") or "").stem
+    return {"01_pretrain": "pre-training", "03_linearization": "linearisation"}.get(notebook, notebook)
 
 
 def run_durations(runs_dir):
     """Minutes the executed notebooks took (papermill's own record) per stage: where the time of
     a reproduction went (kernel start and imports included; not the report itself)."""
-    rows = [{"stage": stage_of(path.stem.rsplit("-", 1)[0]),
-             "seconds": json.loads(path.read_text())["metadata"].get("papermill", {}).get("duration") or 0.0}
-            for path in sorted(Path(runs_dir).glob("*.ipynb"))]
+    record = [json.loads(path.read_text())["metadata"].get("papermill", {})
+              for path in sorted(Path(runs_dir).glob("*.ipynb"))]
+    rows = [{"stage": stage_of(r), "seconds": r.get("duration") or 0.0}
+            for r in record]
     frame = pd.DataFrame(rows, columns=["stage", "seconds"])
     return (frame.groupby("stage", sort=False).agg(runs=("seconds", "count"), minutes=("seconds", "sum"))
             .assign(minutes=lambda f: f.minutes / 60).reset_index())
-
-
-def report_dir_for(profile, report_dir=None, log=print):
-    """The out_dir of a reproduce run to report on: report_dir (relative to the repository
-    root) or the profile's own (reports/<profile>). With no run there yet, `reproduce` of the
-    profile runs first: what 04_report does when opened with its defaults."""
-    from ..experiments.params import load_params
-    from ..experiments.results import ROOT
-    path = Path(report_dir) if report_dir else Path(load_params(profile)["out_dir"])
-    path = path if path.is_absolute() else ROOT / path
-    if not (path / "report-inputs.json").is_file():
-        from .reproduce import reproduce  # reproduce imports this module
-        log(f"no reproduce run in {path} yet: running `reproduce --profile {profile}` first")
-        reproduce(profile, [f"out_dir={path}"] if report_dir else [])
-    return path

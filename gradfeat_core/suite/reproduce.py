@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..experiments.data import data_files
-from ..experiments.params import ParamError, digest, load_params
+from ..experiments.params import ParamError, assignments, combine, digest, load_params
 from ..experiments.progress import tqdm
 from ..experiments.results import RESULTS_VERSION, ROOT, file_sha256, write_json
 from ..method.linear_model import HEADS
 from . import cluster
-from .grid import experiments, table3_layers, twins
-from .report import load_summaries, results_frame
+from .grid import Experiment, experiments, resolve, table3_layers, twins
+from .results import load_summaries, results_frame
 
 NOTEBOOKS = ROOT / "notebooks"
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # offline/: the lab template minus its CDN scripts
@@ -39,6 +39,7 @@ class Run:
     parameters: dict   # papermill parameters, result_path excepted
     key: str = ""
     runs_dir: Path = None
+    experiment: Experiment = None  # a 02_heads run's experiment (parameters['experiment'] as given)
 
     @property
     def result(self):
@@ -57,8 +58,8 @@ class Run:
 # schedules it, what the report sets beside it, a check of a file that is hashed anyway.
 NOT_DECISIVE = ("profile", "out_dir", "reproduce", "base.compared", "base.checkpoint_sha256",
                 "pretrain.max_minutes")
-LABELS = ("profile", "objective", "overrides", "experiment", "table")  # papermill parameters that
-# only name a run or are resolved into its parameters
+LABELS = ("profile", "objective", "overrides", "experiment")  # papermill parameters that are
+# resolved into its parameters (an experiment's seeds excepted) or only name it
 FILES = {"base.checkpoint", "base.random_checkpoint"}  # paths: keyed by their content
 
 
@@ -94,17 +95,24 @@ def run_key(notebook, parameters, resolved):
     (tests/test_golden.py)."""
     inputs = {k: Path(v).name if k.endswith("_result") and v else v
               for k, v in parameters.items() if k not in LABELS}
+    inputs["seeds"] = list(parameters["experiment"]["seeds"]) if parameters.get("experiment") else None
     return digest({"notebook": notebook, "notebook_sha256": file_sha256(NOTEBOOKS / f"{notebook}.ipynb"),
                    "inputs": inputs, "parameters": decisive(resolved, notebook),
                    "requirements": file_sha256(ROOT / "requirements.txt"),
                    "results_version": RESULTS_VERSION})
 
 
-def make_run(notebook, name, parameters, runs_dir):
-    """A Run of `notebook` with papermill `parameters`, keyed by run_key."""
-    p = parameters
-    resolved = load_params(p["profile"], p["overrides"], objective=p["objective"])
-    return Run(notebook, name, p, run_key(notebook, p, resolved), Path(runs_dir))
+def run_params(parameters):
+    """The resolved parameters of a notebook run, from its papermill parameters."""
+    return resolve(parameters["profile"], parameters["objective"], parameters.get("overrides"),
+                   parameters.get("experiment"))[1]
+
+
+def make_run(notebook, name, parameters, runs_dir, experiment=None):
+    """A Run of `notebook` with papermill `parameters` (an experiment's as a mapping), keyed by
+    run_key."""
+    p = dict(parameters, experiment=experiment.as_dict()) if experiment else parameters
+    return Run(notebook, name, p, run_key(notebook, p, run_params(p)), Path(runs_dir), experiment)
 
 
 def check_parameters(notebook_path, parameters):
@@ -167,8 +175,7 @@ def in_progress(run):
     """'k of n updates' for a pre-training run stopped by its time budget, else None."""
     if run.notebook != "01_pretrain":
         return None
-    params = load_params(run.parameters["profile"], run.parameters["overrides"],
-                         objective=run.parameters["objective"])
+    params = run_params(run.parameters)
     record = Path(params["out_dir"]) / "pretrain" / params["pretrain"]["objective"] / "pretrain.json"
     state = json.loads(record.read_text()) if record.is_file() else {}
     if state.get("status") != "interrupted":
@@ -224,13 +231,12 @@ def pretrain_budget(params, kind):
     return round(0.9 * limit, 2)
 
 
-def failed_summary(run, table):
-    """The results.csv entry of an experiment whose notebook failed."""
-    resolved = load_params(run.parameters["profile"], run.parameters["overrides"],
-                           objective=run.parameters["objective"])
+def failed_summary(run, experiment):
+    """The results.csv entry of an experiment whose notebook (`run`) failed."""
     error = json.loads(run.failed.read_text())["error"] if run.failed.is_file() else "not run"
-    return {"experiment": run.name, "table": table, "status": "failed", "error": error,
-            "seeds": run.parameters["seeds"], "params": resolved, "source": str(run.result)}
+    return {"experiment": experiment.name, "table": experiment.table, "status": "failed",
+            "error": error, "seeds": list(experiment.seeds), "params": run_params(run.parameters),
+            "source": str(run.result)}
 
 
 def base_network(params):
@@ -243,36 +249,35 @@ def base_network(params):
     return {"source": "pre-trained in this run"}
 
 
-def pretrained_sets(out, objective):
+def pretrained_encoders(out, objective):
     """The overrides that point every run after pre-training at its encoders."""
     encoders = Path(out) / "pretrain" / objective
-    return [f"base.checkpoint={encoders / 'encoder.pt'}", "base.checkpoint_sha256=null",
-            f"base.random_checkpoint={encoders / 'random_encoder.pt'}"]
+    return {"base": {"checkpoint": str(encoders / "encoder.pt"), "checkpoint_sha256": None,
+                     "random_checkpoint": str(encoders / "random_encoder.pt")}}
 
 
-def pretraining_run(params, common, sets, executor, runs_dir):
+def pretraining_run(params, common, overrides, executor, runs_dir):
     """The 01_pretrain run of `params` under this executor's time budget (pretrain_budget)."""
-    budget = [f"pretrain.max_minutes={pretrain_budget(params, executor)}"]
+    budget = {"pretrain": {"max_minutes": pretrain_budget(params, executor)}}
     return make_run("01_pretrain", f"pretrain-{params['pretrain']['objective']}",
-                    dict(common, overrides=sets + budget), runs_dir)
+                    dict(common, overrides=combine(overrides, budget)), runs_dir)
 
 
-def experiment_runs(params, common, sets, runs_dir):
+def experiment_runs(params, common, overrides, runs_dir):
     """(grid, twins, runs): one 02_heads run per experiment of the grid that no other repeats."""
     grid = experiments(params)
     repeats = twins(grid)
-    runs = [make_run("02_heads", e.name, dict(common, overrides=sets + e.sets, seeds=e.seeds,
-                                              experiment=e.name, table=e.table), runs_dir)
+    runs = [make_run("02_heads", e.name, dict(common, overrides=overrides), runs_dir, e)
             for e in grid if e.name not in repeats]
     return grid, repeats, runs
 
 
-def linearization_run(params, common, sets, by_name, runs_dir):
+def linearization_run(params, common, overrides, by_name, runs_dir):
     """The 03_linearization run on Table 3's full and fine-tuning runs (by_name: runs by name)."""
     top = table3_layers(params)
     heads = {h: by_name[f"t3-{h}-{top}"].result for h in ("full", "finetune")}
     return make_run("03_linearization", "linearization",
-                    dict(common, overrides=sets, full_result=str(heads["full"]),
+                    dict(common, overrides=overrides, full_result=str(heads["full"]),
                          finetune_result=str(heads["finetune"])), runs_dir)
 
 
@@ -280,9 +285,9 @@ def run_keys(profile, sets=(), objective=None):
     """{run name: key} of every run of a profile whose base network is known (a committed
     encoder, or base.checkpoint set): what tests/test_reproduce.py compares across code edits."""
     params = load_params(profile, sets, objective=objective)
-    common = dict(profile=profile, objective=params["pretrain"]["objective"])
-    _, _, runs = experiment_runs(params, common, list(sets), Path(params["out_dir"]) / "runs")
-    lin = linearization_run(params, common, list(sets), {r.name: r for r in runs}, runs[0].runs_dir)
+    common, overrides = dict(profile=profile, objective=params["pretrain"]["objective"]), assignments(sets)
+    _, _, runs = experiment_runs(params, common, overrides, Path(params["out_dir"]) / "runs")
+    lin = linearization_run(params, common, overrides, {r.name: r for r in runs}, runs[0].runs_dir)
     return {r.name: r.key for r in [*runs, lin]}
 
 
@@ -293,12 +298,12 @@ def dry_run(profile, sets=(), objective=None, executor="local", log=print, tflop
     from .plan import estimate, print_estimate
     params = load_params(profile, sets, objective=objective)
     objective, out = params["pretrain"]["objective"], Path(params["out_dir"])
-    common, keyed = dict(profile=profile, objective=objective), [f"out_dir={out}", *sets]
+    common, keyed = dict(profile=profile, objective=objective), combine(assignments(sets), {"out_dir": str(out)})
     done = {}
     if base_network(params)["source"] != "committed":
         pre = pretraining_run(params, common, keyed, executor, out / "runs")
         done[pre.name] = pre.result.is_file()
-        keyed = keyed + pretrained_sets(out, objective) if done[pre.name] else None
+        keyed = combine(keyed, pretrained_encoders(out, objective)) if done[pre.name] else None
     if keyed is not None:  # the runs after pre-training are keyed by its encoder: none before it
         _, _, runs = experiment_runs(params, common, keyed, out / "runs")
         done.update({r.name: r.result.is_file() for r in runs})
@@ -318,7 +323,7 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
     out = Path(params["out_dir"])
     runs_dir, timeout = out / "runs", params["reproduce"]["timeout"]
     common = dict(profile=profile, objective=objective)
-    sets = [f"out_dir={out}", *sets]
+    overrides = combine(assignments(sets), {"out_dir": str(out)})  # every notebook's, as a mapping
     started = time.perf_counter()
 
     summaries, runs, entries, lin_path = [], [], [], None
@@ -327,7 +332,7 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
         log(f"pre-training: none, the profile's base network is the committed {base['path']} "
             "(sha256 checked); --set base.checkpoint=null pre-trains one from scratch instead")
     else:
-        pretrain_run = pretraining_run(params, common, sets, executor, runs_dir)
+        pretrain_run = pretraining_run(params, common, overrides, executor, runs_dir)
         stage = stage_executor(executor, params, "pretrain", runs_dir)
         run_all([pretrain_run], timeout, log, "pre-training", stage)
         while (progress := in_progress(pretrain_run)) and not pretrain_run.result.is_file():
@@ -336,24 +341,24 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
             if in_progress(pretrain_run) == progress:  # no update made: do not loop for ever
                 break
         encoders = out / "pretrain" / objective
-        sets = sets + pretrained_sets(out, objective)
+        overrides = combine(overrides, pretrained_encoders(out, objective))
         base = dict(base, path=str(encoders / "encoder.pt"), pretrain_json=str(encoders / "pretrain.json"))
     if base["source"] == "committed" or pretrain_run.result.is_file():
         base["sha256"] = file_sha256(base["path"])
-        grid, repeats, runs = experiment_runs(params, common, sets, runs_dir)
+        grid, repeats, runs = experiment_runs(params, common, overrides, runs_dir)
         if repeats:
             log(f"experiments: {len(repeats)} of Table 1's cells are Table 3's runs (one protocol)")
         # ω̄ (every actv run) first: the other heads start from it
         stage = stage_executor(executor, params, "heads", runs_dir)
         for part, runs_of in (("ω̄", True), ("heads", False)):
-            run_all([r for r in runs if ("model.head=actv" in r.parameters["overrides"]) == runs_of],
+            run_all([r for r in runs if (r.experiment.head == "actv") == runs_of],
                     timeout, log, f"experiments ({part})", stage)
         by_name = {r.name: r for r in runs}
         entries = [(e, by_name[repeats[e.name].name if e.name in repeats else e.name]) for e in grid]
-        summaries = [dict(failed_summary(r, e.table), experiment=e.name) if not r.result.is_file()
+        summaries = [failed_summary(r, e) if not r.result.is_file()
                      else load_summaries([{"path": r.result, "experiment": e.name, "table": e.table}])[0]
                      for e, r in entries]
-        lin = linearization_run(params, common, sets, by_name, runs_dir)
+        lin = linearization_run(params, common, overrides, by_name, runs_dir)
         if all(Path(lin.parameters[k]).is_file() for k in ("full_result", "finetune_result")):
             run_all([lin], timeout, log, "linearisation",
                     stage_executor(executor, params, "linearization", runs_dir))
@@ -386,3 +391,15 @@ def report(out, profile, log):
     html, _ = exporter.from_filename(str(executed))
     (Path(out) / "report.html").write_text(html)
     log(f"report: {Path(out) / 'report.html'}")
+
+
+def report_dir_for(profile, report_dir=None, log=print):
+    """The out_dir of a reproduce run to report on: report_dir (relative to the repository
+    root) or the profile's own (reports/<profile>). With no run there yet, `reproduce` of the
+    profile runs first: what 04_report does when opened with its defaults."""
+    path = Path(report_dir) if report_dir else Path(load_params(profile)["out_dir"])
+    path = path if path.is_absolute() else ROOT / path
+    if not (path / "report-inputs.json").is_file():
+        log(f"no reproduce run in {path} yet: running `reproduce --profile {profile}` first")
+        reproduce(profile, [f"out_dir={path}"] if report_dir else [])
+    return path

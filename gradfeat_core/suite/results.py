@@ -1,0 +1,101 @@
+"""The results schema, at the bottom of the suite: an experiment's summary (what 02_heads writes
+as its last act), results.csv (one row per experiment and seed) and the long frames of training
+curves, all from RunResult's one field list (gradfeat_core.experiments.results)."""
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..experiments.results import CSV_FIELDS, SUMMARY_FIELDS
+from .grid import paper_value
+
+SOURCES = ("theta1", "theta2", "omega")
+# results.csv: the experiment's columns, then each run's (RunResult's csv fields)
+EXPERIMENT_COLUMNS = ["dataset", "base", "head", "layers", *SOURCES, "paper_accuracy", "paper_dataset",
+                      "status", "table", "experiment", "batch_size", "error", "run_key", "notebook"]
+COLUMNS = EXPERIMENT_COLUMNS + CSV_FIELDS
+
+
+def experiment_result(experiment, params, results):
+    """What 02_heads writes as its last act: the Experiment, its resolved parameters, and each
+    seed's RunResult as its summary keeps it."""
+    return {"experiment": experiment.name, "table": experiment.table, "status": "done",
+            "seeds": list(experiment.seeds), "params": params, "runs": [r.summary() for r in results],
+            "environment": results[0].environment if results else None}
+
+
+def base_name(params):
+    """The base network of a run as results.csv names it: 'random' for the random-encoder
+    reference, else its pre-training objective ('ali', 'wali', 'vae', 'rotation')."""
+    return "random" if params["base"].get("encoder") == "random" else params["pretrain"]["objective"]
+
+
+def _rows(summary):
+    """results.csv rows of one experiment (finished or failed)."""
+    p = summary["params"]
+    model, base = p["model"], base_name(p)
+    paper, paper_dataset = paper_value(summary["table"], p["data"]["dataset"], model["head"],
+                                       model["layers"], *(model[k] for k in SOURCES))
+    if base == "random":  # the random-encoder reference: the paper has no such row
+        paper = paper_dataset = None
+    common = {"dataset": p["data"]["dataset"], "base": base, "head": model["head"],
+              "layers": model["layers"], **{k: model[k] for k in SOURCES},
+              "paper_accuracy": paper, "paper_dataset": paper_dataset,
+              "status": summary["status"], "table": summary["table"],
+              "experiment": summary["experiment"], "batch_size": p["train"]["batch_size"],
+              "error": summary.get("error"), **run_files(summary.get("source"))}
+    if summary["status"] != "done":
+        return [dict(common, seed=s) for s in summary["seeds"]]
+    return [{**common, **{k: r.get(k) for k in CSV_FIELDS}, "accuracy": 100 * r["accuracy"]}
+            for r in summary["runs"]]
+
+
+def results_frame(summaries):
+    """One row per (experiment, seed); accuracy in % as the paper prints it."""
+    rows = [row for s in summaries for row in _rows(s)]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def load_summaries(entries):
+    """The summaries of experiments, each with the path it was read from ('source'). An entry is
+    a path, or {'path', 'experiment', 'table'}: a run that also stands for another table's cell
+    (the same parameters and seeds: grid.twins), read as that cell."""
+    out = []
+    for entry in entries:
+        entry = entry if isinstance(entry, dict) else {"path": entry}
+        as_cell = {k: v for k, v in entry.items() if k != "path"}
+        out.append(dict(json.loads(Path(entry["path"]).read_text()), source=str(entry["path"]), **as_cell))
+    return out
+
+
+def run_files(source):
+    """{'run_key', 'notebook'} of the run whose result file is `source` (<name>-<key>.json in
+    runs/, as reproduce names it): its key and its executed notebook, relative to the report."""
+    if not source:
+        return {"run_key": None, "notebook": None}
+    path = Path(source)
+    return {"run_key": path.stem.rsplit("-", 1)[-1], "notebook": f"runs/{path.stem}.ipynb"}
+
+
+def loss_curves(summaries):
+    """Long frame of training losses: experiment, head, layers, seed, iteration, loss."""
+    rows = [{"experiment": s["experiment"], "head": s["params"]["model"]["head"],
+             "layers": s["params"]["model"]["layers"], "seed": r["seed"], "iteration": it,
+             "loss": loss}
+            for s in summaries if s["status"] == "done" for r in s["runs"]
+            for it, loss in r["loss_history"]]
+    return pd.DataFrame(rows, columns=["experiment", "head", "layers", "seed", "iteration", "loss"])
+
+
+def validation_curves(summaries):
+    """Long frame of validation accuracy from iteration 0: experiment, table, base, head,
+    layers, source (θ1θ2ω initials), seed, iteration, accuracy (%). Empty when the runs did not
+    validate (train.eval_every 0)."""
+    columns = ["experiment", "table", "base", "head", "layers", "source", "seed", "iteration", "accuracy"]
+    rows = [{"experiment": s["experiment"], "table": s["table"], "base": base_name(s["params"]),
+             "head": s["params"]["model"]["head"], "layers": s["params"]["model"]["layers"],
+             "source": "".join(s["params"]["model"][k][0] for k in SOURCES),
+             "seed": r["seed"], "iteration": it, "accuracy": 100 * acc}
+            for s in summaries if s["status"] == "done" for r in s["runs"]
+            for it, acc in (r.get("validation_curve") or [])]
+    return pd.DataFrame(rows, columns=columns)
