@@ -5,6 +5,7 @@ import sys
 from .experiments.errors import UserError
 from .experiments.params import load_params
 from .method.linear_model import HEADS
+from .method.registry import OBJECTIVES
 from .suite.cluster import EXECUTORS
 
 # Bad parameters, data files, checkpoints (ParamError, DataError, CheckpointError): one line and
@@ -79,7 +80,7 @@ def reproduce(args):
 
 def common(p):
     p.add_argument("--profile", default="fashion-mnist", help="params/profiles/NAME.yaml")
-    p.add_argument("--objective", choices=("ali", "wali", "rotation", "vae"),
+    p.add_argument("--objective", choices=sorted(OBJECTIVES),
                    help="pre-training objective: applies params/objectives/NAME.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one parameter, e.g. --set train.actv.lr=0.05 (repeatable)")

@@ -55,3 +55,26 @@ def tried_run():
         return folder
 
     return write
+
+
+def _explicit_gradient_term(top, theta2, omega, direction, z):
+    """ω̄ᵀ J w2 built the slow way: the per-sample gradient of every class output w.r.t. θ2
+    (torch.autograd, one backward pass per sample and class), dotted with the direction."""
+    import torch  # here: torch's threads are set above first
+    from torch.func import functional_call
+    rows = []
+    for i in range(len(z)):
+        params = {k: v.detach().clone().requires_grad_(True) for k, v in theta2.items()}
+        out = functional_call(top, params, (z[i:i + 1],)) @ omega.T  # 1 × c
+        row = []
+        for c in range(out.shape[1]):
+            grads = torch.autograd.grad(out[0, c], list(params.values()), retain_graph=True)
+            row.append(sum((g * direction[k]).sum() for g, k in zip(grads, params)))
+        rows.append(torch.stack(row))
+    return torch.stack(rows)
+
+
+@pytest.fixture
+def explicit_gradient_term():
+    """ω̄ᵀ J w2 the slow way (per-sample autograd): the independent reference of the gradient term."""
+    return _explicit_gradient_term

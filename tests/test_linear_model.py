@@ -44,24 +44,9 @@ def gradient_term(top, theta2, omega, direction, z):
     return linearize(top, theta2, direction, z)[1] @ omega.T
 
 
-def explicit_gradient_term(top, theta2, omega, direction, z):
-    """ω̄ᵀ J w2 built the slow way: the per-sample gradient of every class output w.r.t. θ2
-    (torch.autograd, one backward pass per sample and class), dotted with the direction."""
-    rows = []
-    for i in range(len(z)):
-        params = {k: v.detach().clone().requires_grad_(True) for k, v in theta2.items()}
-        out = functional_call(top, params, (z[i:i + 1],)) @ omega.T  # 1 × c
-        row = []
-        for c in range(out.shape[1]):
-            grads = torch.autograd.grad(out[0, c], list(params.values()), retain_graph=True)
-            row.append(sum((g * direction[k]).sum() for g, k in zip(grads, params)))
-        rows.append(torch.stack(row))
-    return torch.stack(rows)
-
-
 @pytest.mark.parametrize("leak", [0.01, 0.2])
 @pytest.mark.parametrize("spec", ["conv5", "conv4-5", "conv3-5"])
-def test_jvp_equals_explicit_per_sample_jacobian_product(leak, spec):
+def test_jvp_equals_explicit_per_sample_jacobian_product(leak, spec, explicit_gradient_term):
     layers = parse_layers(spec)
     top, z = top_and_z(random_encoder(leak), layers, n=2)
     names = theta2_names(top, layers)
@@ -74,7 +59,7 @@ def test_jvp_equals_explicit_per_sample_jacobian_product(leak, spec):
     torch.testing.assert_close(fast, slow, rtol=1e-9, atol=1e-12)
 
 
-def test_gradient_head_uses_ntk_direction():
+def test_gradient_head_uses_ntk_direction(explicit_gradient_term):
     """The grad head's logits are ω̄ᵀ J (s ⊙ w2), w2 in NTK coordinates."""
     layers = parse_layers("conv4-5")
     top, z = top_and_z(random_encoder(0.2), layers, n=2)

@@ -3,7 +3,6 @@ import pandas as pd
 import pytest
 import torch
 
-from gradfeat_core.experiments import pretrain as pretrain_module
 from gradfeat_core.experiments.checkpoint import CheckpointError, load_checkpoint, load_into
 from gradfeat_core.method.gan import build_bigan
 from gradfeat_core.method.nets import Encoder
@@ -30,8 +29,8 @@ def test_one_step_changes_every_network_and_losses_are_finite(objective):
     nets = build_bigan(objective, 1, 8, params["base"]["leak"], seed=0)
     before = {k: [p.detach().clone() for p in n.parameters()] for k, n in nets.items()}
     batches = [data.x_train[:8]] * (2 if objective == "wali" else 1)
-    losses = step(nets, optimisers(nets, params["pretrain"]), batches, params["pretrain"],
-                  objective, latent=8)
+    p = dict(params["pretrain"], latent=8)
+    losses = step(nets, optimisers(nets, p), batches, p, objective)
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
     for name, net in nets.items():
         changed = {n: not torch.equal(a, b) for a, (n, b) in zip(before[name], net.named_parameters())}
@@ -49,8 +48,8 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, objective):
     assert half["status"] == "interrupted" and half["iterations"] == 2
     resumed = pretrain(quick(tmp_path / "split", objective))
     assert resumed["status"] == "finished" and resumed["iterations"] == 4
-    a, _ = load_checkpoint(tmp_path / "whole" / "pretrain" / objective / "gan.pt")
-    b, _ = load_checkpoint(tmp_path / "split" / "pretrain" / objective / "gan.pt")
+    a, _ = load_checkpoint(tmp_path / "whole" / "pretrain" / objective / "state.pt")
+    b, _ = load_checkpoint(tmp_path / "split" / "pretrain" / objective / "state.pt")
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -64,8 +63,8 @@ def test_a_time_budget_stops_cleanly_and_the_next_call_resumes_to_the_same_weigh
     calls = [pretrain(budget) for _ in range(4)]
     assert [c["status"] for c in calls] == ["interrupted"] * 3 + ["finished"]
     assert [c["iterations"] for c in calls] == [1, 2, 3, 4]
-    a, _ = load_checkpoint(tmp_path / "whole" / "pretrain" / "ali" / "gan.pt")
-    b, meta = load_checkpoint(tmp_path / "split" / "pretrain" / "ali" / "gan.pt")
+    a, _ = load_checkpoint(tmp_path / "whole" / "pretrain" / "ali" / "state.pt")
+    b, meta = load_checkpoint(tmp_path / "split" / "pretrain" / "ali" / "state.pt")
     assert whole["status"] == "finished" and all(torch.equal(a[k], b[k]) for k in a)
     assert meta["iteration"] == 4
 
@@ -74,7 +73,7 @@ def test_outputs_and_encoder_checkpoints_load_into_heads(tmp_path):
     params = quick(tmp_path)
     pretrain(params)
     out = tmp_path / "pretrain" / "ali"
-    for name in ("encoder.pt", "random_encoder.pt", "gan.pt", "samples.png", "reconstructions.png",
+    for name in ("encoder.pt", "random_encoder.pt", "state.pt", "samples.png", "reconstructions.png",
                  "losses.csv", "losses.png", "pretrain.json"):
         assert (out / name).is_file(), name
     enc, rand = Encoder(1, 0.01), Encoder(1, 0.01)
@@ -92,8 +91,8 @@ def test_outputs_and_encoder_checkpoints_load_into_heads(tmp_path):
 
 def test_state_of_another_objective_is_refused(tmp_path):
     pretrain(quick(tmp_path))
-    src = tmp_path / "pretrain" / "ali" / "gan.pt"
-    dst = tmp_path / "pretrain" / "wali" / "gan.pt"
+    src = tmp_path / "pretrain" / "ali" / "state.pt"
+    dst = tmp_path / "pretrain" / "wali" / "state.pt"
     dst.parent.mkdir(parents=True)
     dst.write_bytes(src.read_bytes())
     with pytest.raises(CheckpointError, match="objective"):
@@ -103,16 +102,17 @@ def test_state_of_another_objective_is_refused(tmp_path):
 def test_nan_loss_triggers_the_guard_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     params = quick(tmp_path)
     pretrain(params, stop_after=2)
-    state = tmp_path / "pretrain" / "ali" / "gan.pt"
+    state = tmp_path / "pretrain" / "ali" / "state.pt"
     good = state.read_bytes()
-    real = pretrain_module.ali_losses
+    from gradfeat_core.method import gan
+    real = gan.ali_losses
 
     def poisoned(*args):
         d_loss, eg_loss = real(*args)
         return d_loss * float("nan"), eg_loss
 
-    monkeypatch.setattr(pretrain_module, "ali_losses", poisoned)
-    with pytest.raises(DivergedError, match="diverged at iteration 3.*gan.pt"):
+    monkeypatch.setattr(gan, "ali_losses", poisoned)  # what ali's update (gan.ali_update) calls
+    with pytest.raises(DivergedError, match="diverged at iteration 3.*state.pt"):
         pretrain(params)
     assert state.read_bytes() == good
     import json

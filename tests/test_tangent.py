@@ -14,7 +14,6 @@ from gradfeat_core.method.linear_model import LinearModel, FineTuned, linearize
 from gradfeat_core.method.nets import (Encoder, FEATURE_DIM, calibrate_batchnorm, fold_batchnorm, mix,
                                 parse_layers, split, theta2_names, LAYERS)
 from gradfeat_core.experiments.train import FrozenInputs, Of
-from test_linear_model import explicit_gradient_term
 
 CLASSES = 10
 DEPTHS = ["conv5", "conv4-5", "conv3-5"]
@@ -85,7 +84,7 @@ def test_fast_path_equals_jvp_in_value_and_gradient(head, spec, leak, mixed, ome
 
 @pytest.mark.parametrize("leak", [0.01, 0.2])
 @pytest.mark.parametrize("spec", DEPTHS)
-def test_fast_tangent_equals_the_autograd_oracle(spec, leak):
+def test_fast_tangent_equals_the_autograd_oracle(spec, leak, explicit_gradient_term):
     """ω̄ᵀ J (s·w2) on the fast path against per-sample reverse-mode gradients (no JVP at all)."""
     (model, _), z, _ = model_pair("grad", spec, leak, mixed=True, omega_random=False)
     expected = explicit_gradient_term(model.top, model.theta2_bar(), model.omega_bar,

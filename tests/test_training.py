@@ -31,7 +31,7 @@ def test_cached_and_uncached_logits_agree(setting, head, spec):
     layers = parse_layers(spec)
     torch.manual_seed(0)
     omega = torch.nn.Linear(FEATURE_DIM, data.num_classes)
-    source = nets["pretrained"] if head == "finetune" else gradient_network(params, nets)
+    source = nets["pretrained"] if head == "finetune" else gradient_network(params["model"], nets)
     bottom, top = split(source, layers)
     model = build_head(head, omega, top, layers)
     with torch.no_grad():  # a non-zero w2, so that the gradient term contributes
@@ -105,7 +105,7 @@ def test_cache_budget_drops_the_primal_record_then_everything(tmp_path, setting)
     _, data, nets = setting
     params = quick(tmp_path, "model.head=full", "model.layers=conv4-5")
     images = len(data.x_train) + len(data.x_test)
-    bottom, top = split_network(params, nets)
+    bottom, top = split_network(params["model"], nets)
     sizes = cache_bytes(frozen_part("full", nets, bottom, layers=tangent.plan(top)), data.x_train)
     gib = {name: size * images / 2 ** 30 for name, size in sizes.items()}
     torch.manual_seed(0)

@@ -4,7 +4,8 @@ import torch
 
 from gradfeat_core.experiments.checkpoint import CheckpointError, load_checkpoint, load_into
 from gradfeat_core.method.linear_model import linearize
-from gradfeat_core.method.nets import FEATURE_DIM, VAE_LAYERS, Encoder, VAEEncoder, split
+from gradfeat_core.method.nets import FEATURE_DIM, Encoder, split
+from gradfeat_core.method.vae import VAE_LAYERS, VAEEncoder
 from gradfeat_core.experiments.params import ParamError, load_params
 from gradfeat_core.experiments.pretrain import pretrain
 from gradfeat_core.experiments.run import run_head
@@ -117,8 +118,8 @@ def test_pretraining_resumes_exactly_and_writes_every_output(tmp_path):
     pretrain(quick(tmp_path / "split"), stop_after=2)
     resumed = pretrain(quick(tmp_path / "split"))
     assert whole["status"] == resumed["status"] == "finished"
-    a, _ = load_checkpoint(tmp_path / "whole/pretrain/vae/gan.pt")
-    b, _ = load_checkpoint(tmp_path / "split/pretrain/vae/gan.pt")
+    a, _ = load_checkpoint(tmp_path / "whole/pretrain/vae/state.pt")
+    b, _ = load_checkpoint(tmp_path / "split/pretrain/vae/state.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     out = tmp_path / "whole/pretrain/vae"
     for name in ("encoder.pt", "random_encoder.pt", "samples.png", "samples_fitted.png", "reconstructions.png",

@@ -21,7 +21,9 @@ from torch.func import functional_call, jacrev, vmap
 
 from ..method import tangent
 from ..method.linear_model import HEADS, build_head
-from ..method.nets import FEATURE_DIM, Encoder, VAEEncoder, fold_batchnorm, parse_layers, split, theta2_names
+from ..method.nets import FEATURE_DIM, Encoder, fold_batchnorm, parse_layers, split, theta2_names
+from ..method.vae import VAEEncoder
+from .data import SIZES
 from .results import environment, write_json
 from .run import cache_bytes, frozen_part
 from .train import FrozenInputs, in_batches, make_optimizer, pick_device, predict, train_step
@@ -119,8 +121,7 @@ def step_times(device, batch, repeats, images=512):
 
 
 # (channels, training images, test images) of the paper-sized data sets, for the cache's size.
-DATA_SIZES = {"fashion-mnist": (1, 60_000, 10_000), "cifar10": (3, 50_000, 10_000),
-              "svhn (extra)": (3, 531_131, 26_032)}
+DATA_SIZES = {name: SIZES[name] for name in ("fashion-mnist", "cifar10", "svhn")}  # svhn: its extra set
 
 
 def cache_sizes():
@@ -205,16 +206,16 @@ def vae_times(device, batch, repeats, images=1000):
 def pretrain_speed(device, repeats=3, batch=None):
     """Iterations per second of each pre-training objective at its own batch size (or `batch`)."""
     from .params import load_params
-    from .pretrain import build_networks, optimisers, step
+    from .pretrain import OBJECTIVES, build_networks, optimisers, step
     out = {}
-    for objective in ("ali", "wali", "rotation", "vae"):
+    for objective in OBJECTIVES:
         p = load_params("fashion-mnist", [f"pretrain.batch_size={batch}"] if batch else [],
                         objective=objective)["pretrain"]
         nets = {k: v.to(device) for k, v in build_networks(objective, 1, p, 0.2, 0).items()}
         opts = optimisers(nets, p)
-        per_step = p["critic_steps"] if objective == "wali" else 1
+        per_step = OBJECTIVES[objective].batches(p)
         x = [torch.rand(p["batch_size"], 1, 32, 32, device=device)] * per_step
-        seconds = timed(lambda: step(nets, opts, x, p, objective, p["latent"]), repeats, device)
+        seconds = timed(lambda: step(nets, opts, x, p, objective), repeats, device)
         out[objective] = {"batch": p["batch_size"], "iterations_per_s": round(1 / seconds, 3)}
     return out
 

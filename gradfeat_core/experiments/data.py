@@ -22,6 +22,9 @@ from .errors import UserError
 from .memory import device_budget, fits, gib, host_resident
 
 DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10}
+# (channels, training images, test images) of each data set on disk (SVHN's training set: extra)
+SIZES = {"fashion-mnist": (1, 60_000, 10_000), "cifar10": (3, 50_000, 10_000),
+         "cifar100": (3, 50_000, 10_000), "svhn": (3, 531_131, 26_032)}
 
 _HOWTO = {
     "cifar10": "download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and extract it under {root}",

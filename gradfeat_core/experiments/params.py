@@ -17,9 +17,10 @@ from pathlib import Path
 
 import yaml
 
-from ..method.gan import OBJECTIVES
+from ..method.registry import OBJECTIVES
 from ..method.linear_model import HEADS
-from ..method.nets import ARCHITECTURES, NTK_RULES, parse_layers, top_blocks
+from ..method.registry import ARCHITECTURES
+from ..method.nets import NTK_RULES, parse_layers, top_blocks
 from .data import DATASETS
 from .errors import UserError
 from .results import ROOT, file_sha256
@@ -261,12 +262,13 @@ def validate(params, tables=True):
     _choice(params, "model.ntk_scale", list(NTK_RULES))
     _choice(params, "base.encoder", ("pretrained", "random"))
     _choice(params, "model.tangent", ("fast", "jvp"))
-    _choice(params, "pretrain.objective", [*OBJECTIVES, "rotation", "vae"])
+    _choice(params, "pretrain.objective", list(OBJECTIVES))
     _choice(params, "base.arch", list(ARCHITECTURES))
     layers = ARCHITECTURES[base["arch"]].LAYERS
-    if base["arch"] == "vae" and base["batchnorm"]:
-        raise ParamError("'base.batchnorm' is true but the VAE encoder (base.arch vae) has no batch "
-                         "norm; set it to false (params/objectives/vae.yaml does)")
+    if base["batchnorm"] and not ARCHITECTURES[base["arch"]].BATCHNORM:
+        raise ParamError(f"'base.batchnorm' is true but the {base['arch']} encoder (base.arch) has no "
+                         f"batch norm; set it to false (params/objectives/{params['pretrain']['objective']}.yaml "
+                         "sets what its objective trains)")
     # parse_layers spells out every block of a range: conv1-999999999 would take minutes
     if any(len(n) > 2 for n in re.findall(r"\d+", model["layers"])):
         raise ParamError(f"'model.layers' is {model['layers']!r}; choose {top_blocks(layers)}")

@@ -7,8 +7,8 @@ continues from there. A non-finite loss stops the run and marks it diverged;
 the last good checkpoint is kept.
 
 Outputs in <out_dir>/pretrain/<objective>/: encoder.pt (the encoder the heads load),
-random_encoder.pt (same architecture, its own seed: the "random θ" of Table 1), gan.pt (the full
-state), losses.csv, losses.png, pretrain.json, and for the generative objectives (BiGANs, VAE)
+random_encoder.pt (same architecture, its own seed: the "random θ" of Table 1), state.pt (the
+whole training state), losses.csv, losses.png, pretrain.json, and for the generative objectives (BiGANs, VAE)
 samples.png and reconstructions.png.
 """
 import copy
@@ -20,10 +20,8 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
-from ..method.gan import OBJECTIVES, ali_losses, build_bigan, wali_critic_loss, wali_eg_loss
 from ..method.nets import calibrate_on, random_encoder
-from ..method.rotation import build_rotnet, rotation_loss
-from ..method.vae import VAE, aggregate_posterior, build_vae, vae_losses
+from ..method.registry import OBJECTIVES, DivergedError  # noqa: F401  (DivergedError: the cli's)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_data
 from .params import ParamError
@@ -32,31 +30,10 @@ from .results import environment, write_json
 from .train import batch_order, pick_device, seed_everything
 
 
-# What each objective records every log_every iterations (the columns of losses.csv).
-RECORDS = {"ali": ("d_loss", "eg_loss"), "wali": ("d_loss", "eg_loss"),
-           "rotation": ("loss", "accuracy"), "vae": ("loss", "reconstruction", "kl")}
-# Objectives of one network and one loss: nets, x → (loss, the rest of RECORDS[objective]).
-# The objectives with one network and one loss: (nets, x, pretrain parameters) -> records.
-SINGLE_LOSS = {"rotation": lambda nets, x, p: rotation_loss(nets, x),
-               "vae": lambda nets, x, p: vae_losses(nets, x, p["likelihood_std"])}
-# The pixels each objective's data must be in (its generator's output range).
-PIXEL_RANGES = {**{k: v["pixel_range"] for k, v in OBJECTIVES.items()}, "vae": [-1.0, 1.0]}
-FITTED_IMAGES = 5000  # training images whose posteriors give the VAE's N(m, C) (C: 256² numbers)
-ARCH = {"vae": "vae"}  # the base network each objective trains (base.arch); the others: ali
-
-
-class DivergedError(RuntimeError):
-    """A loss became NaN or infinite; the message says where the last good checkpoint is."""
-
-
 def build_networks(objective, in_channels, p, leak, seed):
-    """{'E', 'G', 'D'} of a BiGAN, or {'E'}: the rotation network or the VAE; p: the pretrain
-    parameters."""
-    if objective == "rotation":
-        return build_rotnet(in_channels, leak, seed)
-    if objective == "vae":
-        return build_vae(in_channels, p["latent"], leak, seed)
-    return build_bigan(objective, in_channels, p["latent"], leak, seed, p["init_std"])
+    """The networks `objective` trains ({'E', 'G', 'D'} of a BiGAN, {'E'} of the rotation
+    network or the VAE); p: the pretrain parameters."""
+    return OBJECTIVES[objective].build(in_channels, p, leak, seed)
 
 
 def optimisers(nets, p):
@@ -68,51 +45,11 @@ def optimisers(nets, p):
             "EG": torch.optim.Adam(eg, lr=p["lr"], betas=betas)}
 
 
-def step(nets, opts, x_batches, p, objective, latent):
-    """One encoder/generator update (after one critic update per batch for wali), or one
-    update of the rotation network. Returns RECORDS[objective] as floats; raises DivergedError
-    before applying a non-finite loss."""
-    def z():
-        return torch.randn(len(x_batches[-1]), latent, 1, 1, device=x_batches[-1].device)
-
-    def check(**losses):
-        for name, loss in losses.items():
-            if not torch.isfinite(loss):
-                raise DivergedError(f"{name} is {loss.item()}")
-
-    if objective in SINGLE_LOSS:
-        records = SINGLE_LOSS[objective](nets, x_batches[-1], p)
-        check(loss=records[0])
-        opts["E"].zero_grad(set_to_none=True)
-        records[0].backward()
-        opts["E"].step()
-        return {k: v.item() for k, v in zip(RECORDS[objective], records)}
-    if objective == "ali":
-        # One forward pass, two gradients: D's from d_loss, E's and G's from eg_loss.
-        d_loss, eg_loss = ali_losses(nets, x_batches[-1], z())
-        check(d_loss=d_loss, eg_loss=eg_loss)
-        for opt in opts.values():
-            opt.zero_grad(set_to_none=True)
-        d_params = list(nets["D"].parameters())
-        d_grads = torch.autograd.grad(d_loss, d_params, retain_graph=True)
-        eg_loss.backward(inputs=[*nets["E"].parameters(), *nets["G"].parameters()])
-        for q, g in zip(d_params, d_grads):
-            q.grad = g
-        opts["D"].step()
-        opts["EG"].step()
-        return {"d_loss": d_loss.item(), "eg_loss": eg_loss.item()}
-    for x in x_batches:
-        d_loss = wali_critic_loss(nets, x, z(), p["gp_weight"])
-        check(d_loss=d_loss)
-        opts["D"].zero_grad(set_to_none=True)
-        d_loss.backward()
-        opts["D"].step()
-    eg_loss = wali_eg_loss(nets, x_batches[-1], z())
-    check(eg_loss=eg_loss)
-    opts["EG"].zero_grad(set_to_none=True)
-    eg_loss.backward(inputs=[*nets["E"].parameters(), *nets["G"].parameters()])
-    opts["EG"].step()
-    return {"d_loss": d_loss.item(), "eg_loss": eg_loss.item()}
+def step(nets, opts, x_batches, p, objective):
+    """One update of `objective` (its registry entry's): its records as {name: float}; raises
+    DivergedError before applying a non-finite loss."""
+    entry = OBJECTIVES[objective]
+    return dict(zip(entry.records, entry.update(nets, opts, x_batches, p)))
 
 
 def save_state(path, nets, opts, meta):
@@ -140,7 +77,7 @@ def load_state(path, nets, opts, expect):
 
 def state_meta(params, in_channels):
     p = params["pretrain"]
-    return {"kind": "bigan-state", "objective": p["objective"], "dataset": params["data"]["dataset"],
+    return {"kind": "pretrain-state", "objective": p["objective"], "dataset": params["data"]["dataset"],
             "in_channels": in_channels, "latent": p["latent"], "leak": params["base"]["leak"]}
 
 
@@ -153,13 +90,14 @@ def pretrain(params, stop_after=None, log=None):
     log = log or (lambda msg: print(msg, file=sys.stderr))
     start_time = time.perf_counter()
     p, objective = params["pretrain"], params["pretrain"]["objective"]
-    if objective in PIXEL_RANGES and [float(v) for v in params["base"]["pixel_range"]] != PIXEL_RANGES[objective]:
+    entry = OBJECTIVES[objective]
+    if entry.pixel_range and tuple(float(v) for v in params["base"]["pixel_range"]) != entry.pixel_range:
         raise ParamError(f"'base.pixel_range' is {params['base']['pixel_range']} but {objective} "
-                         f"generates pixels in {PIXEL_RANGES[objective]}; use "
+                         f"generates pixels in {list(entry.pixel_range)}; use "
                          f"--objective {objective} (params/objectives/{objective}.yaml)")
-    if params["base"]["arch"] != ARCH.get(objective, "ali"):
+    if params["base"]["arch"] != entry.arch:
         raise ParamError(f"'base.arch' is {params['base']['arch']} but {objective} trains the "
-                         f"{ARCH.get(objective, 'ali')} encoder; use --objective {objective} "
+                         f"{entry.arch} encoder; use --objective {objective} "
                          f"(params/objectives/{objective}.yaml sets it)")
     device = pick_device(params["device"])
     seed_everything(params["seed"])
@@ -169,7 +107,7 @@ def pretrain(params, stop_after=None, log=None):
     nets = {k: v.to(device) for k, v in nets.items()}
     opts = optimisers(nets, p)
     meta = state_meta(params, data.in_channels)
-    state_path, start, history, seconds = out / "gan.pt", 0, [], 0.0
+    state_path, start, history, seconds = out / "state.pt", 0, [], 0.0
     if p["resume"] and state_path.is_file():
         start, history, seconds = load_state(state_path, nets, opts, meta)
         log(f"resuming {objective} from iteration {start} ({state_path})")
@@ -177,7 +115,7 @@ def pretrain(params, stop_after=None, log=None):
     def elapsed():  # seconds of this run, earlier sessions of it included
         return seconds + time.perf_counter() - start_time
 
-    per_step = p["critic_steps"] if objective == "wali" else 1
+    per_step = entry.batches(p)
     order = batch_order(len(data.x_train), p["batch_size"], p["iterations"] * per_step,
                         torch.Generator().manual_seed(params["seed"]))
     for _ in range(start * per_step):  # the batches the checkpointed iterations already used
@@ -194,7 +132,7 @@ def pretrain(params, stop_after=None, log=None):
     for it in bar:
         x_batches = [data.x_train[next(order).to(device)] for _ in range(per_step)]
         try:
-            running.append(step(nets, opts, x_batches, p, objective, p["latent"]))
+            running.append(step(nets, opts, x_batches, p, objective))
         except DivergedError as e:
             write_result(params, out, nets, data, history, elapsed(), "diverged", device)
             raise DivergedError(f"{objective} diverged at iteration {it}: {e}; the last good "
@@ -202,7 +140,7 @@ def pretrain(params, stop_after=None, log=None):
                                 "change the seed") from None
         out_of_time = deadline is not None and time.perf_counter() >= deadline and it < end
         if it % p["log_every"] == 0 or it == end or out_of_time:  # the curve ends where a run stops
-            means = {k: sum(r[k] for r in running) / len(running) for k in RECORDS[objective]}
+            means = {k: sum(r[k] for r in running) / len(running) for k in entry.records}
             history.append([it, *means.values()])
             bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
             running = []
@@ -249,43 +187,29 @@ def save_snapshot(out, nets, params, data, iteration):
 
 
 @torch.no_grad()
-def save_figures(out, nets, data, history, pixel_range, latent, seed, objective):
+def save_figures(out, nets, data, history, p, pixel_range, seed, objective):
+    """The objective's figures (samples, reconstructions: its registry entry's), losses.csv and
+    the loss curve."""
     for net in nets.values():
         net.eval()
-    g, device = torch.Generator().manual_seed(seed), data.x_test.device
-    grids = {}  # file name → images
-    if "G" in nets:  # a BiGAN: G(z), and x beside G(E(x))
-        grids["samples.png"] = nets["G"](torch.randn(64, latent, 1, 1, generator=g).to(device))
-        reconstruct = lambda x: nets["G"](nets["E"](x))  # noqa: E731
-    elif isinstance(nets["E"], VAE):  # decoder(z ~ N(0, I)) and of z ~ N(m, C), x beside decoder(μ(x))
-        vae, reconstruct = nets["E"], nets["E"].reconstruct
-        grids["samples.png"] = vae.decode(vae.sample_latent(64, g, device))
-        moments = aggregate_posterior(vae, data.x_train[:FITTED_IMAGES])
-        grids["samples_fitted.png"] = vae.decode(vae.sample_latent(64, g, device, moments))
-    if grids:
-        x = data.x_test[:32]
-        grids["reconstructions.png"] = torch.stack([x, reconstruct(x)], 1).flatten(0, 1)  # side by side
-        for name, images in grids.items():  # value_range → [0, 1], clamped
-            save_image(images, out / name, nrow=16 if name == "reconstructions.png" else 8,
-                       normalize=True, value_range=tuple(pixel_range))
-    names = RECORDS[objective]
+    entry = OBJECTIVES[objective]
+    grids = entry.figures(nets, data, p, torch.Generator().manual_seed(seed)) if entry.figures else {}
+    for name, images in grids.items():  # value_range → [0, 1], clamped
+        save_image(images, out / name, nrow=16 if name == "reconstructions.png" else 8,
+                   normalize=True, value_range=tuple(pixel_range))
     with open(out / "losses.csv", "w", newline="") as f:
-        csv.writer(f).writerows([["iteration", *names], *history])
+        csv.writer(f).writerows([["iteration", *entry.records], *history])
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    labels = {"d_loss": "discriminator / critic", "eg_loss": "encoder + generator",
-              "loss": "negative ELBO" if objective == "vae" else "rotation cross-entropy",
-              "accuracy": "rotation accuracy", "reconstruction": "reconstruction ‖x − x̂‖²/2",
-              "kl": "KL(q(z|x) ‖ N(0, I))"}
     if history:
         its, *columns = zip(*history)
-        for name, values in zip(names, columns):
-            ax.plot(its, values, label=labels[name])
+        for label, values in zip(entry.records.values(), columns):
+            ax.plot(its, values, label=label)
     ax.set_xlabel("iteration")
-    ax.set_ylabel("loss / accuracy" if objective == "rotation" else "loss")
-    ax.set_yscale("log" if objective == "vae" else "linear")  # the ELBO falls by orders at first
+    ax.set_ylabel(entry.ylabel)
+    ax.set_yscale("log" if entry.log_scale else "linear")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "losses.png", dpi=100)
@@ -302,8 +226,8 @@ def write_result(params, out, nets, data, history, seconds, status, device):
                         dict(meta, objective=p["objective"], iterations=history[-1][0] if history else 0))
         save_checkpoint(out / "random_encoder.pt", random.state_dict(),
                         dict(meta, objective="random", seed=params["base"]["random_seed"]))
-        save_figures(out, nets, data, history, params["base"]["pixel_range"], p["latent"],
-                     params["seed"], p["objective"])
+        save_figures(out, nets, data, history, p, params["base"]["pixel_range"], params["seed"],
+                     p["objective"])
     result = {"objective": p["objective"], "dataset": data.name, "status": status,
               "iterations": history[-1][0] if history else 0, "seconds": seconds,
               "final_losses": history[-1][1:] if history else None, "out_dir": str(out),

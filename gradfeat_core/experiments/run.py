@@ -10,7 +10,8 @@ from torch import nn
 
 from ..method import tangent
 from ..method.linear_model import build_head
-from ..method.nets import ARCHITECTURES, FEATURE_DIM, fold_batchnorm, mix, parse_layers, random_encoder, \
+from ..method.registry import ARCHITECTURES
+from ..method.nets import FEATURE_DIM, fold_batchnorm, mix, parse_layers, random_encoder, \
     split
 from .checkpoint import load_into, save_checkpoint
 from .data import load_data
@@ -54,9 +55,9 @@ def base_networks(params, data):
     return nets
 
 
-def gradient_network(params, nets):
-    """The network whose Jacobian the gradient term uses (Table 1: θ1, θ2 each from either)."""
-    model = params["model"]
+def gradient_network(model, nets):
+    """The network whose Jacobian the gradient term uses (Table 1: θ1, θ2 each from either);
+    model: the model parameters."""
     blocks = nets["pretrained"].LAYERS
     theta2 = parse_layers(model["layers"], blocks)
     return mix(nets, {n: model["theta2"] if n in theta2 else model["theta1"] for n in blocks})
@@ -116,18 +117,18 @@ def frozen_stores(params, head, split_name):
     return {name: cache_dir / f"{name}-{split_name}-{digest(k)}.pt" for name, k in keys.items()}
 
 
-def source_network(params, nets):
+def source_network(model, nets):
     """The network the trainable part starts from: f_θ̄ for fine-tuning, else the mix of θ1/θ2."""
-    return nets["pretrained"] if params["model"]["head"] == "finetune" else gradient_network(params, nets)
+    return nets["pretrained"] if model["head"] == "finetune" else gradient_network(model, nets)
 
 
-def split_network(params, nets):
+def split_network(model, nets):
     """(bottom, top) of the network the trainable part starts from; bottom is None for actv,
     which trains on f_θ̄(x) alone."""
-    if params["model"]["head"] == "actv":
+    if model["head"] == "actv":
         return None, None
-    net = source_network(params, nets)
-    return split(net, parse_layers(params["model"]["layers"], net.LAYERS))
+    net = source_network(model, nets)
+    return split(net, parse_layers(model["layers"], net.LAYERS))
 
 
 def build_model(params, data, nets, log):
@@ -137,7 +138,7 @@ def build_model(params, data, nets, log):
     if head == "actv":
         return build_head("actv", nn.Linear(FEATURE_DIM, data.num_classes))
     omega = omega_bar(params, data, nets, log)
-    top = split_network(params, nets)[1]
+    top = split_network(model_p, nets)[1]
     omega_grad = omega
     if model_p["omega"] == "random" and head != "finetune":
         torch.manual_seed(params["base"]["random_seed"])
@@ -156,7 +157,7 @@ def frozen_inputs(params, data, nets, log=None):
     model_p, batch = params["model"], params["train"]["eval_batch_size"]
     head = model_p["head"]
     shared = model_p["theta1"] == model_p["theta2"] == "pretrained"
-    bottom, top = split_network(params, nets)
+    bottom, top = split_network(model_p, nets)
     layers = tangent.plan(top) if head in ("grad", "full") and model_p["tangent"] == "fast" else None
     parts = frozen_part(head, nets, bottom, shared, layers)
     sizes = cache_bytes(parts, data.x_train) if model_p["cache"] else {}
@@ -222,7 +223,7 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
         omega_bar(params, data, nets, log)  # trained first when missing; setup, not training
     inputs, test_inputs = inputs or frozen_inputs(params, data, nets, log)
     setup_seconds = time.perf_counter() - start
-    fit, validate = split_validation(inputs, data.y_train, params)
+    fit, validate = split_validation(inputs, data.y_train, train_p, params["data"]["seed"])
     grid, best = [], None  # every learning rate's record; (score, lr, model, training, seconds)
     lrs = [chosen[0]] if chosen else train_p[head]["lr_grid"] or [train_p[head]["lr"]]
     for lr in lrs:
@@ -270,14 +271,13 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
     return result
 
 
-def split_validation(inputs, labels, params):
-    """((inputs, labels) to train on, validate or None): with train.val_fraction > 0 a seeded
-    split of the training set (data.seed: the same for every head and seed) is held out, and
-    validate(model) gives the accuracy on it."""
-    train_p = params["train"]
+def split_validation(inputs, labels, train_p, data_seed):
+    """((inputs, labels) to train on, validate or None): with train.val_fraction > 0 (train_p:
+    the train parameters) a split of the training set seeded by data_seed (data.seed: the same
+    for every head and seed) is held out, and validate(model) gives the accuracy on it."""
     if not train_p["val_fraction"]:
         return (inputs, labels), None
-    keep, held = validation_split(len(labels), train_p["val_fraction"], params["data"]["seed"])
+    keep, held = validation_split(len(labels), train_p["val_fraction"], data_seed)
     keep, held = keep.to(labels.device), held.to(labels.device)
     val_inputs, val_labels = Subset(inputs, held), labels[held]
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .nets import ALI_CONVS, FEATURE_DIM, LAYERS, Encoder
+from .registry import Objective, check, register
 
 OBJECTIVES = {"ali": {"pixel_range": [0.0, 1.0], "output": nn.Sigmoid, "dropout": True},
               "wali": {"pixel_range": [-1.0, 1.0], "output": nn.Tanh, "dropout": False}}
@@ -149,3 +150,56 @@ def wali_critic_loss(nets, x, z, gp_weight):
 def wali_eg_loss(nets, x, z):
     E, G, D = nets["E"], nets["G"], nets["D"]
     return D(x, E(x)).mean() - D(G(z), z).mean()
+
+
+def _z(p, x_batches):
+    """z ~ N(0, I) for a batch as large as the last one."""
+    return torch.randn(len(x_batches[-1]), p["latent"], 1, 1, device=x_batches[-1].device)
+
+
+def ali_update(nets, opts, x_batches, p):
+    """One forward pass, two gradients: D's from d_loss, E's and G's from eg_loss."""
+    d_loss, eg_loss = ali_losses(nets, x_batches[-1], _z(p, x_batches))
+    check(d_loss=d_loss, eg_loss=eg_loss)
+    for opt in opts.values():
+        opt.zero_grad(set_to_none=True)
+    d_params = list(nets["D"].parameters())
+    d_grads = torch.autograd.grad(d_loss, d_params, retain_graph=True)
+    eg_loss.backward(inputs=[*nets["E"].parameters(), *nets["G"].parameters()])
+    for q, g in zip(d_params, d_grads):
+        q.grad = g
+    opts["D"].step()
+    opts["EG"].step()
+    return d_loss.item(), eg_loss.item()
+
+
+def wali_update(nets, opts, x_batches, p):
+    """One critic update per batch, then one encoder/generator update on the last."""
+    for x in x_batches:
+        d_loss = wali_critic_loss(nets, x, _z(p, x_batches), p["gp_weight"])
+        check(d_loss=d_loss)
+        opts["D"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        opts["D"].step()
+    eg_loss = wali_eg_loss(nets, x_batches[-1], _z(p, x_batches))
+    check(eg_loss=eg_loss)
+    opts["EG"].zero_grad(set_to_none=True)
+    eg_loss.backward(inputs=[*nets["E"].parameters(), *nets["G"].parameters()])
+    opts["EG"].step()
+    return d_loss.item(), eg_loss.item()
+
+
+def figures(nets, data, p, generator):
+    """G(z) samples, and test images beside G(E(x))."""
+    x = data.x_test[:32]
+    return {"samples.png": nets["G"](torch.randn(64, p["latent"], 1, 1, generator=generator).to(x.device)),
+            "reconstructions.png": torch.stack([x, nets["G"](nets["E"](x))], 1).flatten(0, 1)}
+
+
+RECORDS = {"d_loss": "discriminator / critic", "eg_loss": "encoder + generator"}
+for _name, _update in (("ali", ali_update), ("wali", wali_update)):
+    register(Objective(
+        _name, f"BiGAN ({_name})", "ali", RECORDS,
+        build=lambda c, p, leak, seed, name=_name: build_bigan(name, c, p["latent"], leak, seed, p["init_std"]),
+        update=_update, pixel_range=tuple(OBJECTIVES[_name]["pixel_range"]), figures=figures,
+        critic_batches=_name == "wali"))

@@ -10,9 +10,9 @@ pooling to a 512-d feature. 32×32 inputs (28×28 data is padded by the data mod
 
 θ2 is a set of top blocks (conv5, conv4-5 or conv3-5); θ1 is every block below them.
 
-The VAE base network of Table 3's lower half (`VAEEncoder`, Berthelot et al. 2019) is eight
-convolutions with padding, leaky ReLU 0.2, no batch norm, average pooling between scales; its θ2
-is conv8. `ARCHITECTURES` maps `base.arch` to either class; each names its blocks in `LAYERS`.
+Every base network is a `BaseNetwork` that names its blocks in `LAYERS` and registers itself
+(registry.architecture) under its `ARCH`, what `base.arch` names: `ali` here, `vae` (the VAE's
+eight-conv encoder of Table 3's lower half) in vae.py.
 """
 import copy
 import math
@@ -21,6 +21,8 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
+
+from .registry import ARCHITECTURES, architecture
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 ALI_CONVS = ((32, 5, 1), (64, 4, 2), (128, 4, 1), (256, 4, 2), (512, 4, 1))  # (out, kernel, stride)
@@ -35,6 +37,8 @@ NTK_RULES = {
 class BaseNetwork(nn.Sequential):
     """A base network f: named blocks `LAYERS` (bottom to top), then `pool` to FEATURE_DIM."""
     ARCH, LAYERS = None, ()
+    DESCRIPTION = ""  # in words, for the report
+    BATCHNORM = True  # whether it can have batch norm (base.batchnorm)
 
     def meta(self, dataset, pixel_range):
         """What a checkpoint of this encoder was made for; heads refuse one made for other."""
@@ -42,9 +46,11 @@ class BaseNetwork(nn.Sequential):
                 "pixel_range": [float(v) for v in pixel_range], "parametrisation": "standard"}
 
 
+@architecture
 class Encoder(BaseNetwork):
     """f(x): blocks conv1..conv5 (conv [→ batch norm] → leaky ReLU), then `pool`."""
     ARCH, LAYERS = "ali", LAYERS
+    DESCRIPTION = "the paper's five-conv encoder"
 
     def __init__(self, in_channels=1, leak=0.01, batchnorm=True):
         blocks, channels = OrderedDict(), in_channels
@@ -70,41 +76,6 @@ class Encoder(BaseNetwork):
         return self
 
 
-VAE_LAYERS = tuple(f"conv{i}" for i in range(1, 9))
-VAE_CONVS = ((64, 1), (64, 3), (64, 3), (128, 3), (128, 3), (256, 3), (256, 3), (512, 3))  # (out, kernel)
-VAE_POOLED = ("conv3", "conv5", "conv7")  # blocks that end with a 2×2 average pool
-
-
-class VAEEncoder(BaseNetwork):
-    """f(x) of the VAE (Berthelot et al. 2019, as Mu et al. 2020): 3×3 convs with padding 1
-    (conv1 is 1×1), each followed by leaky ReLU 0.2, no batch norm; conv3, conv5 and conv7 end
-    with a 2×2 average pool; f = conv8's 512×4×4 output average-pooled to 512-d. θ2 = conv8.
-
-        conv1  C→64    1×1  32×32     conv4  64→128  16×16      conv7  256→256 8×8 → 4×4
-        conv2  64→64        32×32     conv5  128→128 16×16 → 8  conv8  256→512 4×4
-        conv3  64→64        32×32 → 16  conv6 128→256  8×8      pool   average → 512-d f(x)
-    """
-    ARCH, LAYERS = "vae", VAE_LAYERS
-
-    def __init__(self, in_channels=1, leak=0.2, batchnorm=False):
-        if batchnorm:
-            raise ValueError("the VAE encoder has no batch norm: set base.batchnorm to false")
-        blocks, channels = OrderedDict(), in_channels
-        for name, (out, kernel) in zip(VAE_LAYERS, VAE_CONVS):
-            layers = [nn.Conv2d(channels, out, kernel, padding=kernel // 2), nn.LeakyReLU(leak)]
-            layers += [nn.AvgPool2d(2)] if name in VAE_POOLED else []
-            blocks[name] = nn.Sequential(*layers)
-            channels = out
-        blocks["pool"] = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        super().__init__(blocks)
-        self.config = dict(in_channels=in_channels, leak=leak, batchnorm=False)
-
-    def reset_parameters(self, generator=None):
-        """He et al. 2015's initialisation for this leaky network (`he_init`), drawn from
-        `generator`: without batch norm, ALI's N(0, 0.01) would shrink the signal ~100× per layer."""
-        return he_init(self, self.config["leak"], generator)
-
-
 def he_init(module, leak, generator=None):
     """Every conv of `module`: weights N(0, 2 / ((1 + leak²) fan_in)) (Kaiming normal for a leaky
     ReLU of slope `leak`), biases 0. It keeps each layer's second moment near its input's where
@@ -117,9 +88,6 @@ def he_init(module, leak, generator=None):
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return module
-
-
-ARCHITECTURES = {"ali": Encoder, "vae": VAEEncoder}  # base.arch → the base network's class
 
 
 @torch.no_grad()

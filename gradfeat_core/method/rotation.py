@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .nets import FEATURE_DIM, Encoder
+from .registry import Objective, one_loss, register
 
 ROTATIONS = 4  # multiples of 90°
 
@@ -45,3 +46,11 @@ def rotation_loss(nets, x):
     images, labels = rotated(x)
     logits = nets["E"](images)
     return F.cross_entropy(logits, labels), (logits.argmax(1) == labels).float().mean()
+
+
+register(Objective(
+    "rotation", "rotation prediction (Gidaris et al. 2018), an extension beyond the paper, which "
+    "pre-trains BiGAN and VAE encoders", "ali",
+    {"loss": "rotation cross-entropy", "accuracy": "rotation accuracy"},
+    build=lambda c, p, leak, seed: build_rotnet(c, leak, seed),
+    update=one_loss(lambda nets, x, p: rotation_loss(nets, x)), ylabel="loss / accuracy"))

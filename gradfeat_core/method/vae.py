@@ -14,14 +14,55 @@ reparametrisation trick. Every conv starts at He et al.'s initialisation (`nets.
 Samples: the decoder of z ~ N(0, I) (the prior), and of z ~ N(m, C), the Gaussian with the first
 two moments of the aggregate posterior q(z) = E_x q(z|x) over training images
 (`aggregate_posterior`; ex-post density estimation, Ghosh et al. 2020). After the hundreds of
-updates a CPU affords, q(z) is far from N(0, I) (on Fashion-MNIST after the profile's 600 updates
-the covariance's eigenvalues spanned 0.012 to 24, README): prior samples fall where no image was
-encoded and decode to noise, while N(m, C)'s are trousers, tops, dresses, shoes and bags.
+updates a CPU affords, q(z) is far from N(0, I) (docs/base-networks.md): prior samples fall where
+no image was encoded and decode to noise, while N(m, C)'s are trousers, tops, dresses, shoes and
+bags.
 """
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
-from .nets import VAEEncoder, he_init
+from .nets import BaseNetwork, he_init
+from .registry import Objective, architecture, one_loss, register
+
+VAE_LAYERS = tuple(f"conv{i}" for i in range(1, 9))
+VAE_CONVS = ((64, 1), (64, 3), (64, 3), (128, 3), (128, 3), (256, 3), (256, 3), (512, 3))  # (out, kernel)
+VAE_POOLED = ("conv3", "conv5", "conv7")  # blocks that end with a 2×2 average pool
+
+
+@architecture
+class VAEEncoder(BaseNetwork):
+    """f(x) of the VAE (Berthelot et al. 2019, as Mu et al. 2020): 3×3 convs with padding 1
+    (conv1 is 1×1), each followed by leaky ReLU 0.2, no batch norm; conv3, conv5 and conv7 end
+    with a 2×2 average pool; f = conv8's 512×4×4 output average-pooled to 512-d. θ2 = conv8.
+
+        conv1  C→64    1×1  32×32     conv4  64→128  16×16      conv7  256→256 8×8 → 4×4
+        conv2  64→64        32×32     conv5  128→128 16×16 → 8  conv8  256→512 4×4
+        conv3  64→64        32×32 → 16  conv6 128→256  8×8      pool   average → 512-d f(x)
+    """
+    ARCH, LAYERS = "vae", VAE_LAYERS
+    DESCRIPTION = "the VAE's eight-conv encoder (Berthelot et al. 2019)"
+    BATCHNORM = False
+
+    def __init__(self, in_channels=1, leak=0.2, batchnorm=False):
+        if batchnorm:
+            raise ValueError("the VAE encoder has no batch norm: set base.batchnorm to false")
+        blocks, channels = OrderedDict(), in_channels
+        for name, (out, kernel) in zip(VAE_LAYERS, VAE_CONVS):
+            layers = [nn.Conv2d(channels, out, kernel, padding=kernel // 2), nn.LeakyReLU(leak)]
+            layers += [nn.AvgPool2d(2)] if name in VAE_POOLED else []
+            blocks[name] = nn.Sequential(*layers)
+            channels = out
+        blocks["pool"] = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        super().__init__(blocks)
+        self.config = dict(in_channels=in_channels, leak=leak, batchnorm=False)
+
+    def reset_parameters(self, generator=None):
+        """He et al. 2015's initialisation for this leaky network (`he_init`), drawn from
+        `generator`: without batch norm, ALI's N(0, 0.01) would shrink the signal ~100× per layer."""
+        return he_init(self, self.config["leak"], generator)
+
 
 DECODER_WIDTHS = (256, 128, 64)  # the encoder's widths before each pool, from the top down
 
@@ -96,3 +137,25 @@ def build_vae(in_channels, latent, leak, seed):
     """{'E': the VAE}, He et al.'s initialisation from seed."""
     generator = torch.Generator().manual_seed(seed)
     return {"E": he_init(VAE(in_channels, latent, leak), leak, generator)}
+
+
+FITTED_IMAGES = 5000  # training images whose posteriors give the VAE's N(m, C) (C: 256² numbers)
+
+
+def figures(nets, data, p, generator):
+    """The decoder of z ~ N(0, I) and of z ~ N(m, C) fitted to q(z) (aggregate_posterior, on up
+    to FITTED_IMAGES training images), and test images beside the decoder of their μ(x)."""
+    vae, device, x = nets["E"], data.x_test.device, data.x_test[:32]
+    samples = vae.decode(vae.sample_latent(64, generator, device))
+    moments = aggregate_posterior(vae, data.x_train[:FITTED_IMAGES])
+    return {"samples.png": samples,
+            "samples_fitted.png": vae.decode(vae.sample_latent(64, generator, device, moments)),
+            "reconstructions.png": torch.stack([x, vae.reconstruct(x)], 1).flatten(0, 1)}
+
+
+register(Objective(
+    "vae", "a VAE (the paper's Table 3, lower half)", "vae",
+    {"loss": "negative ELBO", "reconstruction": "reconstruction ‖x − x̂‖²/2", "kl": "KL(q(z|x) ‖ N(0, I))"},
+    build=lambda c, p, leak, seed: build_vae(c, p["latent"], leak, seed),
+    update=one_loss(lambda nets, x, p: vae_losses(nets, x, p["likelihood_std"])),
+    pixel_range=(-1.0, 1.0), figures=figures, log_scale=True))  # the ELBO falls by orders at first

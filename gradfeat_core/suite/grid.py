@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 import yaml
 
 from ..experiments.params import PARAMS_DIR, combine, load_params, merge
-from ..method.nets import ARCHITECTURES
+from ..method.registry import ARCHITECTURES
 from .paper import paper_numbers
 
 PAPER_DATASETS = ("svhn", "cifar10", "cifar100")

@@ -23,17 +23,17 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..experiments import bench
+from ..experiments.data import SIZES
 from ..experiments.memory import device_budget, fits
 from ..experiments.params import load_params
 from ..experiments.run import cache_bytes, frozen_part
 from ..experiments.train import pick_device
 from ..method import tangent
-from ..method.nets import ARCHITECTURES, FEATURE_DIM, fold_batchnorm, parse_layers, split
+from ..method.registry import ARCHITECTURES
+from ..method.nets import FEATURE_DIM, fold_batchnorm, parse_layers, split
 from .grid import experiments, twins
 
 # (channels, training images, test images) as the loaders read them
-IMAGES = {"fashion-mnist": (1, 60_000, 10_000), "cifar10": (3, 50_000, 10_000),
-          "cifar100": (3, 50_000, 10_000), "svhn": (3, 531_131, 26_032)}
 LAUNCH_SECONDS = 10e-6  # PyTorch's eager overhead per operator on a GPU (a kernel launch and dispatch)
 
 
@@ -63,7 +63,7 @@ def image_counts(params):
     d = params["data"]
     if d["dataset"] == "synthetic":
         return 1, d["n_train"] or 512, d["n_test"] or 256
-    channels, n_train, n_test = IMAGES[d["dataset"]]
+    channels, n_train, n_test = SIZES[d["dataset"]]
     return channels, min(d["n_train"] or n_train, n_train), min(d["n_test"] or n_test, n_test)
 
 
@@ -159,14 +159,14 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
         on_device += cache if fits(cache, budget, on_device) else 0  # as run.cache_on_host does
         peak, host = max(peak, on_device), max(host, images + cache - on_device)
     if params["base"]["checkpoint"] is None:
-        from ..experiments.pretrain import build_networks, optimisers, step
+        from ..experiments.pretrain import OBJECTIVES, build_networks, optimisers, step
         pp = params["pretrain"]
         nets = {k: v.to(device) for k, v in build_networks(pp["objective"], timer.channels, pp,
                                                            params["base"]["leak"], 0).items()}
         opts = optimisers(nets, pp)
-        x = [torch.rand(pp["batch_size"], timer.channels, 32, 32, device=device)] * (
-            pp["critic_steps"] if pp["objective"] == "wali" else 1)
-        update = timer.seconds(lambda: step(nets, opts, x, pp, pp["objective"], pp["latent"]), 2)
+        x = [torch.rand(pp["batch_size"], timer.channels, 32, 32, device=device)] * \
+            OBJECTIVES[pp["objective"]].batches(pp)
+        update = timer.seconds(lambda: step(nets, opts, x, pp, pp["objective"]), 2)
         done = runs.get(f"pretrain-{pp['objective']}", False)
         stages = {"pre-training": {"runs": 1, "to_run": int(not done),
                                    "least": 0.0 if done else update * pp["iterations"],

@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..experiments.params import merge
+from ..method.registry import ARCHITECTURES
+from ..method.registry import OBJECTIVES
 from .evidence import converged
 from .results import SOURCES, base_name
 
@@ -153,11 +155,7 @@ def scope(params, pretrain, frame, base_network=None):
     done = converged(frame[frame.status == "done"])
     not_converged = int((done.convergence_known & ~done.converged).sum())
     unknown = int((~done.convergence_known).sum())
-    base = {"rotation": "rotation prediction (Gidaris et al. 2018), an extension beyond the paper, "
-                        "which pre-trains BiGAN and VAE encoders",
-            "vae": "a VAE (the paper's Table 3, lower half)"}.get(objective, f"BiGAN ({objective})")
-    vae = params["base"].get("arch") == "vae"  # runs made before base.arch existed are ALI's
-    network = "the VAE's eight-conv encoder (Berthelot et al. 2019)" if vae else "the paper's five-conv encoder"
+    base, network = OBJECTIVES[objective].label, ARCHITECTURES[params["base"]["arch"]].DESCRIPTION
     timed = done.dropna(subset=["iterations", "best_iteration"]) if {"iterations", "best_iteration"} <= \
         set(done) else done.iloc[:0]
     stops = "; ".join(f"Table {table} after a median of {g.iterations.median():.0f} iterations, its "
@@ -190,9 +188,10 @@ def scope(params, pretrain, frame, base_network=None):
         f"Seeds: Table 3 {rep['table3_seeds']}, Table 1 {rep['table1_seeds']}; a verdict needs "
         "≥3 seeds per cell and a 95% interval clear of its threshold.",
         f"To rerun everything: `make reproduce PROFILE={params.get('profile', 'fashion-mnist')}` "
-        "from a clean clone. To rerun one cell: delete its result file `runs/<experiment>-<run_key>"
-        ".json` (results.csv gives both, and the executed notebook beside it) and run the same "
-        "command again: only that experiment runs, then the report is rebuilt.",
+        "from a clean clone. To rerun one cell: delete its result file, the `.json` beside the "
+        "executed notebook that results.csv's `notebook` column names (`runs/<run>-<run_key>`; a "
+        "Table 1 cell that repeats a Table 3 run names that run), and run the same command again: "
+        "only that run is made again, then the report is rebuilt.",
     ]
 
 

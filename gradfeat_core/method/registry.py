@@ -1,0 +1,70 @@
+"""One registry of pre-training objectives (as timm's of models): each objective is one module
+(gan: ali and wali, rotation, vae) that registers an Objective here when method/ is imported;
+pre-training, parameter validation, the command line, the bench and the report read it. A new
+objective is its module (imported by method/__init__.py) and params/objectives/<name>.yaml.
+
+The base networks' architectures are registered the same way (`architecture`, base.arch): the
+five-conv encoder in nets, the VAE's in vae.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+OBJECTIVES = {}     # name → Objective
+ARCHITECTURES = {}  # base.arch → the base network's class (nets.BaseNetwork)
+
+
+def architecture(cls):
+    """Register a base network class under its ARCH (a class decorator)."""
+    ARCHITECTURES[cls.ARCH] = cls
+    return cls
+
+
+class DivergedError(RuntimeError):
+    """A loss became NaN or infinite; the message says where the last good checkpoint is."""
+
+
+def check(**losses):
+    """Raise DivergedError before a non-finite loss is applied."""
+    for name, loss in losses.items():
+        if not torch.isfinite(loss):
+            raise DivergedError(f"{name} is {loss.item()}")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A pre-training objective: the networks it builds, one update, what it records."""
+    name: str
+    label: str          # the base network it makes, as the report names it
+    arch: str           # the encoder it trains (base.arch: ARCHITECTURES)
+    records: dict       # what an update records (losses.csv's columns, the loss first) → plot label
+    build: Callable     # (in_channels, pretrain parameters, leak, seed) → {'E'[, 'G', 'D']}
+    update: Callable    # (nets, optimisers, x_batches, pretrain parameters) → records, as floats
+    pixel_range: tuple | None = None  # the pixels its data must lie in (its generator's); None: any
+    figures: Callable | None = None   # (nets, data, pretrain parameters, generator) → {file: images}
+    critic_batches: bool = False      # one batch per critic step (pretrain.critic_steps) an update
+    ylabel: str = "loss"
+    log_scale: bool = False           # its loss curve on a log axis
+
+    def batches(self, p):
+        """Batches of images one update takes."""
+        return p["critic_steps"] if self.critic_batches else 1
+
+
+def register(objective):
+    OBJECTIVES[objective.name] = objective
+    return objective
+
+
+def one_loss(losses):
+    """The update of an objective with one network and one loss: losses(nets, x, p) →
+    (loss, the other records), on the last batch."""
+    def update(nets, opts, x_batches, p):
+        records = losses(nets, x_batches[-1], p)
+        check(loss=records[0])
+        opts["E"].zero_grad(set_to_none=True)
+        records[0].backward()
+        opts["E"].step()
+        return tuple(r.item() for r in records)
+    return update
