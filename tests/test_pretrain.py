@@ -298,3 +298,59 @@ def test_a_pretraining_tried_is_published_without_its_encoder_and_compared_by_it
     assert load_params("quick", [*sets, f"base.compared=[{tmp_path / 'tried'}]"])["base"]["compared"] == [str(tmp_path / "tried")]
     with pytest.raises(ParamError, match="base.compared.*publish-encoder.*--curves-only"):
         load_params("quick", [*sets, f"base.compared=[{run.parent}]"])
+
+
+TOY_OBJECTIVE = '''"""A toy objective: the encoder learns each image's mean pixel."""
+import torch
+
+from .nets import FEATURE_DIM, Encoder
+from .registry import Objective, one_loss, register
+
+
+class Toy(torch.nn.Module):
+    def __init__(self, in_channels, leak):
+        super().__init__()
+        self.features, self.head = Encoder(in_channels, leak), torch.nn.Linear(FEATURE_DIM, 1)
+
+    def forward(self, x):
+        return self.head(self.features(x)).squeeze(1)
+
+
+def loss(nets, x, p):
+    return (((nets["E"](x) - x.mean((1, 2, 3))) ** 2).mean(),)
+
+
+register(Objective("toy", "a toy objective", "ali", {"loss": "squared error"},
+                   build=lambda c, p, leak, seed: {"E": Toy(c, leak)}, update=one_loss(loss)))
+'''
+
+
+def test_a_new_objective_is_one_module_and_one_params_file(tmp_path):
+    """Dropped into a copy of the repository, gradfeat_core/method/toy.py (which registers
+    itself) and params/objectives/toy.yaml are all `pretrain --objective toy` needs; and every
+    shipped objective has its params file, an architecture and --objective's choice."""
+    import shutil
+    import subprocess
+    import sys
+    from gradfeat_core.cli import parser
+    from gradfeat_core.experiments.results import ROOT
+    from gradfeat_core.method.registry import ARCHITECTURES, OBJECTIVES
+    shipped = {p.stem for p in (ROOT / "params" / "objectives").glob("*.yaml")}
+    assert shipped == set(OBJECTIVES) and all(o.arch in ARCHITECTURES for o in OBJECTIVES.values())
+    choices = next(a.choices for a in parser()._subparsers._group_actions[0].choices["pretrain"]._actions
+                   if a.dest == "objective")
+    assert sorted(choices) == sorted(OBJECTIVES)
+
+    copy = tmp_path / "repo"
+    for top in ("gradfeat_core", "params"):
+        shutil.copytree(ROOT / top, copy / top, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "gradfeat_core" / "method" / "toy.py").write_text(TOY_OBJECTIVE)
+    (copy / "params" / "objectives" / "toy.yaml").write_text("pretrain:\n  objective: toy\n  init_std: null\n")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("GRADFEAT_")}
+    done = subprocess.run([sys.executable, "-m", "gradfeat_core", "pretrain", "--profile", "quick",
+                           "--objective", "toy", "--set", f"out_dir={tmp_path / 'out'}"], cwd=copy,
+                          env=dict(env, PYTHONPATH=str(copy)), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = tmp_path / "out" / "pretrain" / "toy"
+    assert "toy finished after 4 iterations" in done.stdout
+    assert (out / "encoder.pt").is_file() and (out / "losses.csv").read_text().startswith("iteration,loss")

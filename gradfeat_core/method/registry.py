@@ -1,7 +1,7 @@
 """One registry of pre-training objectives (as timm's of models): each objective is one module
 (gan: ali and wali, rotation, vae) that registers an Objective here when method/ is imported;
 pre-training, parameter validation, the command line, the bench and the report read it. A new
-objective is its module (imported by method/__init__.py) and params/objectives/<name>.yaml.
+objective is its module (method/__init__.py imports every module) and params/objectives/<name>.yaml.
 
 The base networks' architectures are registered the same way (`architecture`, base.arch): the
 five-conv encoder in nets, the VAE's in vae.
