@@ -157,5 +157,4 @@ class RunResult:
         return cls(**json.loads(Path(path).read_text()))
 
 
-SUMMARY_FIELDS = [f.name for f in fields(RunResult) if f.metadata["summary"]]
 CSV_FIELDS = [f.name for f in fields(RunResult) if f.metadata["csv"]]

@@ -10,7 +10,7 @@ from ..experiments.params import merge
 from ..method.registry import ARCHITECTURES
 from ..method.registry import OBJECTIVES
 from .evidence import converged
-from .results import SOURCES, base_name
+from .results import SOURCES
 
 def show(fig, alt):
     """Display a matplotlib figure (or a seaborn grid) as a PNG with alt text, and close it."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..experiments.results import CSV_FIELDS, SUMMARY_FIELDS
+from ..experiments.results import CSV_FIELDS
 from .grid import paper_value
 
 SOURCES = ("theta1", "theta2", "omega")
