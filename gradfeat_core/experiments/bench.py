@@ -206,7 +206,8 @@ def vae_times(device, batch, repeats, images=1000):
 def pretrain_speed(device, repeats=3, batch=None):
     """Iterations per second of each pre-training objective at its own batch size (or `batch`)."""
     from .params import load_params
-    from .pretrain import OBJECTIVES, build_networks, optimisers, step
+    from ..method.registry import OBJECTIVES
+    from .pretrain import build_networks, optimisers, step
     out = {}
     for objective in OBJECTIVES:
         p = load_params("fashion-mnist", [f"pretrain.batch_size={batch}"] if batch else [],

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from ..method.registry import OBJECTIVES
 from ..method.linear_model import HEADS
-from ..method.registry import ARCHITECTURES
 from ..method.nets import NTK_RULES, parse_layers, top_blocks
+from ..method.registry import ARCHITECTURES, OBJECTIVES
 from .data import DATASETS
 from .errors import UserError
 from .results import ROOT, file_sha256

@@ -21,7 +21,7 @@ import torch
 from torchvision.utils import save_image
 
 from ..method.nets import calibrate_on, random_encoder
-from ..method.registry import OBJECTIVES, DivergedError  # noqa: F401  (DivergedError: the cli's)
+from ..method.registry import OBJECTIVES, DivergedError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_data
 from .params import ParamError

@@ -159,7 +159,8 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
         on_device += cache if fits(cache, budget, on_device) else 0  # as run.cache_on_host does
         peak, host = max(peak, on_device), max(host, images + cache - on_device)
     if params["base"]["checkpoint"] is None:
-        from ..experiments.pretrain import OBJECTIVES, build_networks, optimisers, step
+        from ..experiments.pretrain import build_networks, optimisers, step
+        from ..method.registry import OBJECTIVES
         pp = params["pretrain"]
         nets = {k: v.to(device) for k, v in build_networks(pp["objective"], timer.channels, pp,
                                                            params["base"]["leak"], 0).items()}

@@ -39,7 +39,12 @@ class Run:
     parameters: dict   # papermill parameters, result_path excepted
     key: str = ""
     runs_dir: Path = None
-    experiment: Experiment = None  # a 02_heads run's experiment (parameters['experiment'] as given)
+
+    @property
+    def experiment(self):
+        """A 02_heads run's Experiment (its parameters hold it as a mapping), else None."""
+        cell = self.parameters.get("experiment")
+        return Experiment.from_dict(cell) if cell else None
 
     @property
     def result(self):
@@ -112,7 +117,7 @@ def make_run(notebook, name, parameters, runs_dir, experiment=None):
     """A Run of `notebook` with papermill `parameters` (an experiment's as a mapping), keyed by
     run_key."""
     p = dict(parameters, experiment=experiment.as_dict()) if experiment else parameters
-    return Run(notebook, name, p, run_key(notebook, p, run_params(p)), Path(runs_dir), experiment)
+    return Run(notebook, name, p, run_key(notebook, p, run_params(p)), Path(runs_dir))
 
 
 def check_parameters(notebook_path, parameters):
@@ -249,6 +254,11 @@ def base_network(params):
     return {"source": "pre-trained in this run"}
 
 
+def notebook_overrides(sets, out):
+    """The overrides every notebook of a reproduction gets: the command line's, in out_dir."""
+    return combine(assignments(sets), {"out_dir": str(out)})
+
+
 def pretrained_encoders(out, objective):
     """The overrides that point every run after pre-training at its encoders."""
     encoders = Path(out) / "pretrain" / objective
@@ -298,7 +308,7 @@ def dry_run(profile, sets=(), objective=None, executor="local", log=print, tflop
     from .plan import estimate, print_estimate
     params = load_params(profile, sets, objective=objective)
     objective, out = params["pretrain"]["objective"], Path(params["out_dir"])
-    common, keyed = dict(profile=profile, objective=objective), combine(assignments(sets), {"out_dir": str(out)})
+    common, keyed = dict(profile=profile, objective=objective), notebook_overrides(sets, out)
     done = {}
     if base_network(params)["source"] != "committed":
         pre = pretraining_run(params, common, keyed, executor, out / "runs")
@@ -323,7 +333,7 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
     out = Path(params["out_dir"])
     runs_dir, timeout = out / "runs", params["reproduce"]["timeout"]
     common = dict(profile=profile, objective=objective)
-    overrides = combine(assignments(sets), {"out_dir": str(out)})  # every notebook's, as a mapping
+    overrides = notebook_overrides(sets, out)
     started = time.perf_counter()
 
     summaries, runs, entries, lin_path = [], [], [], None
