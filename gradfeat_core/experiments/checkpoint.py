@@ -20,7 +20,7 @@ def save_checkpoint(path, state_dict, meta, extra=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu() for k, v in state_dict.items()}
     meta = json.loads(json.dumps(meta))  # plain values only, or it would not load back
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: two may write one file
     torch.save({"state_dict": tensors, "meta": dict(meta), "extra": extra}, tmp)
     os.replace(tmp, path)
 

@@ -100,7 +100,7 @@ def stored(fn, x, batch_size, path=None, host=False, log=print):
                     f"{gib(MIN_FREE_DISK)} free on {Path(path).parent}: kept in memory only, "
                     "computed again by the next run")
             else:
-                tmp = Path(f"{path}.tmp")
+                tmp = Path(f"{path}.{os.getpid()}.tmp")  # per process: two may write one file
                 torch.save(_cpu(out), tmp)
                 os.replace(tmp, path)
     return host_resident(out, x.device) if host else out
