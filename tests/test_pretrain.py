@@ -129,10 +129,11 @@ def test_a_retrained_encoder_gets_its_own_omega_bar(tmp_path):
     """ω̄ is keyed by the encoder file's content: retraining in place retrains ω̄ too."""
     from gradfeat_core.experiments.run import omega_path
     pretrain(quick(tmp_path), stop_after=2)
-    sets = [f"out_dir={tmp_path}", f"base.checkpoint={tmp_path / 'pretrain/ali/encoder.pt'}"]
-    before = omega_path(load_params("quick", sets))
+    p = load_params("quick", [f"base.checkpoint={tmp_path / 'pretrain/ali/encoder.pt'}"])
+    data = load_dataset("synthetic", n_train=64, n_test=32)
+    before = omega_path(p["seed"], data, p["base"], p["train"], tmp_path)
     pretrain(quick(tmp_path))  # continues to 4 iterations and rewrites encoder.pt
-    assert omega_path(load_params("quick", sets)) != before
+    assert omega_path(p["seed"], data, p["base"], p["train"], tmp_path) != before
 
 
 def test_saved_random_encoder_is_the_one_heads_build_for_random_theta(tmp_path):
@@ -141,8 +142,9 @@ def test_saved_random_encoder_is_the_one_heads_build_for_random_theta(tmp_path):
     pretrain(params, stop_after=1)
     data = load_dataset("synthetic", n_train=64, n_test=32)
     seed = params["base"]["random_seed"]
-    saved = load_encoder(params, data, tmp_path / "pretrain/ali/random_encoder.pt", seed)
-    built = load_encoder(params, data, None, seed)
+    saved = load_encoder(params["base"], data, tmp_path / "pretrain/ali/random_encoder.pt", seed,
+                         tmp_path)
+    built = load_encoder(params["base"], data, None, seed, tmp_path)
     torch.testing.assert_close(saved(data.x_test), built(data.x_test))
 
 

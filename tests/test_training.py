@@ -21,7 +21,7 @@ def quick(tmp_path, *sets):
 def setting():
     params = load_params("quick")
     data = load_dataset("synthetic", n_train=128, n_test=64)
-    return params, data, base_networks(params, data)
+    return params, data, base_networks(params["base"], params["model"], data, "unused")
 
 
 @pytest.mark.parametrize("head", ["actv", "grad", "full", "finetune"])
@@ -119,8 +119,8 @@ def test_cache_budget_drops_the_primal_record_then_everything(tmp_path, setting)
     logits, cached_parts = {}, {}
     for name, budget in budgets.items():
         lines = []
-        p = dict(params, cache=dict(params["cache"], max_gib=budget))
-        train, test = frozen_inputs(p, data, nets, lines.append)
+        cache = dict(params["cache"], max_gib=budget)
+        train, test = frozen_inputs(params["model"], cache, 1000, data, nets, log=lines.append)
         cached_parts[name] = None if test.cache is None else sorted(test.cache)
         assert len(lines) == (0 if name == "all" else 1), lines
         logits[name] = predict(model, test, 16)
@@ -133,21 +133,20 @@ def test_a_random_encoder_is_calibrated_once_and_loaded_as_it_was(tmp_path):
     """The random encoder of a seed is kept under out_dir/checkpoints after its first
     calibration; later runs load exactly the network a fresh calibration gives, and another
     seed or data subset is another file."""
-    params = quick(tmp_path)
+    base = quick(tmp_path)["base"]
     data = load_dataset("synthetic", n_train=128, n_test=64)
-    fresh = load_encoder(params, data, None, 7)
-    files = list((tmp_path / "checkpoints").glob("random-encoder-*.pt"))
+    fresh = load_encoder(base, data, None, 7, tmp_path)
+    files = list(tmp_path.glob("random-encoder-*.pt"))
     assert len(files) == 1
-    again = load_encoder(params, data, None, 7)
-    reference = fold_batchnorm(random_encoder(data.in_channels, params["base"]["leak"],
-                                              params["base"]["batchnorm"], 7, data.x_train,
-                                              params["base"]["calibrate_images"]))
+    again = load_encoder(base, data, None, 7, tmp_path)
+    reference = fold_batchnorm(random_encoder(data.in_channels, base["leak"], base["batchnorm"], 7,
+                                              data.x_train, base["calibrate_images"]))
     for a, b, c in zip(fresh.state_dict().values(), again.state_dict().values(),
                        reference.state_dict().values()):
         assert torch.equal(a, b) and torch.equal(a, c)
-    load_encoder(params, data, None, 8)
-    load_encoder(dict(params, data=dict(params["data"], n_train=64)), data, None, 7)
-    assert len(list((tmp_path / "checkpoints").glob("random-encoder-*.pt"))) == 3
+    load_encoder(base, data, None, 8, tmp_path)
+    load_encoder(base, load_dataset("synthetic", n_train=64, n_test=64), None, 7, tmp_path)
+    assert len(list(tmp_path.glob("random-encoder-*.pt"))) == 3
 
 
 def test_validation_split_is_seeded_disjoint_and_the_same_for_every_run():

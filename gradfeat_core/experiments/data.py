@@ -64,6 +64,8 @@ class DataSplits:
     num_classes: int
     in_channels: int
     name: str = ""
+    source: dict = None  # what they were loaded from (data set, root, subsets and their seed,
+    # pixel range): part of the key of everything computed from them (random encoders, caches)
 
 
 def default_root(name: str) -> str | None:
@@ -253,6 +255,8 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
     if not lo < hi:
         raise DataError(f"pixel_range must be (low, high) with low < high, got {pixel_range!r}")
     device = torch.device(device)
+    source = {"dataset": name, "root": None if root is None else os.fspath(root), "n_train": n_train,
+              "n_test": n_test, "seed": seed, "pixel_range": [lo, hi]}
 
     def placed(xtr, xte, convert):  # (train, test) images on the device, or streamed from the host
         size = (len(xtr) + len(xte)) * int(np.prod(xtr.shape[1:])) * 4  # float32
@@ -266,7 +270,7 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
     if name == "synthetic":  # n_train / n_test are the generated sizes
         xtr, ytr, xte, yte = _synthetic(n_train or 512, n_test or 256, seed)
         xtr, xte = placed(xtr, xte, lambda x, on: _rescale(x, lo, hi).to(on))
-        return DataSplits(xtr, ytr.to(device), xte, yte.to(device), DATASETS[name], 1, name)
+        return DataSplits(xtr, ytr.to(device), xte, yte.to(device), DATASETS[name], 1, name, source)
     if root is None:
         root = f"data/{name}" if download else default_root(name)
     root = os.fspath(root)
@@ -298,13 +302,12 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
     xtr, xte = placed(xtr, xte, lambda x, on: _to_device(x, on, lo, hi))
     return DataSplits(xtr, torch.from_numpy(np.ascontiguousarray(ytr)).to(device),
                       xte, torch.from_numpy(np.ascontiguousarray(yte)).to(device),
-                      DATASETS[name], channels, name)
+                      DATASETS[name], channels, name, source)
 
 
-def load_data(params, device, log=None):
-    """The data set of `params` (data.*, base.pixel_range) on `device`, within its budget
-    (cache.device_gib: memory.device_budget)."""
-    d = params["data"]
-    return load_dataset(d["dataset"], d["root"], device, tuple(params["base"]["pixel_range"]),
-                        d["n_train"], d["n_test"], d["seed"], d["download"],
-                        device_budget(device, params["cache"]["device_gib"]), log)
+def load_data(data, pixel_range, device, device_gib=None, log=None):
+    """The data set of the data parameters `data` with pixels in `pixel_range` (base.pixel_range)
+    on `device`, within its budget (device_gib, cache.device_gib: memory.device_budget)."""
+    return load_dataset(data["dataset"], data["root"], device, tuple(pixel_range), data["n_train"],
+                        data["n_test"], data["seed"], data["download"],
+                        device_budget(device, device_gib), log)

@@ -75,10 +75,10 @@ def load_state(path, nets, opts, expect):
     return meta["iteration"], meta["history"], meta["seconds"]
 
 
-def state_meta(params, in_channels):
-    p = params["pretrain"]
-    return {"kind": "pretrain-state", "objective": p["objective"], "dataset": params["data"]["dataset"],
-            "in_channels": in_channels, "latent": p["latent"], "leak": params["base"]["leak"]}
+def state_meta(p, data, leak):
+    """What a saved state was made for (p: the pretrain parameters): a resumed run refuses another."""
+    return {"kind": "pretrain-state", "objective": p["objective"], "dataset": data.name,
+            "in_channels": data.in_channels, "latent": p["latent"], "leak": leak}
 
 
 def pretrain(params, stop_after=None, log=None):
@@ -89,24 +89,24 @@ def pretrain(params, stop_after=None, log=None):
     and the next call resumes there."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     start_time = time.perf_counter()
-    p, objective = params["pretrain"], params["pretrain"]["objective"]
+    p, base, objective = params["pretrain"], params["base"], params["pretrain"]["objective"]
     entry = OBJECTIVES[objective]
-    if entry.pixel_range and tuple(float(v) for v in params["base"]["pixel_range"]) != entry.pixel_range:
-        raise ParamError(f"'base.pixel_range' is {params['base']['pixel_range']} but {objective} "
+    if entry.pixel_range and tuple(float(v) for v in base["pixel_range"]) != entry.pixel_range:
+        raise ParamError(f"'base.pixel_range' is {base['pixel_range']} but {objective} "
                          f"generates pixels in {list(entry.pixel_range)}; use "
                          f"--objective {objective} (params/objectives/{objective}.yaml)")
-    if params["base"]["arch"] != entry.arch:
-        raise ParamError(f"'base.arch' is {params['base']['arch']} but {objective} trains the "
+    if base["arch"] != entry.arch:
+        raise ParamError(f"'base.arch' is {base['arch']} but {objective} trains the "
                          f"{entry.arch} encoder; use --objective {objective} "
                          f"(params/objectives/{objective}.yaml sets it)")
     device = pick_device(params["device"])
     seed_everything(params["seed"])
-    data = load_data(params, device, log)
+    data = load_data(params["data"], base["pixel_range"], device, params["cache"]["device_gib"], log)
     out = Path(params["out_dir"]) / "pretrain" / objective
-    nets = build_networks(objective, data.in_channels, p, params["base"]["leak"], params["seed"])
+    nets = build_networks(objective, data.in_channels, p, base["leak"], params["seed"])
     nets = {k: v.to(device) for k, v in nets.items()}
     opts = optimisers(nets, p)
-    meta = state_meta(params, data.in_channels)
+    meta = state_meta(p, data, base["leak"])
     state_path, start, history, seconds = out / "state.pt", 0, [], 0.0
     if p["resume"] and state_path.is_file():
         start, history, seconds = load_state(state_path, nets, opts, meta)
@@ -122,7 +122,7 @@ def pretrain(params, stop_after=None, log=None):
         next(order)
     end = p["iterations"] if stop_after is None else min(p["iterations"], start + stop_after)
     if start == 0 and 0 in p["snapshots"]:
-        save_snapshot(out, nets, params, data, 0)
+        save_snapshot(out, nets, base, objective, data, 0)
     for net in nets.values():
         net.train()
     bar = tqdm(range(start + 1, end + 1), initial=start, total=p["iterations"], desc=objective,
@@ -145,7 +145,7 @@ def pretrain(params, stop_after=None, log=None):
             bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
             running = []
         if it in p["snapshots"]:
-            save_snapshot(out, nets, params, data, it)
+            save_snapshot(out, nets, base, objective, data, it)
             nets["E"].train()
         if it % p["checkpoint_every"] == 0 or it == end or out_of_time:
             save_state(state_path, nets, opts, dict(meta, iteration=it, history=history,
@@ -160,10 +160,10 @@ def pretrain(params, stop_after=None, log=None):
     return write_result(params, out, nets, data, history, elapsed(), status, device)
 
 
-def encoders_for_heads(nets, params, data):
-    """(pre-trained, random) five-conv encoders with batch-norm statistics measured on training
-    images under their final weights (exact in eval mode, unlike the running average)."""
-    base = params["base"]
+def encoders_for_heads(nets, base, data):
+    """(pre-trained, random) encoders with batch-norm statistics measured on training images
+    under their final weights (exact in eval mode, unlike the running average); base: the base
+    parameters."""
     images, n, seed = data.x_train, base["calibrate_images"], base["random_seed"]
     pretrained = calibrate_on(copy.deepcopy(nets["E"].features), images, n, seed)
     random = random_encoder(data.in_channels, base["leak"], base["batchnorm"], seed, images, n,
@@ -175,15 +175,14 @@ def snapshot_path(out, iteration):
     return Path(out) / "snapshots" / f"encoder-{iteration:07d}.pt"
 
 
-def save_snapshot(out, nets, params, data, iteration):
+def save_snapshot(out, nets, base, objective, data, iteration):
     """The encoder as the heads would load it had pre-training stopped here (batch norm
     calibrated the same way): the points of the feature-quality curve (gradfeat_core.suite.quality)."""
-    base = params["base"]
     encoder = calibrate_on(copy.deepcopy(nets["E"].features), data.x_train, base["calibrate_images"],
                            base["random_seed"])
     meta = encoder.meta(data.name, base["pixel_range"])
     save_checkpoint(snapshot_path(out, iteration), encoder.state_dict(),
-                    dict(meta, objective=params["pretrain"]["objective"], iterations=iteration))
+                    dict(meta, objective=objective, iterations=iteration))
 
 
 @torch.no_grad()
@@ -217,16 +216,17 @@ def save_figures(out, nets, data, history, p, pixel_range, seed, objective):
 
 
 def write_result(params, out, nets, data, history, seconds, status, device):
-    """pretrain.json always; encoders and figures only from weights that did not diverge."""
-    p = params["pretrain"]
+    """pretrain.json (recording `params`) always; encoders and figures only from weights that did
+    not diverge."""
+    p, base = params["pretrain"], params["base"]
     if status != "diverged":
-        pretrained, random = encoders_for_heads(nets, params, data)
-        meta = pretrained.meta(data.name, params["base"]["pixel_range"])
+        pretrained, random = encoders_for_heads(nets, base, data)
+        meta = pretrained.meta(data.name, base["pixel_range"])
         save_checkpoint(out / "encoder.pt", pretrained.state_dict(),
                         dict(meta, objective=p["objective"], iterations=history[-1][0] if history else 0))
         save_checkpoint(out / "random_encoder.pt", random.state_dict(),
-                        dict(meta, objective="random", seed=params["base"]["random_seed"]))
-        save_figures(out, nets, data, history, p, params["base"]["pixel_range"], params["seed"],
+                        dict(meta, objective="random", seed=base["random_seed"]))
+        save_figures(out, nets, data, history, p, base["pixel_range"], params["seed"],
                      p["objective"])
     result = {"objective": p["objective"], "dataset": data.name, "status": status,
               "iterations": history[-1][0] if history else 0, "seconds": seconds,

@@ -1,4 +1,10 @@
-"""One experiment from resolved parameters: base networks, ω̄, a head, training, a result JSON."""
+"""One experiment from resolved parameters: base networks, ω̄, a head, training, a result JSON.
+
+The functions that run or rebuild an experiment (run_head, run_experiment, omega_bar, which runs
+the actv experiment when ω̄ is missing, load_trained, finished_run, experiment_data and
+experiment_inputs) take its resolved parameters, the record a result keeps; everything they
+call takes the sections it reads.
+"""
 import functools
 import json
 import sys
@@ -9,7 +15,7 @@ import torch
 from torch import nn
 
 from ..method import tangent
-from ..method.linear_model import build_head
+from ..method.linear_model import HEADS, build_head
 from ..method.registry import ARCHITECTURES
 from ..method.nets import FEATURE_DIM, fold_batchnorm, mix, parse_layers, random_encoder, \
     split
@@ -22,17 +28,17 @@ from .train import (FrozenInputs, Of, Subset, accuracy, frozen_values, pick_devi
                     seed_everything, train, validation_split)
 
 
-def load_encoder(params, data, checkpoint, seed):
-    """An encoder from `checkpoint`, or the random encoder of `seed`; batch norm folded. A
-    random encoder is calibrated once per data set and kept under out_dir/checkpoints (keyed by
-    the data, the architecture and the seed), so that later runs load the same tensors."""
-    base = params["base"]
+def load_encoder(base, data, checkpoint, seed, store):
+    """An encoder from `checkpoint`, or the random encoder of `seed`; batch norm folded (base:
+    the base parameters). A random encoder is calibrated once per data set and kept in `store`
+    (out_dir/checkpoints), keyed by the data (data.source), the architecture and the seed, so
+    that later runs load the same tensors."""
     net = ARCHITECTURES[base["arch"]](data.in_channels, base["leak"], base["batchnorm"])
     expect = net.meta(data.name, base["pixel_range"])  # a checkpoint of another architecture is refused
     if not checkpoint:
-        key = {"data": params["data"], "seed": seed, "calibrate_images": base["calibrate_images"],
+        key = {"data": data.source, "seed": seed, "calibrate_images": base["calibrate_images"],
                **expect}
-        checkpoint = Path(params["out_dir"]) / "checkpoints" / f"random-encoder-{digest(key)}.pt"
+        checkpoint = Path(store) / f"random-encoder-{digest(key)}.pt"
         if not checkpoint.is_file():
             calibrated = random_encoder(data.in_channels, base["leak"], base["batchnorm"], seed,
                                         data.x_train, base["calibrate_images"], base["arch"])
@@ -41,17 +47,19 @@ def load_encoder(params, data, checkpoint, seed):
     return fold_batchnorm(net.to(data.x_train.device)).eval().requires_grad_(False)
 
 
-def base_networks(params, data):
+def base_networks(base, model, data, store):
     """{'pretrained': f_θ̄, 'random': a random encoder (only when the gradient term uses it)}.
     Without a pre-trained checkpoint a random encoder seeded by random_seed + 1 stands in.
-    base.encoder = random (the random-encoder reference): the random encoder plays f_θ̄."""
-    base, model = params["base"], params["model"]
+    base.encoder = random (the random-encoder reference): the random encoder plays f_θ̄.
+    store: where random encoders are kept (load_encoder)."""
     if base["encoder"] == "random":
-        random = load_encoder(params, data, base["random_checkpoint"], base["random_seed"])
+        random = load_encoder(base, data, base["random_checkpoint"], base["random_seed"], store)
         return {"pretrained": random, "random": random}
-    nets = {"pretrained": load_encoder(params, data, base["checkpoint"], base["random_seed"] + 1)}
+    nets = {"pretrained": load_encoder(base, data, base["checkpoint"], base["random_seed"] + 1,
+                                       store)}
     if "random" in (model["theta1"], model["theta2"]):
-        nets["random"] = load_encoder(params, data, base["random_checkpoint"], base["random_seed"])
+        nets["random"] = load_encoder(base, data, base["random_checkpoint"], base["random_seed"],
+                                      store)
     return nets
 
 
@@ -63,20 +71,26 @@ def gradient_network(model, nets):
     return mix(nets, {n: model["theta2"] if n in theta2 else model["theta1"] for n in blocks})
 
 
-def omega_path(params):
-    """Where the actv run of this base network keeps ω̄: keyed by everything the activation
-    head depends on, the encoder file's content included (a retrained encoder is another key)."""
-    key = {k: params[k] for k in ("seed", "data", "base")}
-    key["train"] = {k: v for k, v in params["train"].items() if k not in ("grad", "full", "finetune")}
-    base = params["base"]
-    key["encoder_sha256"] = file_sha256(base["random_checkpoint" if base["encoder"] == "random"
-                                             else "checkpoint"])
-    return Path(params["out_dir"]) / "checkpoints" / f"omega-{digest(key)}.pt"
+def schedules_read(train, head):
+    """The train parameters a run of `head` reads: every shared one, its own schedule and
+    actv's (whose run gives ω̄), not the other heads' schedules."""
+    return {k: v for k, v in train.items() if k not in HEADS or k in (head, "actv")}
+
+
+def omega_path(seed, data, base, train, store):
+    """Where the actv run of this base network keeps ω̄ (in `store`, out_dir/checkpoints): keyed
+    by everything the activation head reads (the seed, the data, the base and train parameters),
+    the encoder file's content included (a retrained encoder is another key)."""
+    key = {"seed": seed, "data": data.source, "base": base, "train": schedules_read(train, "actv"),
+           "encoder_sha256": file_sha256(base["random_checkpoint" if base["encoder"] == "random"
+                                              else "checkpoint"])}
+    return Path(store) / f"omega-{digest(key)}.pt"
 
 
 def omega_bar(params, data, nets, log):
-    """ω̄: the classifier of a finished actv run on this base network; trained first if missing."""
-    path = omega_path(params)
+    """ω̄: the classifier of a finished actv run on this base network; that run (of `params`
+    with head actv) is trained first if missing."""
+    path = omega_path(params["seed"], data, params["base"], params["train"], checkpoints(params))
     classifier = nn.Linear(FEATURE_DIM, data.num_classes).to(data.x_train.device)
     if not path.is_file():
         log(f"no finished actv run for this base network ({path}): training it first")
@@ -84,6 +98,17 @@ def omega_bar(params, data, nets, log):
         run_head(actv, data=data, nets=nets, log=log)
     load_into(classifier, path, expect={"kind": "classifier", "dataset": data.name})
     return classifier.requires_grad_(False)
+
+
+def experiment_data(params, device, log=None):
+    """The data of the experiment `params` (data.*, base.pixel_range, cache.device_gib)."""
+    return load_data(params["data"], params["base"]["pixel_range"], device,
+                     params["cache"]["device_gib"], log)
+
+
+def checkpoints(params):
+    """out_dir/checkpoints: random encoders, ω̄ and trained heads."""
+    return Path(params["out_dir"]) / "checkpoints"
 
 
 def frozen_part(head, nets, bottom, shared=True, layers=None):
@@ -101,20 +126,19 @@ def frozen_part(head, nets, bottom, shared=True, layers=None):
     return parts
 
 
-def frozen_stores(params, head, split_name):
-    """{name: file} under out_dir/cache for each frozen part of this run: keyed by the data,
-    the base network's settings and files, and which network and blocks each part holds, so
-    every experiment on the same part shares one computation."""
-    model, base = params["model"], params["base"]
-    key = {"data": params["data"], "base": base, "split": split_name,
+def frozen_stores(data, base, model, split_name, store):
+    """{name: file} in `store` (out_dir/cache) for each frozen part of a run with these base and
+    model parameters: keyed by the data (data.source), the base network's settings and files,
+    and which network and blocks each part holds, so every experiment on the same part shares
+    one computation."""
+    key = {"data": data.source, "base": base, "split": split_name,
            "files": [file_sha256(base["checkpoint"]), file_sha256(base["random_checkpoint"])]}
-    source = "pretrained" if head == "finetune" else model["theta1"]
+    source = "pretrained" if model["head"] == "finetune" else model["theta1"]
     keys = {"features": dict(key, part="features"),
             "z": dict(key, part="z", source=source, layers=model["layers"]),
             "primal": dict(key, part="primal", format="tangent.record 1", layers=model["layers"],
                            theta1=model["theta1"], theta2=model["theta2"])}
-    cache_dir = Path(params["out_dir"]) / "cache"
-    return {name: cache_dir / f"{name}-{split_name}-{digest(k)}.pt" for name, k in keys.items()}
+    return {name: Path(store) / f"{name}-{split_name}-{digest(k)}.pt" for name, k in keys.items()}
 
 
 def source_network(model, nets):
@@ -131,41 +155,50 @@ def split_network(model, nets):
     return split(net, parse_layers(model["layers"], net.LAYERS))
 
 
-def build_model(params, data, nets, log):
-    """The head to train, on the pre-trained (or mixed) network and ω̄."""
-    model_p = params["model"]
-    head, layers = model_p["head"], parse_layers(model_p["layers"], nets["pretrained"].LAYERS)
+def build_model(model, data, nets, omega, random_seed):
+    """The head model["head"] to train, on the pre-trained (or mixed) network and ω̄ `omega`
+    (None for actv); model.omega = random: the gradient term's ω is a random classifier seeded
+    by random_seed (base.random_seed)."""
+    head, layers = model["head"], parse_layers(model["layers"], nets["pretrained"].LAYERS)
     if head == "actv":
         return build_head("actv", nn.Linear(FEATURE_DIM, data.num_classes))
-    omega = omega_bar(params, data, nets, log)
-    top = split_network(model_p, nets)[1]
+    top = split_network(model, nets)[1]
     omega_grad = omega
-    if model_p["omega"] == "random" and head != "finetune":
-        torch.manual_seed(params["base"]["random_seed"])
+    if model["omega"] == "random" and head != "finetune":
+        torch.manual_seed(random_seed)
         omega_grad = nn.Linear(FEATURE_DIM, data.num_classes)
-    return build_head(head, omega, top, layers, omega_grad, model_p["ntk_scale"],
-                      model_p["tangent"])
+    return build_head(head, omega, top, layers, omega_grad, model["ntk_scale"], model["tangent"])
 
 
-def frozen_inputs(params, data, nets, log=None):
-    """(train, test) FrozenInputs of this run; the same for every seed of an experiment. What
-    is cached must fit `cache.max_gib`: the primal record is dropped first (the model then
-    recomputes it per batch from z), then the whole cache (every part computed per batch). A
-    cache that fits there but not on the device beside the images (cache.device_gib) stays in
-    host memory and is copied to the device batch by batch (`cache_on_host`)."""
+def frozen_inputs(model, cache, eval_batch, data, nets, stores=None, log=None):
+    """(train, test) FrozenInputs of a run with these model and cache parameters; the same for
+    every seed of an experiment. stores: {split: frozen_stores} where the cache is kept on disk
+    (None: memory only). What is cached must fit `cache.max_gib`: the primal record is dropped
+    first (the model then recomputes it per batch from z), then the whole cache (every part
+    computed per batch). A cache that fits there but not on the device beside the images
+    (cache.device_gib) stays in host memory and is copied to the device batch by batch
+    (`cache_on_host`)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    model_p, batch = params["model"], params["train"]["eval_batch_size"]
-    head = model_p["head"]
-    shared = model_p["theta1"] == model_p["theta2"] == "pretrained"
-    bottom, top = split_network(model_p, nets)
-    layers = tangent.plan(top) if head in ("grad", "full") and model_p["tangent"] == "fast" else None
+    head = model["head"]
+    shared = model["theta1"] == model["theta2"] == "pretrained"
+    bottom, top = split_network(model, nets)
+    layers = tangent.plan(top) if head in ("grad", "full") and model["tangent"] == "fast" else None
     parts = frozen_part(head, nets, bottom, shared, layers)
-    sizes = cache_bytes(parts, data.x_train) if model_p["cache"] else {}
-    cache = model_p["cache"] and fit_cache(parts, sizes, data, params["cache"]["max_gib"], log)
-    host = cache and cache_on_host(parts, sizes, data, params["cache"]["device_gib"], log)
-    return tuple(FrozenInputs(parts, x, cache, batch,
-                              frozen_stores(params, head, name) if cache else None, host, log)
+    sizes = cache_bytes(parts, data.x_train) if model["cache"] else {}
+    cached = model["cache"] and fit_cache(parts, sizes, data, cache["max_gib"], log)
+    host = cached and cache_on_host(parts, sizes, data, cache["device_gib"], log)
+    return tuple(FrozenInputs(parts, x, cached, eval_batch,
+                              stores[name] if cached and stores else None, host, log)
                  for name, x in (("train", data.x_train), ("test", data.x_test)))
+
+
+def experiment_inputs(params, data, nets, log=None):
+    """frozen_inputs of the experiment `params`, its cache kept under out_dir/cache."""
+    store = Path(params["out_dir"]) / "cache"
+    stores = {name: frozen_stores(data, params["base"], params["model"], name, store)
+              for name in ("train", "test")}
+    return frozen_inputs(params["model"], params["cache"], params["train"]["eval_batch_size"],
+                         data, nets, stores, log)
 
 
 def cache_bytes(parts, x):
@@ -215,20 +248,19 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
     log = log or (lambda msg: print(msg, file=sys.stderr))
     start = time.perf_counter()
     device = pick_device(params["device"])
-    data = data or load_data(params, device, log)
-    nets = nets or base_networks(params, data)
-    model_p, train_p = params["model"], params["train"]
+    model_p, train_p, base = params["model"], params["train"], params["base"]
+    data = data or experiment_data(params, device, log)
+    nets = nets or base_networks(base, model_p, data, checkpoints(params))
     head = model_p["head"]
-    if head != "actv":
-        omega_bar(params, data, nets, log)  # trained first when missing; setup, not training
-    inputs, test_inputs = inputs or frozen_inputs(params, data, nets, log)
+    omega = None if head == "actv" else omega_bar(params, data, nets, log)  # setup, not training
+    inputs, test_inputs = inputs or experiment_inputs(params, data, nets, log)
     setup_seconds = time.perf_counter() - start
     fit, validate = split_validation(inputs, data.y_train, train_p, params["data"]["seed"])
     grid, best = [], None  # every learning rate's record; (score, lr, model, training, seconds)
     lrs = [chosen[0]] if chosen else train_p[head]["lr_grid"] or [train_p[head]["lr"]]
     for lr in lrs:
         seed_everything(params["seed"])  # every learning rate from the same start and batches
-        model = build_model(params, data, nets, log).to(device)
+        model = build_model(model_p, data, nets, omega, base["random_seed"]).to(device)
         began = time.perf_counter()
         training = train(model, *fit, dict(train_p[head], lr=lr), train_p["batch_size"],
                          train_p["clip_grad_norm"], train_p["log_every"], params["seed"],
@@ -263,7 +295,8 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
         tangent=None if head == "actv" else "jvp" if model.layers is None else "fast",
         params=params, environment=environment(device))
     run_id = f"{head}-{model_p['layers']}-{digest(params)}"
-    result.checkpoint = str(save_head(params, model, run_id, data))
+    omega_file = omega_path(params["seed"], data, base, train_p, checkpoints(params))
+    result.checkpoint = str(save_head(head, model, run_id, data, checkpoints(params), omega_file))
     out = Path(params["out_dir"]) / "train-head" / f"{run_id}.json"
     result.path = str(out)
     write_json(out, result.as_dict())
@@ -292,9 +325,10 @@ def run_experiment(params, seeds, log=None):
     data subset is seeded by data.seed, so it is the same for every seed). With a learning-rate
     grid, the first seed chooses the rate on the validation split (the same split for every
     seed) and the other seeds train at that rate alone."""
-    data = load_data(params, pick_device(params["device"]), log)
-    nets = base_networks(params, data)
-    inputs = frozen_inputs(params, data, nets, log)
+    device = pick_device(params["device"])
+    data = experiment_data(params, device, log)
+    nets = base_networks(params["base"], params["model"], data, checkpoints(params))
+    inputs = experiment_inputs(params, data, nets, log)
     results = []
     for seed in seeds:
         first = results[0] if results else None
@@ -303,15 +337,15 @@ def run_experiment(params, seeds, log=None):
     return results
 
 
-def save_head(params, model, run_id, data):
-    head = params["model"]["head"]
+def save_head(head, model, run_id, data, store, omega_file):
+    """The trained `head`'s checkpoint in `store`; an actv run's classifier is also ω̄ (at
+    omega_file, omega_path) for every later head on the same base network."""
     meta = {"kind": "head", "head": head, "dataset": data.name, "run_id": run_id,
             "parametrisation": "ntk" if head in ("grad", "full") else "standard"}
-    path = Path(params["out_dir"]) / "checkpoints" / f"{run_id}.pt"
+    path = Path(store) / f"{run_id}.pt"
     save_checkpoint(path, model.state_dict(), meta)
-    if head == "actv":  # this run's classifier is ω̄ for every later head on the same base network
-        save_checkpoint(omega_path(params), model.w1.state_dict(),
-                        {"kind": "classifier", "dataset": data.name})
+    if head == "actv":
+        save_checkpoint(omega_file, model.w1.state_dict(), {"kind": "classifier", "dataset": data.name})
     return path
 
 
@@ -319,11 +353,14 @@ def load_trained(result, data=None, nets=None):
     """(model, (train, test) FrozenInputs) of a finished run from its RunResult: the same head
     rebuilt from its parameters, its trained weights loaded."""
     params = result.params
-    data = data or load_data(params, pick_device(params["device"]))
-    nets = nets or base_networks(params, data)
-    model = build_model(params, data, nets, log=lambda msg: None).to(data.x_train.device)
-    load_into(model, result.checkpoint, expect={"kind": "head", "head": params["model"]["head"]})
-    return model.eval(), frozen_inputs(params, data, nets, lambda msg: None)
+    model_p, base = params["model"], params["base"]
+    data = data or experiment_data(params, pick_device(params["device"]))
+    nets = nets or base_networks(base, model_p, data, checkpoints(params))
+    quiet = lambda msg: None  # noqa: E731
+    omega = None if model_p["head"] == "actv" else omega_bar(params, data, nets, quiet)
+    model = build_model(model_p, data, nets, omega, base["random_seed"]).to(data.x_train.device)
+    load_into(model, result.checkpoint, expect={"kind": "head", "head": model_p["head"]})
+    return model.eval(), experiment_inputs(params, data, nets, quiet)
 
 
 def finished_run(params, head, result_path=""):

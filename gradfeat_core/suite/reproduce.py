@@ -19,7 +19,7 @@ from ..experiments.data import data_files
 from ..experiments.params import ParamError, assignments, combine, digest, load_params
 from ..experiments.progress import tqdm
 from ..experiments.results import RESULTS_VERSION, ROOT, file_sha256, write_json
-from ..method.linear_model import HEADS
+from ..experiments.run import schedules_read
 from . import cluster
 from .grid import Experiment, experiments, resolve, table3_layers, twins
 from .results import load_summaries, results_frame
@@ -87,8 +87,7 @@ def decisive(resolved, notebook):
     out["data"] = {k: v for k, v in data.items() if k != "root"}
     out["data"]["files"] = {name: file_sha256(path) for name, path in
                             data_files(data["dataset"], data["root"]).items()}
-    head = resolved["model"]["head"]  # the schedules of its own head and of actv (ω̄), no other's
-    out["train"] = {k: v for k, v in out["train"].items() if k not in HEADS or k in (head, "actv")}
+    out["train"] = schedules_read(out["train"], resolved["model"]["head"])
     return out
 
 
