@@ -10,6 +10,7 @@ import pytest
 
 from gradfeat_core.experiments import bench
 from gradfeat_core.method.linear_model import HEADS
+from gradfeat_core.method.registry import ARCHITECTURES
 from gradfeat_core.method.nets import (FEATURE_DIM, Encoder, fold_batchnorm, parse_layers, split,
                                         theta2_names)
 
@@ -17,7 +18,7 @@ BATCH = 2
 # main's other measurements have sizes of their own: these, each a keyword of its function
 TINY = {"step_times": {"images": 8}, "eval_seconds": {"n_images": 4, "batch": 2},
         "per_sample_gradients": {"n": 1}, "pretrain_speed": {"repeats": 1, "batch": 2},
-        "vae_times": {"images": 2}}
+        "architecture_times": {"images": 2}}
 DEPTHS, CLASSES = ("conv5", "conv4-5", "conv3-5"), 10
 ROW_KEYS = {"head", "layers", "cached", "batch", "path", "ms_per_step", "floor_ms",
             "ratio_to_finetune", "ratio_to_floor"}
@@ -45,7 +46,7 @@ def quotient_of(ratio, a, b, places=3):
 
 def test_bench_json_has_every_section_and_says_where_it_was_written(run):
     data, printed, out = run
-    assert set(data) == {"rows", "floor_ms", "cache", "eval_seconds_10k", "vae",
+    assert set(data) == {"rows", "floor_ms", "cache", "eval_seconds_10k", "architectures", "flops",
                          "per_sample_gradients", "pretrain", "environment"}
     assert printed.splitlines()[-1] == f"wrote {out}"
 
@@ -127,11 +128,21 @@ def test_evaluation_per_sample_gradients_and_pretraining_report_what_they_ran(ru
     assert data["environment"]["device"] == "cpu" and {"torch", "code_version"} <= set(data["environment"])
 
 
-def test_vae_heads_are_timed_beside_the_ali_encoders(run):
+def test_every_registered_base_network_is_timed_at_its_top_block_beside_its_flops(run):
     data, printed, _ = run
-    images = TINY["vae_times"]["images"]
+    images = TINY["architecture_times"]["images"]
     heads = ("grad", "full", "finetune", f"frozen part, {images} images")
-    assert [(r["arch"], r["layers"], r["what"]) for r in data["vae"]] == \
-        [(a, l, h) for a, l in (("ali", "conv5"), ("vae", "conv8")) for h in heads]
-    assert all(set(r) == {"arch", "layers", "what", "ms"} and r["ms"] > 0 for r in data["vae"])
-    assert f"the VAE's conv8 beside the ALI encoder's conv5, batch {BATCH}, cached (ms):" in printed
+    tops = [(arch, cls.BENCH_LAYERS[0]) for arch, cls in ARCHITECTURES.items()]
+    assert {"ali", "vae"} <= set(ARCHITECTURES)
+    assert [(r["arch"], r["layers"], r["what"]) for r in data["architectures"]] == \
+        [(a, l, h) for a, l in tops for h in heads]
+    assert all(set(r) == {"arch", "layers", "what", "ms"} and r["ms"] > 0 for r in data["architectures"])
+    assert f"each base network at its top block, batch {BATCH}, cached (ms):" in printed
+    flops = data["flops"]
+    assert [(a, f["layers"]) for a, f in flops.items()] == tops
+    for arch, f in flops.items():  # θ2 and the blocks below it add up to the whole network
+        assert f["theta2_flops"] + f["below_flops"] == sum(ARCHITECTURES[arch](1).flops().values())
+    # by hand: conv5 maps 256×4×4 to 512×1×1 (a 4×4 kernel); conv8, 3×3 at 4×4, 9 times that
+    assert flops["ali"]["theta2_flops"] == 2 * 512 * 256 * 4 * 4
+    assert flops["vae"]["theta2_flops"] == 9 * flops["ali"]["theta2_flops"]
+    assert f"  vae  conv8  θ2 {flops['vae']['theta2_flops'] / 1e6:9.2f}" in printed

@@ -207,3 +207,19 @@ def test_layer_specs_and_split():
     assert list(top._modules) == ["conv4", "conv5", "pool"]
     x = torch.rand(2, 1, 32, 32)
     torch.testing.assert_close(top(bottom(x)), net(x))
+
+
+@pytest.mark.parametrize("size", [32, 48])
+def test_flops_per_block_are_what_torch_flop_counter_counts(size):
+    """Every registered base network's BaseNetwork.flops (shapes on the meta device, 2 per
+    multiply-accumulate) against torch.utils.flop_counter on a real forward of each block."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from gradfeat_core.method.registry import ARCHITECTURES
+    assert {"ali", "vae"} <= set(ARCHITECTURES)
+    for arch, cls in ARCHITECTURES.items():
+        net = cls(in_channels=3).eval()
+        counted, x = net.flops(size), torch.rand(1, 3, size, size)
+        for name in net.LAYERS:
+            with FlopCounterMode(display=False) as counter, torch.no_grad():
+                x = net._modules[name](x)
+            assert counted[name] == counter.get_total_flops() > 0, (arch, name)

@@ -6,8 +6,8 @@ to fine-tuning (fast) at the same depth and cache setting and to the floor (the 
 a full step at conv5 needs; floor_ms, timed in turn with that depth and cache setting's steps),
 all measured in this same run. Also: the frozen-part cache's size per depth and data set, seconds
 to evaluate 10k images (cached and from raw images), the explicit per-sample-gradient approach at
-a small size (what the JVP avoids), and iterations per second of each pre-training objective; and
-the VAE's conv8 heads beside the ALI encoder's conv5 ones.
+a small size (what the JVP avoids), iterations per second of each pre-training objective, and
+every registered base network's heads at its top block, beside its FLOPs per image.
 Random weights and images: the cost of a step does not depend on what the numbers are.
 """
 import argparse
@@ -21,8 +21,8 @@ from torch.func import functional_call, jacrev, vmap
 
 from ..method import tangent
 from ..method.linear_model import HEADS, build_head
-from ..method.nets import FEATURE_DIM, Encoder, fold_batchnorm, parse_layers, split, theta2_names
-from ..method.vae import VAEEncoder
+from ..method.nets import FEATURE_DIM, fold_batchnorm, parse_layers, split, theta2_names
+from ..method.registry import ARCHITECTURES
 from .data import SIZES
 from .results import environment, write_json
 from .run import cache_bytes, frozen_part
@@ -59,9 +59,11 @@ def interleaved(fns, repeats, device):
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
-def setting(device, n_images, classes=10):
+def setting(device, n_images, classes=10, arch="ali"):
+    """(base network `arch`, batch norm folded, images, labels, ω̄): random, one channel."""
     torch.manual_seed(0)
-    net = fold_batchnorm(Encoder(in_channels=1).reset_parameters()).to(device).requires_grad_(False)
+    net = ARCHITECTURES[arch](in_channels=1).reset_parameters()
+    net = fold_batchnorm(net).to(device).requires_grad_(False)
     x = torch.rand(n_images, 1, 32, 32, device=device)
     y = torch.randint(0, classes, (n_images,), device=device)
     omega = nn.Linear(FEATURE_DIM, classes).to(device).requires_grad_(False)
@@ -105,7 +107,7 @@ def step_times(device, batch, repeats, images=512):
     net, x, y, omega = setting(device, max(4 * batch, images))
     idx = torch.arange(batch)
     rows, floors = [], []
-    for spec in ("conv5", "conv4-5", "conv3-5"):
+    for spec in net.BENCH_LAYERS:
         for cached in (True, False):
             steps = {"floor": floor_step(device, batch)}
             for head, path in VARIANTS:
@@ -129,9 +131,10 @@ def cache_sizes():
     run at each depth: z, the primal record through θ̄2, f_θ̄(x) (only for Table 1's mixes)."""
     rows = []
     for name, (channels, n_train, n_test) in DATA_SIZES.items():
-        net = fold_batchnorm(Encoder(in_channels=channels).reset_parameters()).requires_grad_(False)
+        net = ARCHITECTURES["ali"](in_channels=channels).reset_parameters()
+        net = fold_batchnorm(net).requires_grad_(False)
         x = torch.rand(1, channels, 32, 32)
-        for spec in ("conv5", "conv4-5", "conv3-5"):
+        for spec in net.BENCH_LAYERS:
             bottom, top = split(net, parse_layers(spec))
             parts = frozen_part("full", {"pretrained": net}, bottom, shared=False,
                                 layers=tangent.plan(top))
@@ -184,23 +187,28 @@ def per_sample_gradients(device, n=8, spec="conv5"):
             "w2_bytes_shared_by_all_samples": 4 * sum(p.numel() for p in theta2.values())}
 
 
-def vae_times(device, batch, repeats, images=1000):
-    """The VAE base network beside the ALI encoder, timed in turn: ms per step of grad, full and
-    fine-tuning at the top layer (the VAE's conv8 is a 3×3 conv at 4×4, 9× the arithmetic of
-    conv5's 4×4 kernel on 4×4), and ms to compute the frozen part (everything below θ2) of
-    `images` images, the cache a run builds once per data set."""
-    ali, x, y, omega = setting(device, max(4 * batch, images))
-    vae = VAEEncoder(1).reset_parameters(torch.Generator().manual_seed(0)).to(device).requires_grad_(False)
-    idx, steps = torch.arange(batch), {}
-    for arch, net, spec in (("ali", ali, "conv5"), ("vae", vae, "conv8")):
+def architecture_times(device, batch, repeats, images=1000):
+    """Every registered base network at the top of its BENCH_LAYERS, timed in turn: ms per step
+    of grad, full and fine-tuning (cached), and ms to compute the frozen part (everything below
+    θ2) of `images` images, the cache a run builds once per data set. Returns those rows and,
+    per network, the forward FLOPs per image of θ2 and of the blocks below it."""
+    steps, flops = {}, {}
+    idx = torch.arange(batch)
+    for arch in ARCHITECTURES:
+        net, x, y, omega = setting(device, max(4 * batch, images), arch=arch)
+        spec = net.BENCH_LAYERS[0]
         for head in ("grad", "full", "finetune"):
             steps[arch, spec, head] = step_fn(head, spec, net, omega, True, x, y, idx)
-        bottom = split(net, parse_layers(spec, net.LAYERS))[0]
+        theta2 = parse_layers(spec, net.LAYERS)
+        bottom = split(net, theta2)[0]
         steps[arch, spec, f"frozen part, {images} images"] = functools.partial(in_batches, bottom,
                                                                              x[:images], 1000)
+        per_block = net.flops()
+        flops[arch] = {"layers": spec, "theta2_flops": sum(per_block[b] for b in theta2),
+                       "below_flops": sum(per_block[b] for b in bottom._modules)}
     ms = interleaved(steps, repeats, device)
     return [{"arch": arch, "layers": spec, "what": what, "ms": round(1000 * t, 2)}
-            for (arch, spec, what), t in ms.items()]
+            for (arch, spec, what), t in ms.items()], flops
 
 
 def pretrain_speed(device, repeats=3, batch=None):
@@ -257,12 +265,17 @@ def main(argv=None):
     print("per-sample gradients vs JVP:", explicit)
     pretraining = pretrain_speed(device)
     print("pre-training, iterations/s:", pretraining)
-    vae = vae_times(device, args.batch, args.repeats)
-    print(f"the VAE's conv8 beside the ALI encoder's conv5, batch {args.batch}, cached (ms):")
-    for r in vae:
+    archs, flops = architecture_times(device, args.batch, args.repeats)
+    print(f"each base network at its top block, batch {args.batch}, cached (ms):")
+    for r in archs:
         print(f"  {r['arch']:4} {r['layers']:6} {r['what']:26} {r['ms']:9.2f}")
+    print("forward MFLOPs per image:")
+    for arch, f in flops.items():
+        print(f"  {arch:4} {f['layers']:6} θ2 {f['theta2_flops'] / 1e6:9.2f}   below θ2 "
+              f"{f['below_flops'] / 1e6:9.2f}")
     write_json(Path(args.out), {"rows": rows, "floor_ms": round(floor, 3), "cache": cache,
-                                "eval_seconds_10k": evaluation, "vae": vae,
+                                "eval_seconds_10k": evaluation, "architectures": archs,
+                                "flops": flops,
                                 "per_sample_gradients": explicit, "pretrain": pretraining,
                                 "environment": environment(device)})
     print(f"wrote {args.out}")

@@ -193,6 +193,7 @@ def save_figures(out, nets, data, history, p, pixel_range, seed, objective):
         net.eval()
     entry = OBJECTIVES[objective]
     grids = entry.figures(nets, data, p, torch.Generator().manual_seed(seed)) if entry.figures else {}
+    assert tuple(grids) == entry.figure_files, f"{objective}'s figures are not its figure_files"
     for name, images in grids.items():  # value_range → [0, 1], clamped
         save_image(images, out / name, nrow=16 if name == "reconstructions.png" else 8,
                    normalize=True, value_range=tuple(pixel_range))

@@ -39,11 +39,32 @@ class BaseNetwork(nn.Sequential):
     ARCH, LAYERS = None, ()
     DESCRIPTION = ""  # in words, for the report
     BATCHNORM = True  # whether it can have batch norm (base.batchnorm)
+    BENCH_LAYERS = ()  # the θ2 choices `make bench` times on it, the top block first
 
     def meta(self, dataset, pixel_range):
         """What a checkpoint of this encoder was made for; heads refuse one made for other."""
         return {"kind": "encoder", "arch": f"{self.ARCH}-encoder", **self.config, "dataset": dataset,
                 "pixel_range": [float(v) for v in pixel_range], "parametrisation": "standard"}
+
+    def flops(self, size=32):
+        """{block: forward FLOPs per image of its convolutions and linear maps} on size × size
+        inputs: 2 per multiply-accumulate (as torch.utils.flop_counter counts), the shapes from
+        one forward pass of a copy on the meta device (no arithmetic done)."""
+        net, counts = copy.deepcopy(self).to("meta").eval(), dict.fromkeys(self.LAYERS, 0)
+
+        def counter(block):
+            def count(module, inputs, output):
+                per_output = (module.in_channels // module.groups * math.prod(module.kernel_size)
+                              if isinstance(module, nn.Conv2d) else module.in_features)
+                counts[block] += 2 * output[0].numel() * per_output
+            return count
+        hooks = [m.register_forward_hook(counter(name)) for name in self.LAYERS
+                 for m in net._modules[name].modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        with torch.no_grad():
+            net(torch.empty(1, self.config["in_channels"], size, size, device="meta"))
+        for hook in hooks:
+            hook.remove()
+        return counts
 
 
 @architecture
@@ -51,6 +72,7 @@ class Encoder(BaseNetwork):
     """f(x): blocks conv1..conv5 (conv [→ batch norm] → leaky ReLU), then `pool`."""
     ARCH, LAYERS = "ali", LAYERS
     DESCRIPTION = "the paper's five-conv encoder"
+    BENCH_LAYERS = ("conv5", "conv4-5", "conv3-5")
 
     def __init__(self, in_channels=1, leak=0.01, batchnorm=True):
         blocks, channels = OrderedDict(), in_channels

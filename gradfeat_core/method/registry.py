@@ -4,7 +4,9 @@ pre-training, parameter validation, the command line, the bench and the report r
 objective is its module (method/__init__.py imports every module) and params/objectives/<name>.yaml.
 
 The base networks' architectures are registered the same way (`architecture`, base.arch): the
-five-conv encoder in nets, the VAE's in vae.
+five-conv encoder in nets, the VAE's in vae. Each is a nets.BaseNetwork class: its blocks
+(LAYERS), its initialisation, the checkpoint metadata it accepts, the depths the bench times
+(BENCH_LAYERS) and its FLOPs per block (flops); a new one is one module with a decorated class.
 """
 from dataclasses import dataclass
 from typing import Callable
@@ -43,6 +45,7 @@ class Objective:
     update: Callable    # (nets, optimisers, x_batches, pretrain parameters) → records, as floats
     pixel_range: tuple | None = None  # the pixels its data must lie in (its generator's); None: any
     figures: Callable | None = None   # (nets, data, pretrain parameters, generator) → {file: images}
+    figure_files: tuple = ()          # the files `figures` gives, in order (what publish copies)
     critic_batches: bool = False      # one batch per critic step (pretrain.critic_steps) an update
     ylabel: str = "loss"
     log_scale: bool = False           # its loss curve on a log axis

@@ -44,6 +44,7 @@ class VAEEncoder(BaseNetwork):
     ARCH, LAYERS = "vae", VAE_LAYERS
     DESCRIPTION = "the VAE's eight-conv encoder (Berthelot et al. 2019)"
     BATCHNORM = False
+    BENCH_LAYERS = ("conv8",)
 
     def __init__(self, in_channels=1, leak=0.2, batchnorm=False):
         if batchnorm:
@@ -158,4 +159,5 @@ register(Objective(
     {"loss": "negative ELBO", "reconstruction": "reconstruction ‖x − x̂‖²/2", "kl": "KL(q(z|x) ‖ N(0, I))"},
     build=lambda c, p, leak, seed: build_vae(c, p["latent"], leak, seed),
     update=one_loss(lambda nets, x, p: vae_losses(nets, x, p["likelihood_std"])),
-    pixel_range=(-1.0, 1.0), figures=figures, log_scale=True))  # the ELBO falls by orders at first
+    pixel_range=(-1.0, 1.0), figures=figures, log_scale=True,  # the ELBO falls by orders at first
+    figure_files=("samples.png", "samples_fitted.png", "reconstructions.png")))

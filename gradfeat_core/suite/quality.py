@@ -22,6 +22,7 @@ import pandas as pd
 from ..experiments.errors import UserError
 from ..experiments.params import load_params, merge
 from ..experiments.results import ROOT, file_sha256
+from ..method.registry import OBJECTIVES
 from .grid import Experiment, table3_layers
 
 COLUMNS = ["pretrain_seed", "iteration", "encoder", "probe", "validation_accuracy",
@@ -119,8 +120,8 @@ def load_quality(path):
 
 def publish(pretrain_dirs, dest, encoder=True):
     """Copy the encoder of the first pre-training run in `pretrain_dirs` to `dest` for
-    committing (encoder.pt, pretrain.json, losses.csv/png, and a generative objective's
-    samples.png (the VAE's samples_fitted.png too) and reconstructions.png), with the quality curves of all of them (quality.csv/png:
+    committing (encoder.pt, pretrain.json, losses.csv/png and its objective's figure_files: a
+    generative objective's samples and reconstructions), with the quality curves of all of them (quality.csv/png:
     the other runs are reruns of the same recipe with other seeds); returns the encoder's sha256,
     for base.checkpoint_sha256. encoder=False: the record and curves only, of a pre-training
     tried and not used (base.compared), and returns None."""
@@ -132,14 +133,15 @@ def publish(pretrain_dirs, dest, encoder=True):
     dest.mkdir(parents=True, exist_ok=True)
     for name in (["encoder.pt"] if encoder else []) + ["pretrain.json", "losses.csv", "losses.png"]:
         shutil.copyfile(first / name, dest / name)
-    for name in ("samples.png", "samples_fitted.png", "reconstructions.png"):
+    objective = json.loads((first / "pretrain.json").read_text())["objective"]
+    for name in OBJECTIVES[objective].figure_files:
         if (first / name).is_file():
             shutil.copyfile(first / name, dest / name)
     curves = [pd.read_csv(Path(d) / "quality.csv") for d in pretrain_dirs if (Path(d) / "quality.csv").is_file()]
     if curves:
         frame = pd.concat(curves, ignore_index=True).astype({"iteration": "Int64"})
         frame.to_csv(dest / "quality.csv", index=False)
-        plot(frame, dest / "quality.png", json.loads((first / "pretrain.json").read_text())["objective"])
+        plot(frame, dest / "quality.png", objective)
     return file_sha256(dest / "encoder.pt") if encoder else None
 
 
