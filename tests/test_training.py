@@ -18,10 +18,11 @@ def quick(tmp_path, *sets):
 
 
 @pytest.fixture(scope="module")
-def setting():
+def setting(tmp_path_factory):
     params = load_params("quick")
     data = load_dataset("synthetic", n_train=128, n_test=64)
-    return params, data, base_networks(params["base"], params["model"], data, "unused")
+    store = tmp_path_factory.mktemp("checkpoints")
+    return params, data, base_networks(params["base"], params["model"], data, store)
 
 
 @pytest.mark.parametrize("head", ["actv", "grad", "full", "finetune"])
