@@ -62,17 +62,26 @@ def test_quick_profile_end_to_end(quick_reports, monkeypatch, tried_run):
     assert json.loads((tmp_path / "report.json").read_text())["claims"][6]["claim"] == "C7"
     images = re.findall(r"<img [^>]*>", html)  # every figure has its alt text
     assert images and all('alt="' in img and 'alt="figure"' not in img for img in images)
-    assert 'alt="Bar chart of Table 3' in html
-    for text in ["Read this first", "random encoder", "Table 3 analogue", "Table 1 analogue", "Deviations", "Environment", "Where the time went",
-                 *(f"C{i}" for i in range(1, 8))]:
+    assert 'alt="Dot-and-interval plot of Table 3' in html
+    for text in ["Read this first", "random encoder", "Table 3: the four heads", "Table 1: where",
+                 "Settings and deviations", "Environment", "Where the time went", "Coverage",
+                 "<title>Gradients as Features (Mu, Liang &amp; Li, ICLR 2020): a reproduction on synthetic",
+                 *(f"Table {t}:" for t in (1, 2, 3, 4)), *(f"C{i}" for i in range(1, 9))]:
         assert text in html, text
+    tables = re.findall(r"<table.*?</table>", html, flags=re.S)
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for t in tables for c in re.findall(r"<td[^>]*>.*?</td>", t, flags=re.S)]
+    assert cells and not [c for c in cells if c in ("nan", "NaN", "<NA>", "&lt;NA&gt;", "None")], \
+        [t[:300] for t in tables if re.search(r">\s*(nan|NaN|None|&lt;NA&gt;)\s*<", t)]
+    verdicts_table = tables[0]  # the first table is the verdict table: the paper's numbers as printed
+    assert "same rule on the paper's numbers" in verdicts_table and "cifar10: +" in verdicts_table
+    assert not re.search(r"cifar10: [+−-]?\d+\.\d+ \[", verdicts_table)  # no interval the paper did not print
     assert html.count("data:image/png;base64") >= 6  # bars, heat map, curves, GAN figures, tried
     assert "pre-trainings tried" in html and "quick-ali-300" in html  # base.compared beside the base network
     assert "Why this one" in html  # and "Read this first" points at it
     assert "Ours − paper" not in html  # no differences across data sets
     assert "<script src=\"http" not in html and "cdnjs" not in html  # readable offline
     assert "def " not in html and "import " not in html  # no code cells
-    verdict_cells = re.findall(r"<td>(holds|does not hold|inconclusive|not run)</td>", html)
+    verdict_cells = re.findall(r"<td[^>]*>(holds|does not hold|inconclusive|not run)</td>", verdicts_table)
     assert len(verdict_cells) == 7
     # a rerun skips every done run (ω̄ included); a lost result is the only thing redone, and
     # redone the same, in this process and through submitit's debug executor (the slurm path)

@@ -143,7 +143,8 @@ def test_results_frame_rows_per_seed_with_paper_numbers_and_failures():
 
 def test_verdicts_read_the_results_frame():  # the rules themselves: tests/test_claims.py
     frame = results_frame([summary(3, "actv", accuracies=(0.700, 0.702, 0.699)),
-                           summary(3, "grad", accuracies=(0.780, 0.781, 0.778))])
+                           summary(3, "grad", accuracies=(0.780, 0.781, 0.778)),
+                           summary(3, "finetune", accuracies=(0.795, 0.796, 0.792))])
     v = verdicts(frame).set_index("claim")
     assert v.loc["C1", "verdict"] == HOLDS and v.loc["C2", "verdict"] == NOT_RUN
 

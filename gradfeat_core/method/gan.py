@@ -202,4 +202,5 @@ for _name, _update in (("ali", ali_update), ("wali", wali_update)):
         _name, f"BiGAN ({_name})", "ali", RECORDS,
         build=lambda c, p, leak, seed, name=_name: build_bigan(name, c, p["latent"], leak, seed, p["init_std"]),
         update=_update, pixel_range=tuple(OBJECTIVES[_name]["pixel_range"]), figures=figures,
-        figure_files=("samples.png", "reconstructions.png"), critic_batches=_name == "wali"))
+        figure_files=("samples.png", "reconstructions.png"), critic_batches=_name == "wali",
+        paper="bigan" if _name == "ali" else None))  # the paper's BiGAN is ALI's Jensen-Shannon one

@@ -48,6 +48,7 @@ class Objective:
     figure_files: tuple = ()          # the files `figures` gives, in order (what publish copies)
     critic_batches: bool = False      # one batch per critic step (pretrain.critic_steps) an update
     ylabel: str = "loss"
+    paper: str | None = None          # the paper's base network it makes (bigan, vae); None: not one
     log_scale: bool = False           # its loss curve on a log axis
 
     def batches(self, p):

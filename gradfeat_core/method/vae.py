@@ -160,4 +160,4 @@ register(Objective(
     build=lambda c, p, leak, seed: build_vae(c, p["latent"], leak, seed),
     update=one_loss(lambda nets, x, p: vae_losses(nets, x, p["likelihood_std"])),
     pixel_range=(-1.0, 1.0), figures=figures, log_scale=True,  # the ELBO falls by orders at first
-    figure_files=("samples.png", "samples_fitted.png", "reconstructions.png")))
+    figure_files=("samples.png", "samples_fitted.png", "reconstructions.png"), paper="vae"))

@@ -63,14 +63,22 @@ class Effect:
     high: float = math.nan
     seeds: int | None = None       # None: single numbers with an assumed spread (the paper)
     problem: str | None = None     # 'needs ≥3 seeds: ...', 'not converged: ...'
-    unit: str = "points"           # 'points' (accuracy %), '×' (a ratio) or '' (anything else)
+    unit: str = "points"           # 'points' (accuracy %), '×' (a ratio), 'share' (a fraction,
+    # shown as %) or '' (anything else)
+
+    @property
+    def _fmt(self):
+        return {"points": "{:+.2f}", "×": "{:.2f}", "share": "{:.0%}"}.get(self.unit, "{:.3g}")
+
+    def value(self):
+        """The mean alone, '+7.27' (points), '1.85×' (ratio), '82%' (share), '3e-07'."""
+        return self._fmt.format(self.mean) + ("×" if self.unit == "×" else "")
 
     def text(self):
         """'+7.27 [+6.58, +7.96]' (points), '1.85× [1.80, 1.90]' (ratio), '3e-07' or the problem."""
         if self.problem and math.isnan(self.mean):
             return self.problem
-        fmt = {"points": "{:+.2f}", "×": "{:.2f}"}.get(self.unit, "{:.3g}")
-        mean = fmt.format(self.mean) + ("×" if self.unit == "×" else "")
+        fmt, mean = self._fmt, self.value()
         text = mean if self.low == self.high else f"{mean} [{fmt.format(self.low)}, {fmt.format(self.high)}]"
         return f"{text} ({self.problem})" if self.problem else text
 
@@ -141,6 +149,30 @@ def contrast(frame, label, terms):
     return Effect(label, mean, mean - half, mean + half)
 
 
+def share(frame, label, part, whole):
+    """(Σ part weights · accuracy) ÷ (Σ whole weights · accuracy), {Cell: weight} each: a
+    scale-free effect such as the share of fine-tuning's gain over actv that grad recovers. Seed
+    by seed with its t interval; for single numbers with an assumed spread (`accuracy_sd`), the
+    delta method's normal interval, var(N/D) ≈ Σ (a_i − r b_i)² σ_i² / D². None when a cell is
+    absent."""
+    cells = list(dict.fromkeys([*part, *whole]))
+    a = np.array([part.get(c, 0.0) for c in cells], float)
+    b = np.array([whole.get(c, 0.0) for c in cells], float)
+    assumed = "accuracy_sd" in frame
+    table, problem = paired(frame, cells, "accuracy", 1 if assumed else MIN_SEEDS)
+    if table is None:
+        return problem and Effect(label, problem=problem, unit="share")
+    values = table[cells].to_numpy()
+    if not assumed:
+        return dataclasses.replace(t_interval(label, (values @ a) / (values @ b), unit="share"),
+                                   problem=problem)
+    sd = np.array([c.rows(frame).accuracy_sd.iloc[0] for c in cells], float)
+    whole_value = float(values[0] @ b)
+    r = float(values[0] @ a) / whole_value
+    half = stats.norm.ppf((1 + LEVEL) / 2) * math.sqrt(float(np.sum(((a - r * b) * sd) ** 2))) / abs(whole_value)
+    return Effect(label, r, r - half, r + half, unit="share")
+
+
 def ratio(frame, label, numerator, denominator, value="ms_per_step"):
     """numerator ÷ denominator of `value` seed by seed, with its t interval; None when absent."""
     table, problem = paired(frame, [numerator, denominator], value, need_converged=False)
@@ -182,7 +214,7 @@ class Comparison:
         side = ">" if self.above else "<"
         out = f"{self.effect.label}: {self.effect.text()}"
         if not self.effect.problem:
-            out += f" {side} {self.threshold:g}"
+            out += f" {side} {self.threshold_text()}"
         return f"{out} → {self.verdict}"
 
     def reason(self):
@@ -193,8 +225,13 @@ class Comparison:
             return ""
         e = self.effect
         more = "more seeds: " if e.seeds else ""
-        return (f"{more}{e.label} interval [{e.low:.2f}, {e.high:.2f}] straddles the threshold "
-                f"{self.threshold:g}")
+        low, high = ((f"{e.low:.0%}", f"{e.high:.0%}") if e.unit == "share" else
+                     (f"{e.low:.2f}", f"{e.high:.2f}"))
+        return f"{more}{e.label} interval [{low}, {high}] straddles the threshold {self.threshold_text()}"
+
+    def threshold_text(self):
+        """The threshold in the effect's unit: '3', '50%'."""
+        return f"{self.threshold:.0%}" if self.effect.unit == "share" else f"{self.threshold:g}"
 
 
 def combine(comparisons):

@@ -7,10 +7,11 @@ from pathlib import Path
 import pandas as pd
 
 from ..experiments.params import merge
-from ..method.registry import ARCHITECTURES
-from ..method.registry import OBJECTIVES
-from .evidence import converged
-from .results import SOURCES
+from ..method.registry import ARCHITECTURES, OBJECTIVES
+from .evidence import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell, converged, ratio
+from .grid import PAPER_DATASETS
+from .results import SOURCES, distinct_runs
+
 
 def show(fig, alt):
     """Display a matplotlib figure (or a seaborn grid) as a PNG with alt text, and close it."""
@@ -58,17 +59,26 @@ def table1_wide(cells, value="ours"):
 
 
 def step_costs(frame):
-    """Milliseconds per training step per head and depth (batch size as run), and the ratio
-    to fine-tuning at the same depth and batch size, measured in the same reproduction."""
-    done = frame[(frame.status == "done") & (frame.theta1 == "pretrained") &
-                 (frame.theta2 == "pretrained") & (frame.omega == "pretrained") &
-                 (frame["base"] != "random")]
-    cost = done.groupby(["table", "batch_size", "layers", "head"])["ms_per_step"].median().unstack("head")
-    if "finetune" in cost:
-        for head in ("grad", "full"):
-            if head in cost:
-                cost[f"{head} ÷ finetune"] = cost[head] / cost["finetune"]
-    return cost.reset_index()
+    """Per table, batch size, depth and head (all pre-trained): milliseconds per training step
+    (mean over seeds) and the ratio to fine-tuning at the same table, depth and batch size, the
+    one C6 judges: the mean of per-seed ratios with its 95% interval (evidence.ratio)."""
+    done = converged(frame[(frame.status == "done") & (frame.theta1 == "pretrained") &
+                           (frame.theta2 == "pretrained") & (frame.omega == "pretrained") &
+                           (frame["base"] != "random")])
+    done = distinct_runs(done)
+    rows = []
+    for (table, batch, layers), runs in done.groupby(["table", "batch_size", "layers"], sort=False):
+        finetune = Cell(table, "finetune", layers)
+        for head in ("actv", "grad", "full", "finetune"):
+            cell = runs[runs["head"] == head]
+            if not len(cell):
+                continue
+            r = ratio(runs, "", Cell(table, head, layers), finetune) if head != "finetune" else None
+            rows.append({"table": table, "batch": int(batch), "layers": layers, "head": head,
+                         "ms per step": cell.ms_per_step.mean(), "seeds": cell.seed.nunique(),
+                         "÷ finetune [95% interval]": "1" if head == "finetune" else
+                         r.text() if r else "no fine-tuning at this depth"})
+    return pd.DataFrame(rows)
 
 
 def actv_level(curves, **where):
@@ -152,7 +162,7 @@ def scope(params, pretrain, frame, base_network=None):
     """What a reader must know before the claims, from the parameters and the runs themselves
     (base_network: reproduce's record of where the base network came from)."""
     rep, train, objective = params["reproduce"], params["train"], params["pretrain"]["objective"]
-    done = converged(frame[frame.status == "done"])
+    done = converged(distinct_runs(frame[frame.status == "done"]))
     not_converged = int((done.convergence_known & ~done.converged).sum())
     unknown = int((~done.convergence_known).sum())
     base, network = OBJECTIVES[objective].label, ARCHITECTURES[params["base"]["arch"]].DESCRIPTION
@@ -215,3 +225,127 @@ def run_durations(runs_dir):
     frame = pd.DataFrame(rows, columns=["stage", "seconds"])
     return (frame.groupby("stage", sort=False).agg(runs=("seconds", "count"), minutes=("seconds", "sum"))
             .assign(minutes=lambda f: f.minutes / 60).reset_index())
+
+
+# --- the first screen: what was reproduced, on what, and what it found -------------------------
+
+PAPER_SETTING, STAND_IN, NOT_COVERED = "reproduced on the paper's setting", "on a stand-in", "not covered"
+VERDICT_COLOURS = {HOLDS: "#d8f0d8", FAILS: "#f6d5d5", INCONCLUSIVE: "#fbeec8", NOT_RUN: "#e6e6e6"}
+PAPER_TABLES = {  # the paper's tables: what they are, and the data sets its claims come from
+    1: "Table 1: ablation of θ1, θ2, ω (BiGAN on CIFAR-10)",
+    2: "Table 2: ablation, ImageNet ResNet-18 → VOC07 (mAP)",
+    3: "Table 3: the four heads on BiGAN and VAE base networks (SVHN, CIFAR-10, CIFAR-100)",
+    4: "Table 4: Jigsaw, colourisation and ImageNet ResNets → VOC07 and COCO2014 (mAP)",
+}
+CLAIM_TABLES = {"C1": (3,), "C2": (3,), "C3": (1,), "C4": (1,), "C5": (3,), "C6": (1, 3),
+                "C7": (3,), "C8": (4,)}
+NOT_IN_SUITE = ("no ResNet base network or multi-label task in the suite yet; it needs the "
+                "ImageNet ResNet weights, the VOC07/COCO2014 archives and a GPU")
+C8 = ("C8", "the gap to fine-tuning follows the semantic distance between pre-training and target task")
+
+
+def stand_in(params):
+    """(True when the data set and base network are the paper's, 'fashion-mnist, rotation
+    prediction (…)'): what Tables 1 and 3 ran on."""
+    dataset, objective = params["data"]["dataset"], OBJECTIVES[params["pretrain"]["objective"]]
+    paper = dataset in PAPER_DATASETS and objective.paper is not None
+    return paper, f"{dataset}, {objective.label.split(',')[0]}"
+
+
+def coverage(params, frame, claims):
+    """One row per table of the paper (1–4) and per claim (C1–C8): covered (reproduced on the
+    paper's setting, on a stand-in, or not covered), on what, and why not or what would cover
+    it on the paper's setting. claims: the verdict frame (claims.verdicts)."""
+    paper, what = stand_in(params)
+    done = frame[frame.status == "done"] if "status" in frame else frame
+    status = PAPER_SETTING if paper else STAND_IN
+    to_paper = "" if paper else ("the paper's data and base network: a GPU, the CIFAR-10 archive "
+                                 "and `make reproduce PROFILE=cifar10`")
+    rows = []
+    for table, title in PAPER_TABLES.items():
+        ran = done[done.table == table] if table in (1, 3) else done.iloc[:0]
+        if not len(ran):
+            why = NOT_IN_SUITE if table in (2, 4) else "not run by this profile"
+            rows.append({"item": title, "covered": NOT_COVERED, "on": "", "notes": why})
+            continue
+        depths = list(dict.fromkeys(ran.layers))
+        missing = [d for d in params["reproduce"]["table1_rows"] if d not in depths] if table == 1 else []
+        notes = f"θ2 at {', '.join(depths)}" + (f"; {', '.join(missing)} not run "
+                                                 "(reproduce.table1_rows)" if missing else "")
+        rows.append({"item": title, "covered": status, "on": what,
+                     "notes": notes + (f"; to cover it: {to_paper}" if to_paper else "")})
+    by_claim = claims.set_index("claim")
+    for claim, statement in [*((c, by_claim.loc[c, "statement"]) for c in by_claim.index), C8]:
+        verdict = by_claim.loc[claim, "verdict"] if claim in by_claim.index else NOT_RUN
+        tables = " and ".join(f"Table {t}" for t in CLAIM_TABLES[claim])
+        if verdict == NOT_RUN:
+            why = (NOT_IN_SUITE if claim == "C8" else by_claim.loc[claim, "reason"] or "not run")
+            rows.append({"item": f"{claim}: {statement}", "covered": NOT_COVERED, "on": "",
+                         "notes": f"{tables}; {why}"})
+        else:
+            rows.append({"item": f"{claim}: {statement}", "covered": status, "on": what,
+                         "notes": f"{tables}: {verdict}"})
+    return pd.DataFrame(rows)
+
+
+VERDICT_WORDS = {HOLDS: ("holds", "hold"), FAILS: ("does not hold", "do not hold"),
+                 INCONCLUSIVE: ("is inconclusive", "are inconclusive"), NOT_RUN: ("was not run", "were not run")}
+
+
+def conclusion(params, frame, claims):
+    """Three sentences: what was run, on what, and what held."""
+    paper, what = stand_in(params)
+    runs = distinct_runs(frame[frame.status == "done"])
+    numbers = sorted(set(frame[frame.status == "done"].table), reverse=True)
+    tables = ("Tables " if len(numbers) > 1 else "Table ") + " and ".join(str(t) for t in numbers)
+    seeds = len(set(runs[runs.table == 3].seed)) if (runs.table == 3).any() else len(set(runs.seed))
+    dataset, objective = params["data"]["dataset"], OBJECTIVES[params["pretrain"]["objective"]]
+    where = ("the paper's setting" if paper else f"{dataset} with a base network pre-trained by "
+             f"{objective.label.split(' (')[0]}, a stand-in for the paper's BiGAN and VAE on CIFAR and SVHN")
+    parts = []
+    for v, (one, many) in VERDICT_WORDS.items():
+        codes = [c for c, verdict in zip(claims.claim, claims.verdict) if verdict == v]
+        if codes:
+            parts.append(f"{', '.join(codes)} {one if len(codes) == 1 else many}")
+    return [f"{len(runs)} runs of the paper's {tables} on {where}; {seeds} seeds per Table 3 "
+            "cell, each claim judged on effects inside these runs.",
+            f"Of the claims C1–C{len(claims)}: " + "; ".join(parts) + ".",
+            "Tables 2 and 4 (ImageNet ResNets → VOC07/COCO2014 mAP) and claim C8 are not covered."]
+
+
+def verdict_table(claims):
+    """The verdict table as HTML: per claim its verdict (coloured), our effect and interval, the
+    paper's effect as its printed numbers give it, and the same rule's verdict on them."""
+    shown = claims[["claim", "statement", "verdict", "comparison", "effect", "paper_effect",
+                    "paper_verdict"]].copy()
+    several = claims.comparisons > 1
+    shown.loc[several, "comparison"] = [f"{label} (decides: the worst of {n} comparisons)" for label, n
+                                        in zip(claims.comparison[several], claims.comparisons[several])]
+    shown = shown.rename(columns={
+                        "comparison": "deciding comparison", "effect": "ours (95% interval)",
+                        "paper_effect": "paper (as printed)",
+                        "paper_verdict": "same rule on the paper's numbers"})
+    style = (shown.style.hide(axis="index")
+             .map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'white')}", subset=["verdict"])
+             .set_properties(**{"text-align": "left"}))
+    return style.to_html()
+
+
+def left_table(frame, decimals=2):
+    """A frame as HTML: text left, numbers right at fixed decimals, no index, empty cells for
+    missing values."""
+    numbers = frame.select_dtypes("number").columns
+    style = (frame.style.hide(axis="index").format(precision=decimals, na_rep="", subset=list(numbers))
+             .format(na_rep="", subset=[c for c in frame.columns if c not in numbers])
+             .set_properties(**{"text-align": "left"})
+             .set_properties(subset=list(numbers), **{"text-align": "right"}))
+    return style.to_html()
+
+
+def coded(wide):
+    """A table1_wide frame with its rows as codes (ppp, prr: θ1, θ2, ω, p pre-trained and r
+    random) and its columns as 'conv5 grad', for a figure's tick labels."""
+    wide = wide.copy()
+    wide.index = ["".join(s[0] for s in row) for row in wide.index]
+    wide.columns = [f"{layers} {head}" for layers, head in wide.columns]
+    return wide

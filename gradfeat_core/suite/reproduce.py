@@ -397,7 +397,12 @@ def report(out, profile, log):
         raise ReportError(f"04_report failed ({error}); the executed notebook is {executed}")
     exporter = HTMLExporter(extra_template_basedirs=[str(TEMPLATES)], template_name="offline",
                             exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    html, _ = exporter.from_filename(str(executed))
+    import nbformat
+    notebook = nbformat.read(executed, as_version=4)
+    dataset = json.loads((Path(out) / "report-inputs.json").read_text())["params"]["data"]["dataset"]
+    notebook.metadata["title"] = (f"Gradients as Features (Mu, Liang & Li, ICLR 2020): a "
+                                  f"reproduction on {dataset} (profile {profile})")
+    html, _ = exporter.from_notebook_node(notebook)
     (Path(out) / "report.html").write_text(html)
     log(f"report: {Path(out) / 'report.html'}")
 

@@ -99,3 +99,11 @@ def validation_curves(summaries):
             for s in summaries if s["status"] == "done" for r in s["runs"]
             for it, acc in (r.get("validation_curve") or [])]
     return pd.DataFrame(rows, columns=columns)
+
+
+def distinct_runs(frame):
+    """The frame with each run once: a Table 1 cell that repeats a Table 3 run (one protocol)
+    has a row of its own that names the same result file (`notebook`) and seed; the first row
+    (Table 3's) is kept."""
+    key = ["notebook", "seed"] if "notebook" in frame else list(frame.columns)
+    return frame.drop_duplicates(key)
