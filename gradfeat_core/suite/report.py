@@ -229,6 +229,7 @@ def run_durations(runs_dir):
 
 # --- the first screen: what was reproduced, on what, and what it found -------------------------
 
+LEFT_HEADERS = [{"selector": "th", "props": "text-align: left"}]
 PAPER_SETTING, STAND_IN, NOT_COVERED = "reproduced on the paper's setting", "on a stand-in", "not covered"
 VERDICT_COLOURS = {HOLDS: "#d8f0d8", FAILS: "#f6d5d5", INCONCLUSIVE: "#fbeec8", NOT_RUN: "#e6e6e6"}
 PAPER_TABLES = {  # the paper's tables: what they are, and the data sets its claims come from
@@ -260,7 +261,7 @@ def coverage(params, frame, claims):
     done = frame[frame.status == "done"] if "status" in frame else frame
     status = PAPER_SETTING if paper else STAND_IN
     to_paper = "" if paper else ("the paper's data and base network: a GPU, the CIFAR-10 archive "
-                                 "and `make reproduce PROFILE=cifar10`")
+                                 "and make reproduce PROFILE=cifar10")
     rows = []
     for table, title in PAPER_TABLES.items():
         ran = done[done.table == table] if table in (1, 3) else done.iloc[:0]
@@ -325,9 +326,11 @@ def verdict_table(claims):
                         "comparison": "deciding comparison", "effect": "ours (95% interval)",
                         "paper_effect": "paper (as printed)",
                         "paper_verdict": "same rule on the paper's numbers"})
+    for column in ("paper (as printed)", "same rule on the paper's numbers"):
+        shown[column] = shown[column].replace("", "not reported")
     style = (shown.style.hide(axis="index")
              .map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'white')}", subset=["verdict"])
-             .set_properties(**{"text-align": "left"}))
+             .set_properties(**{"text-align": "left"}).set_table_styles(LEFT_HEADERS))
     return style.to_html()
 
 
@@ -338,7 +341,8 @@ def left_table(frame, decimals=2):
     style = (frame.style.hide(axis="index").format(precision=decimals, na_rep="", subset=list(numbers))
              .format(na_rep="", subset=[c for c in frame.columns if c not in numbers])
              .set_properties(**{"text-align": "left"})
-             .set_properties(subset=list(numbers), **{"text-align": "right"}))
+             .set_properties(subset=list(numbers), **{"text-align": "right"})
+             .set_table_styles(LEFT_HEADERS))
     return style.to_html()
 
 
