@@ -10,6 +10,7 @@ from ..experiments.params import merge
 from ..method.registry import ARCHITECTURES, OBJECTIVES
 from .evidence import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell, converged, ratio
 from .grid import PAPER_DATASETS
+from .paper import paper_numbers
 from .results import SOURCES, distinct_runs
 
 
@@ -56,6 +57,16 @@ def table1_wide(cells, value="ours"):
     wide = cells.pivot_table(index=list(SOURCES), columns=["layers", "head"], values=value,
                              sort=False)
     return wide
+
+
+def paper_table1():
+    """The paper's Table 1 as it prints it (BiGAN, CIFAR-10): a row per (θ1, θ2, ω), a column
+    per (layers, head), every depth; and its baselines (head, layers, paper)."""
+    rows = pd.DataFrame([r for r in paper_numbers() if r["table"] == 1])
+    cells = rows[rows["head"].isin(["grad", "full"])]
+    wide = cells.pivot_table(index=list(SOURCES), columns=["layers", "head"], values="value", sort=False)
+    baselines = rows[rows["head"].isin(["actv", "finetune"])][["head", "layers", "value"]]
+    return wide, baselines.rename(columns={"value": "paper"}).reset_index(drop=True)
 
 
 def step_costs(frame):
