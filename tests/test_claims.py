@@ -324,3 +324,18 @@ def test_the_conclusion_says_what_ran_on_what_and_what_held():
                               "network pre-trained by rotation prediction, a stand-in")
     assert said[1] == "Of the claims C1–C7: C1, C2, C5, C6 hold; C3, C4, C7 were not run."
     assert "Tables 2 and 4" in said[2] and "C8" in said[2]
+
+
+def test_the_forest_plot_has_a_panel_per_claim_and_unit_with_the_papers_effect_beside_ours():
+    import matplotlib
+    matplotlib.use("Agg")
+    from gradfeat_core.suite.report import effects, forest
+    table = effects(table3(**GOOD))
+    c1 = table[table.claim == "C1"].iloc[0]
+    assert (c1.unit, c1.verdict) == ("share", HOLDS)
+    assert c1.paper == pytest.approx((70.14 - 62.87) / (71.78 - 62.87))  # CIFAR-10's, as printed
+    assert set(table.claim) == {"C1", "C2", "C5", "C6"} and set(table.role) == {"rule"}
+    fig = forest(table)
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert titles == ["C1, %", "C2, accuracy points", "C5, accuracy points", "C6, ratio of step times"]
+    assert [len(ax.get_yticks()) for ax in fig.axes] == [1, 1, 1, 2]  # C5: one effect, two thresholds

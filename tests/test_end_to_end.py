@@ -62,7 +62,7 @@ def test_quick_profile_end_to_end(quick_reports, monkeypatch, tried_run):
     assert json.loads((tmp_path / "report.json").read_text())["claims"][6]["claim"] == "C7"
     images = re.findall(r"<img [^>]*>", html)  # every figure has its alt text
     assert images and all('alt="' in img and 'alt="figure"' not in img for img in images)
-    assert 'alt="Dot-and-interval plot of Table 3' in html
+    assert 'alt="Dot-and-interval plot of Table 3' in html and 'alt="Forest plot per claim' in html
     for text in ["Read this first", "random encoder", "Table 3: the four heads", "Table 1: where",
                  "Settings and deviations", "Environment", "Where the time went", "Coverage",
                  "<title>Gradients as Features (Mu, Liang &amp; Li, ICLR 2020): a reproduction on synthetic",

@@ -9,7 +9,7 @@ import pandas as pd
 from ..experiments.params import merge
 from ..method.registry import ARCHITECTURES, OBJECTIVES
 from .evidence import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell, converged, ratio
-from .grid import PAPER_DATASETS
+from .grid import PAPER_DATASETS, PAPER_REFERENCE
 from .paper import paper_numbers
 from .results import SOURCES, distinct_runs
 
@@ -364,3 +364,55 @@ def coded(wide):
     wide.index = ["".join(s[0] for s in row) for row in wide.index]
     wide.columns = [f"{layers} {head}" for layers, head in wide.columns]
     return wide
+
+
+def effects(frame, linearization=None):
+    """One row per comparison a verdict rests on (rules and preconditions; C7's single numbers
+    left out): claim, label, mean, low, high, threshold, unit, role, verdict, and the paper's
+    effect for the same comparison (its numbers for the paper's data set matching ours, else
+    CIFAR-10), where it printed the cells."""
+    from .claims import assess, paper_assessment, paper_base
+    dataset = frame.dataset.iloc[0] if "dataset" in frame and len(frame) else None
+    paper = paper_assessment(dataset if dataset in PAPER_DATASETS else PAPER_REFERENCE, paper_base(frame))
+    printed = {c.effect.label: c.effect.mean for _, _, _, cs in paper.values() for c in cs}
+    rows = []
+    for claim, (_, _, _, comparisons) in assess(frame, linearization).items():
+        for c in comparisons:
+            e = c.effect
+            if c.role not in ("rule", "precondition") or e.unit not in ("points", "share", "×"):
+                continue
+            rows.append({"claim": claim, "label": e.label, "mean": e.mean, "low": e.low, "high": e.high,
+                         "threshold": c.threshold, "above": c.above, "unit": e.unit, "role": c.role,
+                         "verdict": c.verdict, "paper": printed.get(e.label)})
+    return pd.DataFrame(rows)
+
+
+def forest(table):
+    """A forest plot per claim and unit of `effects` rows: each comparison's mean and 95%
+    interval coloured by its verdict, the rule's threshold dashed, the paper's effect for the
+    same comparison as an open diamond where it printed the cells. Returns the figure."""
+    import matplotlib.pyplot as plt
+    panels = list(dict.fromkeys(zip(table.claim, table.unit)))
+    sizes = [table[(table.claim == c) & (table.unit == u)].label.nunique() for c, u in panels]
+    heights = [0.3 * n + 0.7 for n in sizes]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    colours = {HOLDS: "#2e7d32", FAILS: "#c62828", INCONCLUSIVE: "#b8860b"}
+    units = {"share": "%", "points": "accuracy points", "×": "ratio of step times"}
+    for ax, (claim, unit) in zip(axes[:, 0], panels):
+        group = table[(table.claim == claim) & (table.unit == unit)]
+        rows = group.drop_duplicates("label").reset_index(drop=True)  # C5: one effect, two thresholds
+        scale = 100 if unit == "share" else 1
+        for y, r in rows.iterrows():
+            ax.errorbar(r["mean"] * scale, y, fmt="o", color=colours.get(r.verdict, "grey"), capsize=3,
+                        xerr=[[(r["mean"] - r.low) * scale], [(r.high - r["mean"]) * scale]])
+            for threshold in group[group.label == r.label].threshold:
+                ax.plot([threshold * scale] * 2, [y - 0.4, y + 0.4], ls="--", c="black", lw=1)
+            if r.paper is not None and not pd.isna(r.paper):
+                ax.plot(r.paper * scale, y, marker="D", mfc="none", mec="black", ls="none")
+        ax.set_yticks(range(len(rows)), [r.label + (" (precondition)" if r.role == "precondition" else "")
+                                          for _, r in rows.iterrows()], fontsize=7)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.set_title(f"{claim}, {units[unit]}", loc="left", fontsize=9)
+    fig.tight_layout()
+    return fig
