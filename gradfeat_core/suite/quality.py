@@ -83,13 +83,14 @@ def quality_curve(profile, sets=(), objective=None, log=print, overrides=None):
     return frame
 
 
-def plot(frame, path, objective):
+def figure(frame, objective):
     """Validation accuracy of each probe against pre-training updates, one line per head and
-    pre-training seed, each head's random-encoder level as a dashed line of its colour."""
+    pre-training seed, each head's random-encoder level as a dashed line of its colour; the
+    legend beside the axes, clear of the data (frame: quality.csv, accuracies as fractions)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(8.5, 3.5))
     for colour, (head, rows) in enumerate(frame.groupby("probe", sort=False)):
         pretrained = rows[rows.encoder == "pretrained"]
         for mark, (seed, runs) in zip("osd^v", pretrained.groupby("pretrain_seed")):
@@ -99,11 +100,18 @@ def plot(frame, path, objective):
         random = rows[rows.encoder == "random"].validation_accuracy
         if len(random):
             ax.axhline(100 * random.mean(), ls="--", c=f"C{colour}", label=f"{head} on a random encoder")
-    ax.set(xlabel="pre-training updates", ylabel="probe validation accuracy %",
-           title="Probes against pre-training length")
-    ax.legend(loc="lower right")
+    ax.set(xlabel="pre-training updates", ylabel="probe validation accuracy %")
+    ax.set_title(f"Probes against pre-training length ({objective})", loc="left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    return fig
+
+
+def plot(frame, path, objective):
+    """figure() saved as a PNG at `path`."""
+    import matplotlib.pyplot as plt
+    fig = figure(frame, objective)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
