@@ -4,6 +4,7 @@ test left). One xdist_group, so that under `make test`'s two workers (pytest-xdi
 loadgroup) they run in one, in order."""
 import json
 import re
+from urllib.parse import unquote
 
 import nbformat
 import pandas as pd
@@ -63,11 +64,15 @@ def test_quick_profile_end_to_end(quick_reports, monkeypatch, tried_run):
     images = re.findall(r"<img [^>]*>", html)  # every figure has its alt text
     assert images and all('alt="' in img and 'alt="figure"' not in img for img in images)
     assert 'alt="Dot-and-interval plot of Table 3' in html and 'alt="Forest plot per claim' in html
-    for text in ["Read this first", "random encoder", "Table 3: the four heads", "Table 1: where",
+    for text in ["Read this first", "random encoder", "Table 3: the four heads", "Table 1: the ablation",
                  "Settings and deviations", "Environment", "Where the time went", "Coverage",
                  "<title>Gradients as Features (Mu, Liang &amp; Li, ICLR 2020): a reproduction on synthetic",
                  *(f"Table {t}:" for t in (1, 2, 3, 4)), *(f"C{i}" for i in range(1, 9))]:
         assert text in html, text
+    contents = html.split("Contents:")[1].split("</p>")[0]  # every link of the contents has its heading
+    ids = {unquote(i) for i in re.findall(r'id="([^"]+)"', html)}
+    assert len(re.findall(r'href="#', contents)) == 11
+    assert [h for h in re.findall(r'href="#([^"]+)"', contents) if unquote(h) not in ids] == []
     tables = re.findall(r"<table.*?</table>", html, flags=re.S)
     cells = [re.sub(r"<[^>]+>", "", c).strip() for t in tables for c in re.findall(r"<td[^>]*>.*?</td>", t, flags=re.S)]
     assert cells and not [c for c in cells if c in ("nan", "NaN", "<NA>", "&lt;NA&gt;", "None")], \
