@@ -145,8 +145,9 @@ def c3(frame, points=False):
 def c4(frame, points=False):
     """Table 1, all pre-trained, grad and full: the topmost layer suffices (conv5 recovers more
     than C1_MIN_SHARE of conv5 fine-tuning's gain over actv, as in C1; points: the previous
-    report's conv5 − actv above C1_MIN_GAIN points) and lower layers have diminishing returns (every deeper θ2 adds less
-    than half of conv5's gain over actv: deeper − conv5 − ½ (conv5 − actv) < 0). The paper's
+    report's conv5 − actv above C1_MIN_GAIN points) and lower layers have diminishing returns
+    (every deeper θ2 adds less than half of conv5's gain over actv: deeper − conv5 − ½ (conv5 −
+    actv) < 0). The paper's
     deeper θ2 add at most 1.41 points (grad, conv3-5) against conv5 gains of 7.27 (grad) and
     7.64 (full): a fifth of it."""
     depths, _ = _table1(frame)

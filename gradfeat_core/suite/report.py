@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..experiments.params import merge
 from ..method.registry import ARCHITECTURES, OBJECTIVES
+from .claims import assess, paper_assessment, paper_base
 from .evidence import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell, converged, ratio
 from .grid import PAPER_DATASETS, PAPER_REFERENCE
 from .paper import paper_numbers
@@ -371,7 +372,6 @@ def effects(frame, linearization=None):
     left out): claim, label, mean, low, high, threshold, unit, role, verdict, and the paper's
     effect for the same comparison (its numbers for the paper's data set matching ours, else
     CIFAR-10), where it printed the cells."""
-    from .claims import assess, paper_assessment, paper_base
     dataset = frame.dataset.iloc[0] if "dataset" in frame and len(frame) else None
     paper = paper_assessment(dataset if dataset in PAPER_DATASETS else PAPER_REFERENCE, paper_base(frame))
     printed = {c.effect.label: c.effect.mean for _, _, _, cs in paper.values() for c in cs}
