@@ -23,10 +23,10 @@ from torchvision.utils import save_image
 from ..method.nets import calibrate_on, random_encoder
 from ..method.registry import OBJECTIVES, DivergedError
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import load_data
 from .params import ParamError
 from .progress import tqdm
 from .results import environment, write_json
+from .run import experiment_data
 from .train import batch_order, pick_device, seed_everything
 
 
@@ -101,7 +101,7 @@ def pretrain(params, stop_after=None, log=None):
                          f"(params/objectives/{objective}.yaml sets it)")
     device = pick_device(params["device"])
     seed_everything(params["seed"])
-    data = load_data(params["data"], base["pixel_range"], device, params["cache"]["device_gib"], log)
+    data = experiment_data(params, device, log)
     out = Path(params["out_dir"]) / "pretrain" / objective
     nets = build_networks(objective, data.in_channels, p, base["leak"], params["seed"])
     nets = {k: v.to(device) for k, v in nets.items()}

@@ -340,22 +340,25 @@ def verdict_table(claims):
                         "paper_verdict": "same rule on the paper's numbers"})
     for column in ("paper (as printed)", "same rule on the paper's numbers"):
         shown[column] = shown[column].replace("", "not reported")
-    style = (shown.style.hide(axis="index")
-             .map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'white')}", subset=["verdict"])
-             .set_properties(**{"text-align": "left"}).set_table_styles(LEFT_HEADERS))
-    return style.to_html()
+    return (styled(shown)
+            .map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'white')}", subset=["verdict"])
+            .to_html())
+
+
+def styled(frame, decimals=2):
+    """A frame's Styler: text left, numbers right at fixed decimals, headers left, no index,
+    empty cells for missing values."""
+    numbers = frame.select_dtypes("number").columns
+    return (frame.style.hide(axis="index").format(precision=decimals, na_rep="", subset=list(numbers))
+            .format(na_rep="", subset=[c for c in frame.columns if c not in numbers])
+            .set_properties(**{"text-align": "left"})
+            .set_properties(subset=list(numbers), **{"text-align": "right"})
+            .set_table_styles(LEFT_HEADERS))
 
 
 def left_table(frame, decimals=2):
-    """A frame as HTML: text left, numbers right at fixed decimals, no index, empty cells for
-    missing values."""
-    numbers = frame.select_dtypes("number").columns
-    style = (frame.style.hide(axis="index").format(precision=decimals, na_rep="", subset=list(numbers))
-             .format(na_rep="", subset=[c for c in frame.columns if c not in numbers])
-             .set_properties(**{"text-align": "left"})
-             .set_properties(subset=list(numbers), **{"text-align": "right"})
-             .set_table_styles(LEFT_HEADERS))
-    return style.to_html()
+    """A frame as HTML (styled)."""
+    return styled(frame, decimals).to_html()
 
 
 def coded(wide):
