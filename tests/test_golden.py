@@ -64,7 +64,7 @@ def measure(out_dir):
                  *(f"model.{k}={SOURCE[s]}" for k, s in zip(("theta1", "theta2", "omega"), sources))]
         r = run_head(load_params("quick", sets + model, objective="ali"), log=quiet)
         out[f"{head} {layers} {sources}"] = {
-            "correct": round(r.accuracy * r.params["data"]["n_test"]),
+            "correct": round(r.accuracy * r.n_test),
             "iterations": r.iterations, "best_iteration": r.best_iteration,
             "losses": [loss for _, loss in r.loss_history]}
     return out

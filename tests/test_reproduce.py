@@ -301,7 +301,7 @@ def test_a_docstring_edit_anywhere_keeps_every_finished_run_and_a_number_change_
     changes them all; a notebook's content, its own runs'."""
     import re
     import shutil
-    from gradfeat_core.experiments.results import CODE_PATHS, ROOT
+    from gradfeat_core.experiments.results import CODE_PATHS, RESULTS_VERSION, ROOT
     for name in ("a", "b"):
         for top in CODE_PATHS:
             copy = shutil.copytree if (ROOT / top).is_dir() else shutil.copy
@@ -323,13 +323,15 @@ def test_a_docstring_edit_anywhere_keeps_every_finished_run_and_a_number_change_
     quick = b / "params" / "profiles" / "quick.yaml"
     quick.write_text(quick.read_text().replace("grad: {iterations: 40", "grad: {iterations: 41"))
     results = b / "gradfeat_core" / "experiments" / "results.py"
-    results.write_text(results.read_text().replace("RESULTS_VERSION = 1", "RESULTS_VERSION = 2"))
+    now, bumped = f"RESULTS_VERSION = {RESULTS_VERSION}", f"RESULTS_VERSION = {RESULTS_VERSION + 1}"
+    assert now in results.read_text()
+    results.write_text(results.read_text().replace(now, bumped))
     notebook = b / "notebooks" / "03_linearization.ipynb"
     notebook.write_text(notebook.read_text() + "\n")
     after = _keys_in(b, *sets)
     assert after.keys() == before.keys()
     assert all(after[k] != before[k] for k in before)  # RESULTS_VERSION: every run
-    results.write_text(results.read_text().replace("RESULTS_VERSION = 2", "RESULTS_VERSION = 1"))
+    results.write_text(results.read_text().replace(bumped, now))
     after = _keys_in(b, *sets)
     changed = {k for k in before if after[k] != before[k]}
     # grad's schedule decides the grad runs alone (not the full runs, which share ω̄ but not

@@ -1,5 +1,6 @@
 """Result files: atomic JSON writes, the environment a number was measured in, and the results
 version that run keys carry."""
+import base64
 import functools
 import hashlib
 import json
@@ -28,7 +29,7 @@ def write_json(path, obj):
 # The version of what the code computes. A run key carries it instead of the code itself, so that
 # a refactor or a docstring edit keeps every finished run: bump it in the commit that changes any
 # number a run produces (tests/test_golden.py pins the quick profile's numbers and says so).
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2
 
 CODE_PATHS = ("gradfeat_core", "params", "notebooks", "requirements.txt")  # what a result depends on
 ROOT = Path(__file__).resolve().parents[2]  # the repository: gradfeat_core/experiments/ is two below
@@ -127,6 +128,9 @@ class RunResult:
     ms_per_step: float = _field(csv=True)
     converged: bool | None = _field(csv=True)  # None: not validated, unknown
     best_iteration: int | None = _field(csv=True)  # where validation was best (the parameters kept)
+    n_test: int = _field(csv=True)        # test images evaluated
+    test_correct: str = _field(csv=True)  # which of them it classified right, in the test set's
+    # order: pack_correct's bits (the test sample's share of an effect's interval needs them)
     lr_grid: list = _field()               # every learning rate tried, with its validation record
     lr_chosen_on_seed: int | None = _field()  # the seed whose validation chose lr (a grid only)
     iterations_cap: int = _field()
@@ -137,7 +141,6 @@ class RunResult:
     seconds: float = _field(summary=False)  # the whole call
     setup_seconds: float = _field()        # data, base networks, ω̄, frozen inputs
     validation_seconds: float = _field(summary=False)
-    seconds_per_step: float = _field()
     tangent: str | None = _field(summary=False)  # jvp | fast (None: actv has no gradient term)
     params: dict = _field(summary=False)    # the resolved parameters
     environment: dict = _field(summary=False)
@@ -155,6 +158,20 @@ class RunResult:
     def read(cls, path):
         """The RunResult of a run's JSON (run_head's)."""
         return cls(**json.loads(Path(path).read_text()))
+
+
+def pack_correct(correct):
+    """A boolean vector (one per test image) as text: its bits, packed, in base64 (1,668
+    characters for 10,000 images)."""
+    return base64.b64encode(np.packbits(np.asarray(correct, bool)).tobytes()).decode("ascii")
+
+
+def unpack_correct(text, n):
+    """The n booleans pack_correct wrote."""
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(text), np.uint8))
+    if len(bits) < n or bits[n:].any():
+        raise ValueError(f"test_correct holds {len(bits)} bits, not the {n} of n_test")
+    return bits[:n].astype(bool)
 
 
 CSV_FIELDS = [f.name for f in fields(RunResult) if f.metadata["csv"]]

@@ -23,7 +23,7 @@ from .checkpoint import load_into, save_checkpoint
 from .data import load_data
 from .memory import HostResident, device_budget, fits, gib, nbytes
 from .params import digest
-from .results import RunResult, environment, file_sha256, write_json
+from .results import RunResult, environment, file_sha256, pack_correct, write_json
 from .train import (FrozenInputs, Of, Subset, accuracy, frozen_values, pick_device, predict,
                     seed_everything, train, validation_split)
 
@@ -276,13 +276,15 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
         if best is None or (score or 0.0) > (best[0] or 0.0):  # the first on ties; only it is kept
             best = (score, lr, model, training, seconds)
     _, lr, model, training, train_seconds = best
-    test_acc = accuracy(predict(model, test_inputs, train_p["eval_batch_size"]), data.y_test)
+    correct = predict(model, test_inputs, train_p["eval_batch_size"]).argmax(1) == data.y_test
+    test_acc = correct.float().mean().item()
     result = RunResult(
         head=head, layers=model_p["layers"], dataset=data.name, theta1=model_p["theta1"],
         theta2=model_p["theta2"], omega=model_p["omega"], seed=params["seed"], accuracy=test_acc,
         iterations=training.iterations, lr=lr, train_seconds=train_seconds,
         ms_per_step=1000 * train_seconds / training.iterations, converged=training.converged,
-        best_iteration=training.best_iteration,
+        best_iteration=training.best_iteration, n_test=len(correct),
+        test_correct=pack_correct(correct.cpu().numpy()),
         lr_grid=grid,  # what this run tried: the whole grid, or the rate chosen before
         lr_chosen_on_seed=(chosen[1] if chosen else params["seed"])
         if len(train_p[head]["lr_grid"]) > 1 else None,
@@ -291,7 +293,6 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
         selected="best validation" if train_p["patience"] else "end of training",
         seconds=time.perf_counter() - start, setup_seconds=setup_seconds,
         validation_seconds=training.validation_seconds,
-        seconds_per_step=train_seconds / training.iterations,
         tangent=None if head == "actv" else "jvp" if model.layers is None else "fast",
         params=params, environment=environment(device))
     run_id = f"{head}-{model_p['layers']}-{digest(params)}"

@@ -371,7 +371,8 @@ def verdicts(frame, linearization=None):
     paper_verdict (the same comparison on the paper's numbers, beside ours, for the paper's data
     set matching ours or else all of them), reason (what would settle a verdict that is not
     'holds'), note (C6: the top layer's cost against fine-tuning) and evidence (every comparison
-    made). The paper's side is its base network at our Table 3's layer (BiGAN or VAE)."""
+    made), test_images (the test sample its interval covers, beside the seeds; <NA>: seeds alone).
+    The paper's side is its base network at our Table 3's layer (BiGAN or VAE)."""
     ours = assess(frame, linearization)
     dataset = frame.dataset.iloc[0] if "dataset" in frame and len(frame) else None
     base = paper_base(frame)
@@ -385,10 +386,10 @@ def verdicts(frame, linearization=None):
         rows.append({"claim": claim, "statement": statement, "verdict": verdict, "rule": rule,
                      "comparison": e.label, "effect": e.text() if decisive else "",
                      "effect_mean": e.mean, "effect_low": e.low, "effect_high": e.high,
-                     "seeds": e.seeds,
+                     "seeds": e.seeds, "test_images": e.test_images,
                      "comparisons": sum(c.role in ("rule", "precondition") for c in comparisons),
                      "paper_effect": paper_effect, "paper_verdict": paper_verdict,
                      "reason": reason or (f"needs {NEEDS[claim]}" if verdict == NOT_RUN else ""),
                      "note": _note(comparisons, table3_top(frame)),
                      "evidence": "; ".join(c.sentence() for c in comparisons if c.role != "note")})
-    return pd.DataFrame(rows).astype({"seeds": "Int64"})
+    return pd.DataFrame(rows).astype({"seeds": "Int64", "test_images": "Int64"})

@@ -2,8 +2,13 @@
 
 An *effect* is a comparison made inside one set of runs (grad − actv, full ÷ finetune, ...). Runs
 are paired by seed (the same seed is the same data order and the same ω̄), so the effect is
-computed seed by seed and its interval is a Student-t interval over seeds: what all heads of one
-seed share cancels. The paper's tables are single numbers; a frame built from them carries an
+computed seed by seed: what all heads of one seed share cancels. Every seed tests on the same
+images, so the seeds' spread leaves out the test sample's own error; where the runs recorded
+which test images they got right (RunResult.test_correct) the interval adds it, paired by image:
+SE² = s²/S + Var_i(d_i)/N, with s the per-seed effects' standard deviation over S seeds and d_i
+image i's effect averaged over the seeds (N images; a ratio's by the delta method), and its
+Student-t quantile at the Welch–Satterthwaite degrees of freedom, (S − 1)·SE⁴/(s²/S)². Counting
+image i's seed-to-seed noise in both terms makes it slightly conservative. The paper's tables are single numbers; a frame built from them carries an
 `accuracy_sd` column (an assumed spread per printed number, see claims.paper_frame), and then
 the interval is the normal one for a linear combination of independent numbers of that spread.
 
@@ -19,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..experiments.results import unpack_correct
 from .results import SOURCES
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
@@ -65,6 +71,8 @@ class Effect:
     problem: str | None = None     # 'needs ≥3 seeds: ...', 'not converged: ...'
     unit: str = "points"           # 'points' (accuracy %), '×' (a ratio), 'share' (a fraction,
     # shown as %) or '' (anything else)
+    test_images: int | None = None  # the test sample in the interval: its images (None: seeds only)
+    df: float | None = None        # the t quantile's degrees of freedom (None: a normal interval)
 
     @property
     def _fmt(self):
@@ -123,12 +131,36 @@ def paired(frame, cells, value, min_seeds=MIN_SEEDS, need_converged=True):
     return table, unconverged
 
 
-def t_interval(label, samples, unit="points"):
-    """The Effect of per-seed samples: their mean and Student-t interval at LEVEL."""
+def t_interval(label, samples, unit="points", test_var=0.0, test_images=None):
+    """The Effect of per-seed samples: their mean and Student-t interval at LEVEL, widened by
+    the test sample's variance of the mean (test_var, from per_image; 0: seeds alone) at the
+    Welch–Satterthwaite degrees of freedom (the test sample's term has infinitely many)."""
     samples = np.asarray(samples, float)
     n, mean = len(samples), samples.mean()
-    half = stats.t.ppf((1 + LEVEL) / 2, n - 1) * samples.std(ddof=1) / math.sqrt(n)
-    return Effect(label, mean, mean - half, mean + half, seeds=n, unit=unit)
+    seeds_var = samples.var(ddof=1) / n
+    se2 = seeds_var + test_var
+    df = (n - 1) * se2 ** 2 / seeds_var ** 2 if seeds_var > 0 else math.inf
+    half = stats.t.ppf((1 + LEVEL) / 2, df) * math.sqrt(se2)
+    return Effect(label, mean, mean - half, mean + half, seeds=n, unit=unit, df=df,
+                  test_images=test_images if test_var or test_images else None)
+
+
+def per_image(frame, cells, seeds):
+    """(cells × images) array of each cell's test correctness in % (RunResult.test_correct),
+    averaged over `seeds`: the runs' shared test images, paired. None when a run did not record
+    it (a frame without the column: made by hand or by results version 1) or the cells tested
+    on different numbers of images."""
+    if "test_correct" not in frame:
+        return None
+    out = []
+    for cell in cells:
+        rows = cell.rows(frame)
+        rows = rows[(rows.status == "done") & rows.seed.isin(seeds)].drop_duplicates("seed")
+        if len(rows) != len(seeds) or rows.test_correct.isna().any() or rows.n_test.nunique() != 1:
+            return None
+        n = int(rows.n_test.iloc[0])
+        out.append(100 * np.mean([unpack_correct(t, n) for t in rows.test_correct], axis=0))
+    return np.array(out) if len({len(o) for o in out}) == 1 else None
 
 
 def contrast(frame, label, terms):
@@ -142,7 +174,11 @@ def contrast(frame, label, terms):
     if table is None:
         return problem and Effect(label, problem=problem)
     if not assumed:  # a run not converged still shows its effect, flagged by the problem
-        return dataclasses.replace(t_interval(label, table.to_numpy() @ weights), problem=problem)
+        images = per_image(frame, cells, table.index)
+        test_var = 0.0 if images is None else (weights @ images).var(ddof=1) / images.shape[1]
+        return dataclasses.replace(
+            t_interval(label, table.to_numpy() @ weights, test_var=test_var,
+                       test_images=None if images is None else images.shape[1]), problem=problem)
     sd = np.array([c.rows(frame).accuracy_sd.iloc[0] for c in cells], float)
     mean = float(table.iloc[0].to_numpy() @ weights)
     half = stats.norm.ppf((1 + LEVEL) / 2) * math.sqrt(float(np.sum((weights * sd) ** 2)))
@@ -164,8 +200,15 @@ def share(frame, label, part, whole):
         return problem and Effect(label, problem=problem, unit="share")
     values = table[cells].to_numpy()
     if not assumed:
-        return dataclasses.replace(t_interval(label, (values @ a) / (values @ b), unit="share"),
-                                   problem=problem)
+        images = per_image(frame, cells, table.index)
+        test_var = 0.0
+        if images is not None:  # the delta method over images: N/D ≈ r + (N − r D)/D
+            num, den = a @ images, b @ images
+            r = num.mean() / den.mean()
+            test_var = (num - r * den).var(ddof=1) / (images.shape[1] * den.mean() ** 2)
+        return dataclasses.replace(
+            t_interval(label, (values @ a) / (values @ b), unit="share", test_var=test_var,
+                       test_images=None if images is None else images.shape[1]), problem=problem)
     sd = np.array([c.rows(frame).accuracy_sd.iloc[0] for c in cells], float)
     whole_value = float(values[0] @ b)
     r = float(values[0] @ a) / whole_value

@@ -326,6 +326,24 @@ def conclusion(params, frame, claims):
             "Tables 2 and 4 (ImageNet ResNets → VOC07/COCO2014 mAP) and claim C8 are not covered."]
 
 
+def interval_method(claims):
+    """One sentence: what the verdict table's intervals cover (the seeds, and the test sample
+    where the runs recorded which test images they got right)."""
+    measured = claims[claims.seeds.notna()]
+    images = sorted(set(measured.test_images.dropna().astype(int)))
+    seeds_alone = list(measured.claim[measured.test_images.isna()])
+    if not images:
+        return ("Each interval is a Student-t interval over the seeds alone: these runs did not "
+                "record which test images they got right, so the test sample's own error is left out.")
+    count = " or ".join(f"{n:,}" for n in images)
+    return (f"Each interval covers the seeds and the test sample: its standard error is "
+            f"SE² = s²/S + Var_i(d_i)/N, s being the spread of the S per-seed effects and d_i test "
+            f"image i's effect averaged over the seeds (N = {count} images, the same for every run: "
+            "paired by seed and by image), at the Welch–Satterthwaite degrees of freedom"
+            + (f"; {', '.join(seeds_alone)} over the seeds alone" if seeds_alone else "")
+            + " (docs/protocol.md).")
+
+
 def verdict_table(claims):
     """The verdict table as HTML: per claim its verdict (coloured), our effect and interval, the
     paper's effect as its printed numbers give it, and the same rule's verdict on them."""

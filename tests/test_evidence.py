@@ -1,0 +1,108 @@
+"""Intervals that cover the seeds and the test sample (suite/evidence.py): the packed per-image
+record round-trips; the widened interval matches a bootstrap over test images and covers the
+population effect about 95% of the time in a simulation where seeds alone would not."""
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from gradfeat_core.experiments.results import pack_correct, unpack_correct
+from gradfeat_core.suite.evidence import Cell, contrast, converged, share
+
+ACTV, GRAD, FT = Cell(3, "actv"), Cell(3, "grad"), Cell(3, "finetune")
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 10_000])
+def test_the_per_image_record_round_trips(n):
+    correct = np.random.default_rng(n).random(n) < 0.8
+    text = pack_correct(correct)
+    assert isinstance(text, str) and np.array_equal(unpack_correct(text, n), correct)
+    with pytest.raises(ValueError, match="n_test"):
+        unpack_correct(text, n + 8)
+
+
+def frame(correct):
+    """A results frame from {Cell: (seeds × images) booleans}."""
+    rows = [{"table": c.table, "head": c.head, "layers": c.layers, "theta1": "pretrained",
+             "theta2": "pretrained", "omega": "pretrained", "status": "done", "seed": s,
+             "accuracy": 100 * m[s].mean(), "n_test": m.shape[1], "test_correct": pack_correct(m[s])}
+            for c, m in correct.items() for s in range(len(m))]
+    return converged(pd.DataFrame(rows))
+
+
+THRESHOLDS = {ACTV: -1.4, GRAD: -1.6, FT: -1.7}   # ~85%, ~88%, ~90% right
+SD = {"image": 1.0, "head": 0.5, "seed": 0.15}
+
+
+def simulate(rng, n_images, seeds=3):
+    """A head of one seed gets image i right when u_i + v_ci + w_csi clears the head's threshold:
+    u, the image's ease (shared by every head), v, the head's own take on it, w, the seed's, so
+    that the runs of one seed and the seeds of one head mostly agree on which images they miss,
+    as trained networks do. The population's effect in closed form: normal tails."""
+    u = rng.normal(0, SD["image"], n_images)
+    correct = {}
+    for c, t in THRESHOLDS.items():
+        v = rng.normal(0, SD["head"], n_images)
+        correct[c] = np.array([u + v + rng.normal(0, SD["seed"], n_images) > t for _ in range(seeds)])
+    return correct
+
+
+def population(cell):
+    return 100 * stats.norm.sf(THRESHOLDS[cell] / np.sqrt(sum(s ** 2 for s in SD.values())))
+
+
+def test_the_interval_adds_the_test_samples_variance_as_a_bootstrap_over_images_gives_it():
+    rng = np.random.default_rng(0)
+    correct = simulate(rng, 4000)
+    f = frame(correct)
+    e = contrast(f, "d", {GRAD: 1, ACTV: -1})
+    d = 100 * (correct[GRAD].mean(0) - correct[ACTV].mean(0))   # per image, over the seeds
+    per_seed = 100 * (correct[GRAD].mean(1) - correct[ACTV].mean(1))
+    boot = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(2000)]
+    se_boot = np.sqrt(np.var(boot) + per_seed.var(ddof=1) / 3)
+    assert e.test_images == 4000 and e.mean == pytest.approx(per_seed.mean())
+    assert (e.high - e.low) / 2 / stats.t.ppf(0.975, e.df) == pytest.approx(se_boot, rel=0.08)
+    without = contrast(f.drop(columns=["test_correct"]), "d", {GRAD: 1, ACTV: -1})
+    assert without.test_images is None and (without.high - without.low) < (e.high - e.low) / 2
+
+    s = share(f, "s", {GRAD: 1, ACTV: -1}, {FT: 1, ACTV: -1})
+    num = correct[GRAD].mean(0) - correct[ACTV].mean(0)
+    den = correct[FT].mean(0) - correct[ACTV].mean(0)
+    idx = [rng.integers(0, len(num), len(num)) for _ in range(2000)]
+    ratios = [num[i].mean() / den[i].mean() for i in idx]
+    per_seed = (correct[GRAD].mean(1) - correct[ACTV].mean(1)) / (correct[FT].mean(1) - correct[ACTV].mean(1))
+    se_boot = np.sqrt(np.var(ratios) + per_seed.var(ddof=1) / 3)
+    assert s.test_images == 4000
+    assert (s.high - s.low) / 2 / stats.t.ppf(0.975, s.df) == pytest.approx(se_boot, rel=0.08)
+
+
+def test_the_widened_interval_covers_the_population_effect_where_seeds_alone_do_not():
+    """The test images are a sample of a population: the effect a claim is about is the
+    population's, not this sample's."""
+    rng = np.random.default_rng(1)
+    truth = population(GRAD) - population(ACTV)
+    hits, seeds_only = [], []
+    for _ in range(150):
+        f = frame(simulate(rng, 1000))
+        e = contrast(f, "d", {GRAD: 1, ACTV: -1})
+        o = contrast(f.drop(columns=["test_correct"]), "d", {GRAD: 1, ACTV: -1})
+        hits.append(e.low <= truth <= e.high)
+        seeds_only.append(o.low <= truth <= o.high)
+    assert 0.9 <= np.mean(hits) <= 1.0
+    assert np.mean(seeds_only) < 0.8
+
+
+def test_the_report_says_what_its_intervals_cover():
+    from gradfeat_core.suite.claims import verdicts
+    from gradfeat_core.suite.report import interval_method
+    correct = simulate(np.random.default_rng(2), 500)
+    correct[Cell(3, "full")] = correct.pop(FT) | correct[ACTV]  # any fourth head
+    correct[FT] = correct[Cell(3, "full")]
+    with_images = verdicts(frame(correct))
+    c1 = with_images.set_index("claim").loc["C1"]
+    assert c1.test_images == 500 and c1.seeds == 3
+    assert "covers the seeds and the test sample" in interval_method(with_images)
+    assert "N = 500 images" in interval_method(with_images)
+    seeds_alone = verdicts(frame(correct).drop(columns=["test_correct"]))
+    assert seeds_alone.test_images.isna().all()
+    assert "over the seeds alone" in interval_method(seeds_alone)
