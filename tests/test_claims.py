@@ -322,8 +322,17 @@ def test_the_conclusion_says_what_ran_on_what_and_what_held():
     said = conclusion(load_params("fashion-mnist"), pd.concat([frame, twin]), verdicts(frame))
     assert said[0].startswith("12 runs of the paper's Tables 3 and 1 on fashion-mnist with a base "
                               "network pre-trained by rotation prediction, a stand-in")
-    assert said[1] == "Of the claims C1–C7: C1, C2, C5, C6 hold; C3, C4, C7 were not run."
-    assert "Tables 2 and 4" in said[2] and "C8" in said[2]
+    assert said[1].startswith("Of the claims C1–C7: C1, C2, C5, C6 hold; C3, C4, C7 were not run. "
+                              "C3 needs Table 1's all-pre-trained and random-θ1/θ2 rows")
+    assert len(said) == 3 and "Tables 2 and 4" in said[2] and "C8" in said[2]
+    # a random-encoder reference barely below the pre-trained encoder, a run not converged
+    random = frame[frame["head"] == "actv"].assign(base="random", accuracy=lambda f: f.accuracy - 1.0,
+                                                   notebook=lambda f: "random-" + f.notebook)
+    flagged = pd.concat([frame.assign(base="rotation", converged=frame.seed != 2), random.assign(converged=True)])
+    said = conclusion(load_params("fashion-mnist"), flagged, verdicts(flagged))
+    assert said[2].startswith("The base network's features beat a random encoder's by +1.00")
+    assert "barely above random" in said[2]
+    assert said[3].startswith("4 of 15 runs did not converge")
 
 
 def test_the_forest_plot_has_a_panel_per_claim_and_unit_with_the_papers_effect_beside_ours():

@@ -199,21 +199,30 @@ def save_figures(out, nets, data, history, p, pixel_range, seed, objective):
                    normalize=True, value_range=tuple(pixel_range))
     with open(out / "losses.csv", "w", newline="") as f:
         csv.writer(f).writerows([["iteration", *entry.records], *history])
+    import matplotlib.pyplot as plt
+    fig = loss_figure(history, objective)
+    fig.savefig(out / "losses.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def loss_figure(history, objective):
+    """The pre-training's recorded losses against updates ([iteration, *records] rows, as
+    losses.csv holds them), titled: losses.png, and the report's figure of its base network."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    if history:
+    entry = OBJECTIVES[objective]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    if len(history):
         its, *columns = zip(*history)
         for label, values in zip(entry.records.values(), columns):
             ax.plot(its, values, label=label)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(entry.ylabel)
-    ax.set_yscale("log" if entry.log_scale else "linear")
-    ax.legend()
+    ax.set(xlabel="pre-training updates", ylabel=entry.ylabel,
+           yscale="log" if entry.log_scale else "linear")
+    ax.set_title(f"Pre-training: {entry.label.split(',')[0]}", loc="left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "losses.png", dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def write_result(params, out, nets, data, history, seconds, status, device):

@@ -1,16 +1,18 @@
 """The report's tables, figures and prose, from results.csv and the experiments' summaries
 (gradfeat_core.suite.results): the tables set beside the paper's, what the runs did, how they
 differ from the paper's protocol."""
+import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 
 from ..experiments.params import merge
 from ..method.registry import ARCHITECTURES, OBJECTIVES
-from .claims import assess, paper_assessment, paper_base
-from .evidence import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell, converged, ratio
-from .grid import PAPER_DATASETS, PAPER_REFERENCE
+from .claims import NEEDS, PRETRAINING_MIN_GAIN, assess, paper_assessment, paper_base, pretraining
+from .evidence import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell, contrast, converged, ratio
+from .grid import PAPER_DATASETS, PAPER_REFERENCE, experiments
 from .paper import paper_numbers
 from .results import SOURCES, distinct_runs
 
@@ -43,6 +45,24 @@ def table3(frame):
     the random-encoder reference), ours (mean ± std over seeds) beside the paper's number for
     that base network (BiGAN at conv5, VAE at conv8)."""
     return mean_std(frame[frame.table == 3], ["base", "head", "layers"])
+
+
+def table3_intervals(frame):
+    """Each Table 3 head's test accuracy on each base network: its mean over seeds and the 95%
+    interval of the effects (evidence.contrast of the one cell: over the seeds and the test
+    sample), for the dot-and-interval plot. A cell with too few seeds for an interval has its
+    mean alone (low and high NaN)."""
+    rows = []
+    t3 = converged(frame[(frame.table == 3) & (frame.status == "done")])
+    for (base, head, layers), runs in t3.groupby(["base", "head", "layers"], sort=False):
+        cell = Cell(3, head, layers, encoder="random" if base == "random" else "pretrained")
+        e = contrast(t3, head, {cell: 1})
+        measured = e is not None and not math.isnan(e.mean)
+        rows.append({"base": base, "head": head, "layers": layers,
+                     "accuracy": e.mean if measured else runs.accuracy.mean(),
+                     "low": e.low if measured else math.nan, "high": e.high if measured else math.nan,
+                     "test_images": e.test_images if measured else None})
+    return pd.DataFrame(rows, columns=["base", "head", "layers", "accuracy", "low", "high", "test_images"])
 
 
 def table1(frame):
@@ -108,6 +128,12 @@ def with_std(table):
             for m, s, n in zip(table.ours, table["std"].fillna(0), table.seeds)]
 
 
+def tables_run(params):
+    """The paper's tables this profile's grid runs, e.g. [3, 1] (a base network other than the
+    ALI encoder has no Table 1: grid.experiments)."""
+    return list(dict.fromkeys(e.table for e in experiments(params)))
+
+
 def table_params(params, table):
     """The parameters Table `table`'s runs resolve to: the profile's with its protocol
     (reproduce.table<table>) applied."""
@@ -153,8 +179,7 @@ def deviations(params, pretrain):
         "for fine-tuning also SGD, reporting the better); the authors' public code uses SGD "
         "(momentum 0.9, batch 128, clip 10) for 50K–80K iterations. Here one optimiser per head "
         f"(clip {train['clip_grad_norm']:g}), per table as follows.",
-        protocol(params, 3),
-        protocol(params, 1),
+        *(protocol(params, table) for table in tables_run(params)),
         *([f"The full model trains w1 at lr {train['full']['w1_lr']:g} and w2 at the full model's lr "
            "(the authors: one rate for both); w1 starts at the activation baseline's optimum ω̄, "
            "and one rate high enough for w2 first knocked it off."] if train["full"]["w1_lr"] else []),
@@ -174,6 +199,7 @@ def scope(params, pretrain, frame, base_network=None):
     """What a reader must know before the claims, from the parameters and the runs themselves
     (base_network: reproduce's record of where the base network came from)."""
     rep, train, objective = params["reproduce"], params["train"], params["pretrain"]["objective"]
+    tables = tables_run(params)
     done = converged(distinct_runs(frame[frame.status == "done"]))
     not_converged = int((done.convergence_known & ~done.converged).sum())
     unknown = int((~done.convergence_known).sum())
@@ -200,15 +226,17 @@ def scope(params, pretrain, frame, base_network=None):
         f"Schedules are far shorter than the paper's 50K–80K iterations (batch "
         f"{train['batch_size']}, validation split {train['val_fraction']:g}"
         + (f", every {train['eval_every']} iterations, patience {train['patience']}"
-           if train["eval_every"] else "") + ", before each table's "
-        f"own settings; Table 3's: {settings(rep['table3'])}; Table 1's: "
-        f"{settings(rep['table1'])}). Runs stopped: {stops or 'none finished'}. "
+           if train["eval_every"] else "") + ", before each table's own settings; "
+        + "; ".join(f"Table {t}'s: {settings(rep[f'table{t}'])}" for t in tables)
+        + f"). Runs stopped: {stops or 'none finished'}. "
         f"{not_converged} of {len(done)} runs were "
         f"still improving at their cap (by more than one standard error of validation "
         f"accuracy) or never beat their start and {unknown} were not validated (convergence unknown): "
         "verdicts that use them are inconclusive.",
-        f"Seeds: Table 3 {rep['table3_seeds']}, Table 1 {rep['table1_seeds']}; a verdict needs "
-        "≥3 seeds per cell and a 95% interval clear of its threshold.",
+        "Seeds: " + ", ".join(f"Table {t} {rep[f'table{t}_seeds']}" for t in tables)
+        + "; a verdict needs ≥3 seeds per cell and a 95% interval clear of its threshold."
+        + ("" if 1 in tables else " This profile runs no Table 1 (its ablation is of the ALI "
+           "encoder's conv3-5), so C3 and C4 are not run."),
         f"To rerun everything: `make reproduce PROFILE={params.get('profile', 'fashion-mnist')}` "
         "from a clean clone. To rerun one cell: delete its result file, the `.json` beside the "
         "executed notebook that results.csv's `notebook` column names (`runs/<run>-<run_key>`; a "
@@ -306,7 +334,8 @@ VERDICT_WORDS = {HOLDS: ("holds", "hold"), FAILS: ("does not hold", "do not hold
 
 
 def conclusion(params, frame, claims):
-    """Three sentences: what was run, on what, and what held."""
+    """A few sentences: what was run, on what, what held, what the base network is worth against a
+    random encoder, how many runs did not converge, what is not covered."""
     paper, what = stand_in(params)
     runs = distinct_runs(frame[frame.status == "done"])
     numbers = sorted(set(frame[frame.status == "done"].table), reverse=True)
@@ -320,10 +349,28 @@ def conclusion(params, frame, claims):
         codes = [c for c, verdict in zip(claims.claim, claims.verdict) if verdict == v]
         if codes:
             parts.append(f"{', '.join(codes)} {one if len(codes) == 1 else many}")
-    return [f"{len(runs)} runs of the paper's {tables} on {where}; {seeds} seeds per Table 3 "
-            "cell, each claim judged on effects inside these runs.",
-            f"Of the claims C1–C{len(claims)}: " + "; ".join(parts) + ".",
-            "Tables 2 and 4 (ImageNet ResNets → VOC07/COCO2014 mAP) and claim C8 are not covered."]
+    not_run = [c for c, v in zip(claims.claim, claims.verdict) if v == NOT_RUN]
+    lines = [f"{len(runs)} runs of the paper's {tables} on {where}; {seeds} seeds per Table 3 "
+             "cell, each claim judged on effects inside these runs.",
+             f"Of the claims C1–C{len(claims)}: " + "; ".join(parts) + "."
+             + "".join(f" {c} needs {NEEDS[c]}, which these runs do not include." for c in not_run)]
+    gain = next(iter(pretraining(frame)), None)
+    if gain:
+        e = gain.effect
+        lines.append(f"The base network's features beat a random encoder's by "
+                     f"{dataclasses.replace(e, problem=None).text()} points (the activation "
+                     "baseline, pre-trained − random" + (f"; {e.problem}" if e.problem else "") + ")"
+                     + (f": barely above random (under the {PRETRAINING_MIN_GAIN:g} points asked of "
+                        "a base network before judging what pre-training contributes), so the heads' "
+                        "effects here owe little to pre-training." if e.low < PRETRAINING_MIN_GAIN
+                        else "."))
+    flags = converged(runs)
+    stuck = int((flags.convergence_known & ~flags.converged).sum())
+    if stuck:
+        lines.append(f"{stuck} of {len(runs)} runs did not converge within their cap: the "
+                     "verdicts that use them are inconclusive.")
+    return lines + ["Tables 2 and 4 (ImageNet ResNets → VOC07/COCO2014 mAP) and claim C8 are "
+                    "not covered."]
 
 
 def interval_method(claims):
