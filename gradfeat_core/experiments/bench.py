@@ -21,7 +21,7 @@ from torch.func import functional_call, jacrev, vmap
 
 from ..method import tangent
 from ..method.linear_model import HEADS, build_head
-from ..method.nets import FEATURE_DIM, fold_batchnorm, parse_layers, split, theta2_names
+from ..method.nets import fold_batchnorm, parse_layers, split, theta2_names
 from ..method.registry import ARCHITECTURES
 from .data import SIZES
 from .results import environment, write_json
@@ -66,7 +66,7 @@ def setting(device, n_images, classes=10, arch="ali"):
     net = fold_batchnorm(net).to(device).requires_grad_(False)
     x = torch.rand(n_images, 1, 32, 32, device=device)
     y = torch.randint(0, classes, (n_images,), device=device)
-    omega = nn.Linear(FEATURE_DIM, classes).to(device).requires_grad_(False)
+    omega = nn.Linear(net.FEATURE_DIM, classes).to(device).requires_grad_(False)
     return net, x, y, omega
 
 

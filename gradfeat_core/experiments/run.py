@@ -17,7 +17,7 @@ from torch import nn
 from ..method import tangent
 from ..method.linear_model import HEADS, build_head
 from ..method.registry import ARCHITECTURES
-from ..method.nets import FEATURE_DIM, fold_batchnorm, mix, parse_layers, random_encoder, \
+from ..method.nets import fold_batchnorm, mix, parse_layers, random_encoder, \
     split
 from .checkpoint import load_into, save_checkpoint
 from .data import load_data
@@ -91,7 +91,7 @@ def omega_bar(params, data, nets, log):
     """ω̄: the classifier of a finished actv run on this base network; that run (of `params`
     with head actv) is trained first if missing."""
     path = omega_path(params["seed"], data, params["base"], params["train"], checkpoints(params))
-    classifier = nn.Linear(FEATURE_DIM, data.num_classes).to(data.x_train.device)
+    classifier = nn.Linear(nets["pretrained"].FEATURE_DIM, data.num_classes).to(data.x_train.device)
     if not path.is_file():
         log(f"no finished actv run for this base network ({path}): training it first")
         actv = dict(params, model=dict(params["model"], head="actv"))
@@ -161,12 +161,12 @@ def build_model(model, data, nets, omega, random_seed):
     by random_seed (base.random_seed)."""
     head, layers = model["head"], parse_layers(model["layers"], nets["pretrained"].LAYERS)
     if head == "actv":
-        return build_head("actv", nn.Linear(FEATURE_DIM, data.num_classes))
+        return build_head("actv", nn.Linear(nets["pretrained"].FEATURE_DIM, data.num_classes))
     top = split_network(model, nets)[1]
     omega_grad = omega
     if model["omega"] == "random" and head != "finetune":
         torch.manual_seed(random_seed)
-        omega_grad = nn.Linear(FEATURE_DIM, data.num_classes)
+        omega_grad = nn.Linear(nets["pretrained"].FEATURE_DIM, data.num_classes)
     return build_head(head, omega, top, layers, omega_grad, model["ntk_scale"], model["tangent"])
 
 

@@ -37,6 +37,7 @@ NTK_RULES = {
 class BaseNetwork(nn.Sequential):
     """A base network f: named blocks `LAYERS` (bottom to top), then `pool` to FEATURE_DIM."""
     ARCH, LAYERS = None, ()
+    FEATURE_DIM = FEATURE_DIM  # of f(x), what `pool` gives
     DESCRIPTION = ""  # in words, for the report
     BATCHNORM = True  # whether it can have batch norm (base.batchnorm)
     BENCH_LAYERS = ()  # the θ2 choices `make bench` times on it, the top block first
@@ -148,18 +149,26 @@ def random_encoder(in_channels, leak, batchnorm, seed, images, n_calibrate, arch
     return calibrate_on(net.to(images.device), images, n_calibrate, seed)
 
 
+def conv_bn_pairs(parent):
+    """The (conv, batch norm) names of `parent` whose batch norm takes that conv's output: each
+    adjacent pair of an nn.Sequential, and convK/bnK in a module that names them so (torchvision's
+    residual blocks, whose forward applies bnK to convK's output)."""
+    names = list(parent._modules)
+    if isinstance(parent, nn.Sequential):
+        return list(zip(names, names[1:]))
+    return [(a, "bn" + a[4:]) for a in names if re.fullmatch(r"conv\d+", a) and "bn" + a[4:] in names]
+
+
 @torch.no_grad()
 def fold_batchnorm(net):
-    """A copy of `net` in which every Conv2d→BatchNorm2d pair is one Conv2d with a bias.
+    """A copy of `net` in which every Conv2d→BatchNorm2d pair (conv_bn_pairs) is one Conv2d with a
+    bias.
 
     Exact in eval mode: bn(conv(z)) = γ (w*z + b − μ)/σ + β = (γw/σ)*z + γ(b − μ)/σ + β.
     """
     net = copy.deepcopy(net).eval()
     for parent in net.modules():
-        if not isinstance(parent, nn.Sequential):
-            continue
-        names = list(parent._modules)
-        for a, b in zip(names, names[1:]):
+        for a, b in conv_bn_pairs(parent):
             conv, bn = parent._modules[a], parent._modules[b]
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
                 scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
@@ -189,7 +198,8 @@ def parse_layers(spec, available=LAYERS):
 
 def top_blocks(available=LAYERS):
     """'conv5, conv4-5 or conv3-5': the θ2 choices of a network whose blocks are `available`."""
-    top, prefix = int(available[-1][4:]), available[-1][:4]
+    m = re.fullmatch(r"([a-z]+)(\d+)", available[-1])
+    top, prefix = int(m[2]), m[1]
     choices = [f"{prefix}{top}"] + [f"{prefix}{top - k}-{top}" for k in (1, 2) if top - k >= 1]
     return ", ".join(choices[:-1]) + " or " + choices[-1]
 

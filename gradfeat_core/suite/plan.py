@@ -30,7 +30,7 @@ from ..experiments.run import cache_bytes, frozen_part
 from ..experiments.train import pick_device
 from ..method import tangent
 from ..method.registry import ARCHITECTURES
-from ..method.nets import FEATURE_DIM, fold_batchnorm, parse_layers, split
+from ..method.nets import fold_batchnorm, parse_layers, split
 from .grid import experiments, twins
 
 # (channels, training images, test images) as the loaders read them
@@ -86,7 +86,7 @@ class Timer:
             torch.manual_seed(0)
             x = torch.rand(batch, self.channels, 32, 32, device=self.device)
             y = torch.randint(0, 10, (batch,), device=self.device)
-            omega = nn.Linear(FEATURE_DIM, 10).to(self.device).requires_grad_(False)
+            omega = nn.Linear(self.net.FEATURE_DIM, 10).to(self.device).requires_grad_(False)
             fn = bench.step_fn(head, layers, self.net, omega, True, x, y, torch.arange(batch))
             self.steps[key] = self.seconds(fn, 3)
         return self.steps[key]
