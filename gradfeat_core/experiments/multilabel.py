@@ -1,0 +1,162 @@
+"""The multi-label targets of Tables 2 and 4, read from their archives as distributed: VOC2007
+(train on trainval, test on test) and COCO2014 (train on train2014, test on val2014).
+
+    <root>/VOCdevkit/VOC2007/JPEGImages/<id>.jpg
+    <root>/VOCdevkit/VOC2007/Annotations/<id>.xml
+    <root>/VOCdevkit/VOC2007/ImageSets/Main/{trainval,test}.txt          (the image ids)
+    <root>/train2014/COCO_train2014_<id>.jpg, <root>/val2014/...
+    <root>/annotations/instances_{train,val}2014.json
+
+VOC's labels come from each image's annotation, as the devkit makes its
+ImageSets/Main/<class>_<split>.txt: a class is present (1) when a non-difficult object of it is
+annotated, ignored (the devkit's 0, "difficult") when only difficult ones are, absent (-1)
+otherwise; ignored pairs count neither way in AP (metrics.py). COCO's: a class is present when
+an instance of it is annotated; the 80 classes in category-id order; images with no instance
+are left out (as the usual COCO multi-label protocol does: 82,081 training and 40,137 test images
+of the 82,783 and 40,504).
+
+Nothing in an annotation runs or reads anything: XML goes through defusedxml, which refuses
+entity declarations (an annotation cannot expand itself to exhaust memory or pull in another
+file), JSON through the json module. A missing file, malformed annotation, class outside the
+label set or undecodable JPEG is a DataError of one line naming the file.
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from defusedxml import ElementTree
+from defusedxml.common import DefusedXmlException
+
+from .data import DataError, _one_line
+
+VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep",
+               "sofa", "train", "tvmonitor")
+VOC_SPLITS = {"train": "trainval", "test": "test"}
+COCO_SPLITS = {"train": "train2014", "test": "val2014"}
+HOWTO = {
+    "voc07": "extract VOCtrainval_06-Nov-2007.tar and VOCtest_06-Nov-2007.tar (host.robots.ox.ac.uk/"
+             "pascal/VOC/voc2007) under {root}, which then holds VOCdevkit/VOC2007/{{JPEGImages, "
+             "Annotations, ImageSets/Main}}",
+    "coco2014": "extract train2014.zip, val2014.zip and annotations_trainval2014.zip (cocodataset.org)"
+                " under {root}, which then holds train2014/, val2014/ and annotations/instances_"
+                "{{train,val}}2014.json",
+}
+
+
+@dataclass
+class MultiLabelSet:
+    """One split of a multi-label data set: its images' files and their labels."""
+    files: list            # JPEG paths, one per image
+    labels: np.ndarray     # (images, classes) int8: 1 present, 0 absent
+    ignore: np.ndarray     # (images, classes) bool: left out of AP (VOC's difficult); all False for COCO
+    classes: tuple
+    name: str              # 'voc07 trainval', ...
+
+
+def _missing(name, path, root):
+    return DataError(f"{name} not found: no {path}; {HOWTO[name].format(root=root)}")
+
+
+def voc07(root, split):
+    """The VOC2007 `split` ('train': trainval, 'test': test) under root (see the module)."""
+    root = Path(root)
+    base = root / "VOCdevkit" / "VOC2007"
+    ids_file = base / "ImageSets" / "Main" / f"{VOC_SPLITS[split]}.txt"
+    if not ids_file.is_file():
+        raise _missing("voc07", ids_file, root)
+    ids = [line.split()[0] for line in ids_file.read_text().splitlines() if line.strip()]
+    labels = np.zeros((len(ids), len(VOC_CLASSES)), np.int8)
+    ignore = np.zeros(labels.shape, bool)
+    index = {c: i for i, c in enumerate(VOC_CLASSES)}
+    files = []
+    for row, image_id in enumerate(ids):
+        xml, jpeg = base / "Annotations" / f"{image_id}.xml", base / "JPEGImages" / f"{image_id}.jpg"
+        for path in (xml, jpeg):
+            if not path.is_file():
+                raise _missing("voc07", path, root)
+        present, difficult = set(), set()
+        for name, hard in voc_objects(xml):
+            if name not in index:
+                raise DataError(f"voc07 annotation {xml} names class {name!r}, not one of VOC's 20 "
+                                f"({', '.join(VOC_CLASSES)}); fix or replace the file")
+            (difficult if hard else present).add(index[name])
+        labels[row, sorted(present)] = 1
+        ignore[row, sorted(difficult - present)] = True
+        files.append(str(jpeg))
+    return MultiLabelSet(files, labels, ignore, VOC_CLASSES, f"voc07 {VOC_SPLITS[split]}")
+
+
+def voc_objects(path):
+    """[(class name, difficult)] of one VOC annotation file."""
+    try:
+        tree = ElementTree.parse(path, forbid_dtd=True)
+    except DefusedXmlException as e:
+        raise DataError(f"voc07 annotation {path} declares a DTD or XML entities ({type(e).__name__}), "
+                        "which a VOC annotation never does: refused; replace the file") from e
+    except ElementTree.ParseError as e:
+        raise DataError(f"voc07 annotation {path} is not well-formed XML ({_one_line(e)}); "
+                        "replace the file") from e
+    out = []
+    for obj in tree.getroot().iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        hard = (obj.findtext("difficult") or "0").strip()
+        if not name or hard not in ("0", "1"):
+            raise DataError(f"voc07 annotation {path} has an object without a name or with difficult "
+                            f"{hard!r} (not 0 or 1); replace the file")
+        out.append((name, hard == "1"))
+    return out
+
+
+def coco2014(root, split):
+    """The COCO2014 `split` ('train': train2014, 'test': val2014) under root (see the module)."""
+    root = Path(root)
+    folder = COCO_SPLITS[split]
+    path = root / "annotations" / f"instances_{folder}.json"
+    if not path.is_file():
+        raise _missing("coco2014", path, root)
+    try:
+        record = json.loads(path.read_text())
+        categories = sorted((c["id"], c["name"]) for c in record["categories"])
+        images = {im["id"]: im["file_name"] for im in record["images"]}
+        pairs = [(a["image_id"], a["category_id"]) for a in record["annotations"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"coco2014 annotation {path} is not a COCO instances file "
+                        f"({type(e).__name__}: {_one_line(e)}); replace it") from e
+    column = {cid: i for i, (cid, _) in enumerate(categories)}
+    rows = {}
+    for image_id, category in pairs:
+        if category not in column:
+            raise DataError(f"coco2014 annotation {path} labels image {image_id} with category "
+                            f"{category}, which its categories do not list; replace the file")
+        if image_id not in images:
+            raise DataError(f"coco2014 annotation {path} annotates image {image_id}, which its "
+                            "images do not list; replace the file")
+        rows.setdefault(image_id, set()).add(column[category])
+    ids = sorted(rows)
+    labels = np.zeros((len(ids), len(categories)), np.int8)
+    for r, image_id in enumerate(ids):
+        labels[r, sorted(rows[image_id])] = 1
+    files = [str(root / folder / images[i]) for i in ids]
+    missing = next((f for f in files if not Path(f).is_file()), None)
+    if missing:
+        raise _missing("coco2014", missing, root)
+    return MultiLabelSet(files, labels, np.zeros(labels.shape, bool),
+                         tuple(name for _, name in categories), f"coco2014 {folder}")
+
+
+def read_jpeg(path):
+    """uint8 (3, H, W) RGB of one JPEG file (grey ones as three equal channels), decoded by
+    Pillow, which refuses a truncated file; one that is truncated or undecodable is a one-line
+    DataError naming it."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as image:
+            if image.format != "JPEG":
+                raise ValueError(f"it is {image.format or 'an unknown format'}, not JPEG")
+            rgb = np.asarray(image.convert("RGB"))
+    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise DataError(f"image {path} is not a decodable JPEG ({_one_line(e)}); replace the file") from e
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1)

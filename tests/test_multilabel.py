@@ -1,0 +1,173 @@
+"""VOC2007 and COCO2014 readers (experiments/multilabel.py) on small fixtures written in the
+archives' exact formats: real JPEG files, VOC's XML annotations and ImageSets lists, COCO's
+instances JSON; and a one-line error for each way those files can be wrong."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gradfeat_core.experiments.data import DataError
+from gradfeat_core.experiments.multilabel import VOC_CLASSES, coco2014, read_jpeg, voc07
+
+# image id → [(class, difficult)]; trainval and test as the devkit splits them
+VOC = {"trainval": {"000005": [("chair", 0), ("chair", 1), ("person", 0)], "000007": [("car", 0)],
+                    "000009": [("horse", 0), ("person", 1)]},
+       "test": {"000001": [("dog", 0), ("person", 0)], "000002": [("train", 1)]}}
+
+
+def jpeg(path, height=24, width=32, channels=3, seed=0):
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
+    Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels).save(path, "JPEG", quality=90)
+
+
+def voc_xml(image_id, objects):
+    body = "".join(f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>"
+                   f"<difficult>{hard}</difficult><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax>"
+                   f"<ymax>9</ymax></bndbox></object>" for name, hard in objects)
+    return (f"<annotation><folder>VOC2007</folder><filename>{image_id}.jpg</filename>"
+            f"<size><width>32</width><height>24</height><depth>3</depth></size>"
+            f"<segmented>0</segmented>{body}</annotation>")
+
+
+def write_voc(root):
+    base = root / "VOCdevkit" / "VOC2007"
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    for split, images in VOC.items():
+        (base / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{i}\n" for i in images))
+        for n, (image_id, objects) in enumerate(images.items()):
+            jpeg(base / "JPEGImages" / f"{image_id}.jpg", seed=n)
+            (base / "Annotations" / f"{image_id}.xml").write_text(voc_xml(image_id, objects))
+        for c in VOC_CLASSES:  # the devkit's own per-class lists: 1, -1 or 0 (difficult only)
+            lines = []
+            for image_id, objects in images.items():
+                easy = any(name == c and not hard for name, hard in objects)
+                hard = any(name == c and h for name, h in objects)
+                lines.append(f"{image_id} {1 if easy else 0 if hard else -1:2d}\n")
+            (base / "ImageSets" / "Main" / f"{c}_{split}.txt").write_text("".join(lines))
+    return base
+
+
+def devkit_labels(base, split):
+    return np.array([[int(line.split()[1]) for line in
+                      (base / "ImageSets" / "Main" / f"{c}_{split}.txt").read_text().splitlines()]
+                     for c in VOC_CLASSES]).T
+
+
+@pytest.mark.parametrize("split,name", [("train", "trainval"), ("test", "test")])
+def test_voc_labels_are_the_devkits_per_class_lists(tmp_path, split, name):
+    base = write_voc(tmp_path)
+    s = voc07(tmp_path, split)
+    expected = devkit_labels(base, name)
+    assert s.name == f"voc07 {name}" and s.classes == VOC_CLASSES and len(s.files) == len(VOC[name])
+    assert np.array_equal(s.labels, (expected == 1).astype(np.int8))
+    assert np.array_equal(s.ignore, expected == 0)
+    assert read_jpeg(s.files[0]).shape == (3, 24, 32)
+
+
+def one_line(excinfo, *words):
+    message = str(excinfo.value)
+    assert "\n" not in message and all(w in message for w in words), message
+
+
+def test_a_missing_voc_archive_says_where_each_file_goes(tmp_path):
+    with pytest.raises(DataError) as e:
+        voc07(tmp_path, "train")
+    one_line(e, "VOCdevkit/VOC2007/ImageSets/Main/trainval.txt", "VOCtrainval_06-Nov-2007.tar",
+             "JPEGImages", "Annotations")
+    base = write_voc(tmp_path)
+    (base / "JPEGImages" / "000007.jpg").unlink()
+    with pytest.raises(DataError) as e:
+        voc07(tmp_path, "train")
+    one_line(e, "000007.jpg")
+
+
+BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+                  '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+                  '<annotation><object><name>&lol2;</name></object></annotation>')
+EXTERNAL = ('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+            '<annotation><object><name>&x;</name><difficult>0</difficult></object></annotation>')
+
+
+@pytest.mark.parametrize("text,words", [
+    ("<annotation><object><name>dog</name>", ["not well-formed XML"]),
+    (BILLION_LAUGHS, ["DTD or XML entities", "refused"]),
+    (EXTERNAL, ["DTD or XML entities", "refused"]),
+    (voc_xml("000005", [("unicorn", 0)]), ["'unicorn'", "not one of VOC's 20"]),
+    (voc_xml("000005", [("dog", 2)]), ["difficult '2'"]),
+])
+def test_a_bad_voc_annotation_is_one_line_naming_its_file(tmp_path, text, words):
+    base = write_voc(tmp_path)
+    (base / "Annotations" / "000005.xml").write_text(text)
+    with pytest.raises(DataError) as e:
+        voc07(tmp_path, "train")
+    one_line(e, "Annotations/000005.xml", *words)
+
+
+def write_coco(root, folder="val2014"):
+    (root / folder).mkdir(parents=True)
+    (root / "annotations").mkdir(exist_ok=True)
+    categories = [{"id": 1, "name": "person", "supercategory": "person"},
+                  {"id": 3, "name": "car", "supercategory": "vehicle"},
+                  {"id": 90, "name": "toothbrush", "supercategory": "indoor"}]
+    images = [{"id": i, "file_name": f"COCO_{folder}_{i:012d}.jpg", "height": 24, "width": 32}
+              for i in (42, 7, 13)]
+    annotations = [{"id": 1, "image_id": 42, "category_id": 3, "bbox": [1, 1, 5, 5], "iscrowd": 0},
+                   {"id": 2, "image_id": 42, "category_id": 1, "bbox": [2, 2, 5, 5], "iscrowd": 0},
+                   {"id": 3, "image_id": 42, "category_id": 3, "bbox": [3, 3, 5, 5], "iscrowd": 0},
+                   {"id": 4, "image_id": 7, "category_id": 90, "bbox": [1, 1, 2, 2], "iscrowd": 1}]
+    for n, im in enumerate(images):
+        jpeg(root / folder / im["file_name"], channels=1 if n == 1 else 3, seed=n)  # a grey one
+    path = root / "annotations" / f"instances_{folder}.json"
+    path.write_text(json.dumps({"info": {}, "licenses": [], "images": images,
+                                "annotations": annotations, "categories": categories}))
+    return path
+
+
+def test_coco_labels_follow_category_ids_and_images_without_instances_are_left_out(tmp_path):
+    write_coco(tmp_path)
+    s = coco2014(tmp_path, "test")
+    assert s.name == "coco2014 val2014" and s.classes == ("person", "car", "toothbrush")
+    assert [f.rsplit("_", 1)[-1] for f in s.files] == ["000000000007.jpg", "000000000042.jpg"]  # 13: none
+    assert s.labels.tolist() == [[0, 0, 1], [1, 1, 0]] and not s.ignore.any()
+    assert read_jpeg(s.files[0]).shape == (3, 24, 32)   # grey, as RGB
+
+
+@pytest.mark.parametrize("edit,words", [
+    (lambda r: "{not json", ["not a COCO instances file"]),
+    (lambda r: json.dumps({k: v for k, v in r.items() if k != "categories"}), ["not a COCO instances file", "categories"]),
+    (lambda r: json.dumps(dict(r, annotations=r["annotations"] + [{"image_id": 42, "category_id": 5}])),
+     ["category 5"]),
+    (lambda r: json.dumps(dict(r, annotations=r["annotations"] + [{"image_id": 99, "category_id": 1}])),
+     ["image 99"]),
+])
+def test_a_bad_coco_annotation_is_one_line_naming_its_file(tmp_path, edit, words):
+    path = write_coco(tmp_path)
+    path.write_text(edit(json.loads(path.read_text())))
+    with pytest.raises(DataError) as e:
+        coco2014(tmp_path, "test")
+    one_line(e, "instances_val2014.json", *words)
+
+
+def test_a_missing_coco_archive_or_image_says_where_it_goes(tmp_path):
+    with pytest.raises(DataError) as e:
+        coco2014(tmp_path, "train")
+    one_line(e, "annotations/instances_train2014.json", "train2014.zip", "annotations_trainval2014.zip")
+    write_coco(tmp_path, "train2014")
+    (tmp_path / "train2014" / "COCO_train2014_000000000042.jpg").unlink()
+    with pytest.raises(DataError) as e:
+        coco2014(tmp_path, "train")
+    one_line(e, "COCO_train2014_000000000042.jpg")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "png"])
+def test_a_truncated_or_undecodable_jpeg_is_one_line_naming_it(tmp_path, damage):
+    path = tmp_path / "x.jpg"
+    jpeg(path, height=64, width=64)
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\xff\xd8" + bytes(range(256)) * 4,
+                      "empty": b"", "png": b"\x89PNG\r\n\x1a\n" + bytes(64)}[damage])
+    with pytest.raises(DataError) as e:
+        read_jpeg(path)
+    one_line(e, str(path), "not a decodable JPEG")
