@@ -115,3 +115,18 @@ def test_the_report_says_what_its_intervals_cover():
     seeds_alone = verdicts(frame(correct).drop(columns=["test_correct"]))
     assert seeds_alone.test_images.isna().all()
     assert "over the seeds alone" in interval_method(seeds_alone)
+
+
+def test_a_ratio_is_the_geometric_mean_with_the_interval_of_its_logs():
+    """Step-time ratios (C6): on the log scale, so that the interval stays positive however
+    noisy the seeds, by hand."""
+    from gradfeat_core.suite.evidence import ratio
+    ms = {GRAD: [1.0, 0.5, 4.0], FT: [4.0, 4.0, 4.0]}
+    rows = [{"table": 3, "head": c.head, "layers": "conv5", "theta1": "pretrained", "theta2": "pretrained",
+             "omega": "pretrained", "status": "done", "seed": s, "ms_per_step": t}
+            for c, times in ms.items() for s, t in enumerate(times)]
+    e = ratio(pd.DataFrame(rows), "r", GRAD, FT)
+    logs = np.log([0.25, 0.125, 1.0])
+    half = stats.t.ppf(0.975, 2) * logs.std(ddof=1) / np.sqrt(3)
+    assert (e.mean, e.low, e.high) == pytest.approx(tuple(np.exp([logs.mean(), logs.mean() - half, logs.mean() + half])))
+    assert e.low > 0 and e.unit == "×" and e.seeds == 3

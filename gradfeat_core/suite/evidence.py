@@ -217,12 +217,15 @@ def share(frame, label, part, whole):
 
 
 def ratio(frame, label, numerator, denominator, value="ms_per_step"):
-    """numerator ÷ denominator of `value` seed by seed, with its t interval; None when absent."""
+    """numerator ÷ denominator of `value` seed by seed: their geometric mean with the t interval
+    of the log ratios, exponentiated (a ratio's interval stays positive and is as far below 1 for
+    a ratio as above it for its inverse); None when absent."""
     table, problem = paired(frame, [numerator, denominator], value, need_converged=False)
     if table is None:
         return problem and Effect(label, problem=problem, unit="×")
-    return dataclasses.replace(t_interval(label, table[numerator] / table[denominator], unit="×"),
-                               problem=problem)
+    logs = t_interval(label, np.log(table[numerator] / table[denominator]), unit="×")
+    return dataclasses.replace(logs, mean=math.exp(logs.mean), low=math.exp(logs.low),
+                               high=math.exp(logs.high), problem=problem)
 
 
 @dataclass

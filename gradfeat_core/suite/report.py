@@ -93,7 +93,7 @@ def paper_table1():
 def step_costs(frame):
     """Per table, batch size, depth and head (all pre-trained): milliseconds per training step
     (mean over seeds) and the ratio to fine-tuning at the same table, depth and batch size, the
-    one C6 judges: the mean of per-seed ratios with its 95% interval (evidence.ratio)."""
+    one C6 judges: the geometric mean of per-seed ratios with its 95% interval (evidence.ratio)."""
     done = converged(frame[(frame.status == "done") & (frame.theta1 == "pretrained") &
                            (frame.theta2 == "pretrained") & (frame.omega == "pretrained") &
                            (frame["base"] != "random")])
