@@ -1,7 +1,8 @@
 """ResNet base networks (method/resnet.py): torchvision's own forward as the reference, its
 weights by name, batch norm folded through the residual blocks (their downsample branch too),
 and the gradient term through BasicBlock and Bottleneck at both of Table 2's depths against the
-float64 autograd oracle (value) and finite differences (the gradient training takes)."""
+float64 autograd oracle (value) and finite differences (the gradient training takes), on the JVP
+and on the fast tangent path, which is checked against the JVP as well."""
 import logging
 
 import pytest
@@ -84,13 +85,13 @@ SPECS = [("resnet18", "block8"), ("resnet18", "block7-8"), ("resnet50", "block16
 
 
 @pytest.mark.parametrize("arch,spec", SPECS)
-def test_the_gradient_term_through_residual_blocks_equals_the_autograd_oracle(arch, spec, float64, caplog,
+@pytest.mark.parametrize("path", ["fast", "jvp"])
+def test_the_gradient_term_through_residual_blocks_equals_the_autograd_oracle(arch, spec, path, float64,
                                                                               explicit_gradient_term):
     net, layers, top, z = folded_top(arch, spec)
     omega = nn.Linear(net.FEATURE_DIM, 3)
-    with caplog.at_level(logging.WARNING):
-        model = LinearModel("grad", omega, top, layers)
-    assert model.layers is None and ("BasicBlock" in caplog.text or "Bottleneck" in caplog.text)
+    model = LinearModel("grad", omega, top, layers, path=path)
+    assert (model.layers is not None) == (path == "fast")
     with torch.no_grad():
         for w in model.w2:
             w.normal_(0, 0.05)
@@ -126,10 +127,9 @@ def test_the_full_model_is_the_networks_first_order_expansion_through_residual_b
     assert 3.5 < (remainders[0] / remainders[1]).item() < 4.5
 
 
-def test_fine_tuning_runs_the_blocks_own_forward():
+def test_fine_tuning_trains_the_theta2_blocks_alone():
     net, layers, top, z = folded_top("resnet18", "block7-8")
     tuned = FineTuned(top, layers, nn.Linear(512, 3))
-    assert tuned.layers is None
     torch.testing.assert_close(tuned({"z": z}), tuned.omega(top(z)))
     assert {n.split(".")[0] for n, p in tuned.top.named_parameters() if p.requires_grad} == {"block7", "block8"}
 
@@ -142,3 +142,42 @@ def test_the_random_twin_is_seeded_and_calibrated():
         assert torch.equal(a(x), b(x)) and not torch.equal(a(x), c(x))
     bn = a._modules["stem"][1]
     assert not torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+
+
+@pytest.mark.parametrize("size", [32, 64])   # layer4 at 1×1 (convs as matrix products) and at 2×2
+@pytest.mark.parametrize("arch,spec", SPECS)
+@pytest.mark.parametrize("head", ["grad", "full"])
+def test_the_fast_path_through_residual_blocks_equals_the_jvp_in_value_and_gradient(arch, spec, head, size, float64):
+    torch.manual_seed(0)
+    net = fold_batchnorm(trained_looking(ARCHITECTURES[arch](), 1)).requires_grad_(False)
+    layers = parse_layers(spec, net.LAYERS)
+    bottom, top = split(net, layers)
+    z = bottom(torch.rand(2, 3, size, size))
+    omega = nn.Linear(net.FEATURE_DIM, 3)
+    models = [LinearModel(head, omega, top, layers, path=p) for p in ("fast", "jvp")]
+    assert models[0].layers is not None and models[1].layers is None
+    state = {k: v if k.startswith("top.") else v + 0.05 * torch.randn_like(v)
+             for k, v in models[0].state_dict().items()}   # θ̄2 stays; w1, w2, ω̄ move
+    outs = []
+    for model in models:
+        model.load_state_dict(state)
+        out = model({"z": z})
+        outs.append((out, torch.autograd.grad(out.pow(2).sum(), [p for p in model.parameters() if p.requires_grad])))
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-10, atol=1e-12)
+    for a, b in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    from gradfeat_core.method import tangent
+    primal = tangent.record(models[0].layers, z)   # the cached record gives the same
+    torch.testing.assert_close(models[0]({"z": z, "primal": primal}), outs[0][0])
+    tuned = FineTuned(top, layers, omega)
+    assert tuned.layers is not None
+    torch.testing.assert_close(tuned({"z": z}), omega(top(z)), rtol=1e-10, atol=1e-12)
+
+
+def test_a_block_with_batch_norm_not_folded_runs_on_the_jvp_and_says_why(caplog):
+    torch.manual_seed(0)
+    net = ARCHITECTURES["resnet18"]().eval()
+    _, top = split(net, ["block8"])
+    with caplog.at_level(logging.WARNING):
+        model = LinearModel("grad", nn.Linear(512, 3), top, ["block8"])
+    assert model.layers is None and "BatchNorm2d" in caplog.text
