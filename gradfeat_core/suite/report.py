@@ -234,9 +234,7 @@ def scope(params, pretrain, frame, base_network=None):
         f"accuracy) or never beat their start and {unknown} were not validated (convergence unknown): "
         "verdicts that use them are inconclusive.",
         "Seeds: " + ", ".join(f"Table {t} {rep[f'table{t}_seeds']}" for t in tables)
-        + "; a verdict needs ≥3 seeds per cell and a 95% interval clear of its threshold."
-        + ("" if 1 in tables else " This profile runs no Table 1 (its ablation is of the ALI "
-           "encoder's conv3-5), so C3 and C4 are not run."),
+        + "; a verdict needs ≥3 seeds per cell and a 95% interval clear of its threshold.",
         f"To rerun everything: `make reproduce PROFILE={params.get('profile', 'fashion-mnist')}` "
         "from a clean clone. To rerun one cell: delete its result file, the `.json` beside the "
         "executed notebook that results.csv's `notebook` column names (`runs/<run>-<run_key>`; a "
@@ -385,8 +383,9 @@ def interval_method(claims):
     count = " or ".join(f"{n:,}" for n in images)
     return (f"Each interval covers the seeds and the test sample: its standard error is "
             f"SE² = s²/S + Var_i(d_i)/N, s being the spread of the S per-seed effects and d_i test "
-            f"image i's effect averaged over the seeds (N = {count} images, the same for every run: "
-            "paired by seed and by image), at the Welch–Satterthwaite degrees of freedom"
+            f"image i's effect averaged over the seeds (N = {count} images"
+            + (", the same for every run" if len(images) == 1 else "")
+            + ": paired by seed and by image), at the Welch–Satterthwaite degrees of freedom"
             + (f"; {', '.join(seeds_alone)} over the seeds alone" if seeds_alone else "")
             + " (docs/protocol.md).")
 
