@@ -8,7 +8,8 @@ which test images they got right (RunResult.test_correct) the interval adds it, 
 SE² = s²/S + Var_i(d_i)/N, with s the per-seed effects' standard deviation over S seeds and d_i
 image i's effect averaged over the seeds (N images; a ratio's by the delta method), and its
 Student-t quantile at the Welch–Satterthwaite degrees of freedom, (S − 1)·SE⁴/(s²/S)². Counting
-image i's seed-to-seed noise in both terms makes it slightly conservative. The paper's tables are single numbers; a frame built from them carries an
+image i's seed-to-seed noise in both terms makes it slightly conservative. The paper's tables
+are single numbers; a frame built from them carries an
 `accuracy_sd` column (an assumed spread per printed number, see claims.paper_frame), and then
 the interval is the normal one for a linear combination of independent numbers of that spread.
 
@@ -142,7 +143,17 @@ def t_interval(label, samples, unit="points", test_var=0.0, test_images=None):
     df = (n - 1) * se2 ** 2 / seeds_var ** 2 if seeds_var > 0 else math.inf
     half = stats.t.ppf((1 + LEVEL) / 2, df) * math.sqrt(se2)
     return Effect(label, mean, mean - half, mean + half, seeds=n, unit=unit, df=df,
-                  test_images=test_images if test_var or test_images else None)
+                  test_images=test_images)
+
+
+def _widened(label, per_seed, per_image_effect, unit, problem):
+    """t_interval of the per-seed effects with the test sample's term: the variance of the mean
+    of per_image_effect, the effect (linearised) image by image (None: the seeds alone)."""
+    if per_image_effect is None:
+        return dataclasses.replace(t_interval(label, per_seed, unit), problem=problem)
+    n = len(per_image_effect)
+    return dataclasses.replace(t_interval(label, per_seed, unit, per_image_effect.var(ddof=1) / n, n),
+                               problem=problem)
 
 
 def per_image(frame, cells, seeds):
@@ -175,10 +186,8 @@ def contrast(frame, label, terms):
         return problem and Effect(label, problem=problem)
     if not assumed:  # a run not converged still shows its effect, flagged by the problem
         images = per_image(frame, cells, table.index)
-        test_var = 0.0 if images is None else (weights @ images).var(ddof=1) / images.shape[1]
-        return dataclasses.replace(
-            t_interval(label, table.to_numpy() @ weights, test_var=test_var,
-                       test_images=None if images is None else images.shape[1]), problem=problem)
+        return _widened(label, table.to_numpy() @ weights, None if images is None else weights @ images,
+                        "points", problem)
     sd = np.array([c.rows(frame).accuracy_sd.iloc[0] for c in cells], float)
     mean = float(table.iloc[0].to_numpy() @ weights)
     half = stats.norm.ppf((1 + LEVEL) / 2) * math.sqrt(float(np.sum((weights * sd) ** 2)))
@@ -201,14 +210,11 @@ def share(frame, label, part, whole):
     values = table[cells].to_numpy()
     if not assumed:
         images = per_image(frame, cells, table.index)
-        test_var = 0.0
+        linearised = None
         if images is not None:  # the delta method over images: N/D ≈ r + (N − r D)/D
             num, den = a @ images, b @ images
-            r = num.mean() / den.mean()
-            test_var = (num - r * den).var(ddof=1) / (images.shape[1] * den.mean() ** 2)
-        return dataclasses.replace(
-            t_interval(label, (values @ a) / (values @ b), unit="share", test_var=test_var,
-                       test_images=None if images is None else images.shape[1]), problem=problem)
+            linearised = (num - num.mean() / den.mean() * den) / den.mean()
+        return _widened(label, (values @ a) / (values @ b), linearised, "share", problem)
     sd = np.array([c.rows(frame).accuracy_sd.iloc[0] for c in cells], float)
     whole_value = float(values[0] @ b)
     r = float(values[0] @ a) / whole_value
