@@ -110,8 +110,9 @@ def _error(match_all, **kw):
 # ---------------------------------------------------------------- basics
 
 def test_registry_and_default_roots():
-    assert DATASETS == {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10}
-    assert default_root("fashion-mnist") == REAL_FMNIST
+    assert DATASETS == {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10,
+                        "fashion-source": 7, "fashion-mosaic": 10}
+    assert default_root("fashion-mnist") == default_root("fashion-mosaic") == REAL_FMNIST
     assert default_root("cifar10") == "data/cifar10" and default_root("svhn") == "data/svhn"
     assert default_root("synthetic") is None
     assert issubclass(DataError, ValueError)
@@ -398,3 +399,47 @@ def test_streamed_images_are_pinned_and_batches_land_on_the_gpu(tmp_path):
     idx = torch.tensor([1, 2], device="cuda")
     assert s.x_train[idx].is_cuda
     assert torch.equal(s.x_train[idx].cpu(), load_dataset("fashion-mnist", root=tmp_path).x_train[idx.cpu()])
+
+
+# ---------------------------------------------------------------- the Tables 2 and 4 stand-in
+
+def test_mosaics_tile_every_image_once_and_label_what_they_show():
+    from gradfeat_core.experiments.data import mosaics
+    rng = _rng(5)
+    x = rng.integers(1, 256, (50, 1, 4, 4), dtype=np.uint8)  # no zeros: an empty tile is all 0
+    y = rng.integers(0, 10, 50)
+    out, labels = mosaics(x, y, 10, seed=0)
+    assert out.shape[1:] == (1, 8, 8) and labels.shape == (len(out), 10) and labels.dtype == np.int8
+    seen = []
+    for m, lab in zip(out, labels):
+        tiles = [m[:, r:r + 4, q:q + 4] for r in (0, 4) for q in (0, 4)]
+        shown = [next(i for i in range(50) if (x[i] == t).all()) for t in tiles if t.any()]
+        assert shown and (np.flatnonzero(lab) == np.unique(y[shown])).all()
+        seen += shown
+    assert len(seen) == len(set(seen)) and 50 - 4 < len(seen) <= 50  # as many as the images fill
+    again, _ = mosaics(x, y, 10, seed=0)
+    assert (again == out).all()
+
+
+def test_fashion_standin_source_and_mosaic_from_the_idx_files(tmp_path):
+    xtr, ytr, xte, yte = write_fashion(tmp_path, n_train=40, n_test=12)
+    src = load_dataset("fashion-source", root=tmp_path)
+    assert src.num_classes == 7 and src.x_train.shape[1:] == (1, 32, 32)
+    assert src.y_train.max() < 7 and src.y_test.max() < 7 and len(src.x_train) <= 20
+    assert len(src.y_test) == int((yte < 7).sum())
+    mos = load_dataset("fashion-mosaic", root=tmp_path)
+    assert mos.x_train.shape[1:] == (1, 64, 64) and mos.y_train.shape[1] == 10 and mos.num_classes == 10
+    assert mos.y_train.dim() == 2 and set(mos.y_test.unique().tolist()) <= {0, 1}
+    # the source's training images and the mosaics' are the two halves of the training set
+    src_images = {bytes(im) for im in (src.x_train * 255).round().byte().numpy()}
+    tiles = {bytes(t) for m in (mos.x_train * 255).round().byte().numpy()
+             for t in (m[:, r:r + 32, q:q + 32] for r in (0, 32) for q in (0, 32)) if t.any()}
+    assert tiles and not tiles & src_images
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL_FMNIST), reason="needs Debian's dataset-fashion-mnist")
+def test_real_fashion_standin_sizes():
+    src = load_dataset("fashion-source")
+    assert len(src.x_test) == 7000 and 20_000 < len(src.x_train) < 22_000
+    mos = load_dataset("fashion-mosaic", n_test=100)
+    assert mos.x_train.shape[0] > 9000 and mos.y_train.sum(1).min() >= 1

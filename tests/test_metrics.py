@@ -74,3 +74,35 @@ def test_ignored_pairs_count_neither_way_and_the_mean_leaves_out_classes_without
         mean_average_precision(scores, labels[:, :2])
     with pytest.raises(ValueError, match="not one of voc07, area"):
         average_precision(scores[:, 0], labels[:, 0], "voc12")
+
+
+def test_jackknife_of_a_mean_is_the_group_means():
+    """For a mean over images and equal groups ψ_g = G·θ − (G − 1)·θ_(−g) is group g's mean, by
+    hand: so pseudo-values take the place of per-image values in an interval exactly."""
+    from gradfeat_core.experiments.metrics import jackknife_groups, pseudo_values
+    x = np.random.default_rng(0).normal(size=120)
+    group = jackknife_groups(120, 12, seed=3)
+    assert np.bincount(group).tolist() == [10] * 12
+    psi = pseudo_values(lambda idx: x[idx].mean(), group)
+    assert psi == pytest.approx([x[group == g].mean() for g in range(12)])
+    assert (jackknife_groups(120, 12, seed=3) == group).all()  # the same partition for every run
+
+
+def test_map_pseudo_values_against_leaving_each_group_out_and_a_bootstrap():
+    from gradfeat_core.experiments.metrics import jackknife_groups, map_pseudo_values
+    rng = np.random.default_rng(1)
+    n, c = 600, 5
+    labels = (rng.random((n, c)) < 0.3).astype(int)
+    scores = labels * rng.normal(1.0, 1.0, (n, c)) + rng.normal(0, 1.0, (n, c))
+    psi = map_pseudo_values(scores, labels, "area", groups=20, seed=0)
+    group = jackknife_groups(n, 20, 0)
+    whole = np.mean([reference(scores[:, k], labels[:, k], "area") for k in range(c)])
+    for g in (0, 7, 19):  # the definition, with scikit-learn's curve as the AP
+        keep = group != g
+        left = np.mean([reference(scores[keep, k], labels[keep, k], "area") for k in range(c)])
+        assert psi[g] == pytest.approx(20 * whole - 19 * left)
+    jackknife_se = psi.std(ddof=1) / np.sqrt(len(psi))
+    boot = [mean_average_precision(scores[i], labels[i])[0]
+            for i in (rng.integers(0, n, n) for _ in range(300))]
+    assert jackknife_se == pytest.approx(np.std(boot), rel=0.3)
+    assert psi.mean() == pytest.approx(whole, abs=0.01)

@@ -1,4 +1,6 @@
 """Training loop, heads and the frozen-part cache on the synthetic set (CPU, seconds)."""
+import os
+
 import pytest
 import torch
 
@@ -345,3 +347,43 @@ def test_a_cache_the_disk_has_no_room_for_stays_in_memory(tmp_path, monkeypatch)
     monkeypatch.undo()
     stored(lambda b: 2 * b, x, 4, tmp_path / "z.pt", log=log.append)
     assert (tmp_path / "z.pt").is_file() and len(log) == 1
+
+
+# ---------------------------------------------------------------- multi-label heads (Tables 2, 4)
+
+def test_multilabel_loss_is_the_mean_binary_cross_entropy_of_the_pairs_kept():
+    from gradfeat_core.experiments.train import task_loss
+    logits = torch.randn(5, 4, dtype=torch.float64)
+    labels = torch.tensor([[1, 0, -1, 0], [0, 0, 1, 1], [1, 1, 1, 0], [0, -1, 0, 0], [1, 0, 0, 1]],
+                          dtype=torch.int8)
+    by_hand = [-(torch.log(torch.sigmoid(z)) if y == 1 else torch.log(1 - torch.sigmoid(z)))
+               for z, y in zip(logits.flatten(), labels.flatten()) if y >= 0]
+    assert task_loss(logits, labels).item() == pytest.approx(torch.stack(by_hand).mean().item())
+    classes = torch.tensor([2, 0, 1])  # single-label: softmax cross-entropy as before
+    z = torch.randn(3, 4)
+    assert task_loss(z, classes) == torch.nn.functional.cross_entropy(z, classes)
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
+                    reason="needs Debian's dataset-fashion-mnist")
+@pytest.mark.parametrize("head", ["actv", "full"])
+def test_a_multilabel_head_trains_and_reports_map(tmp_path, head):
+    """A ResNet18 head on the Fashion-MNIST mosaics: its validation curve and its test result are
+    mAP, recomputed here from the trained head's logits, and so are the jackknife pseudo-values of
+    the same logits' (tests/test_metrics.py checks them)."""
+    from gradfeat_core.experiments.metrics import map_pseudo_values, mean_average_precision
+    from gradfeat_core.experiments.results import RunResult
+    from gradfeat_core.experiments.run import load_trained
+    params = quick(tmp_path, "data.dataset=fashion-mosaic", "data.n_train=96", "data.n_test=64",
+                   "base.arch=resnet18", "base.leak=0", "base.calibrate_images=64",
+                   "model.layers=block8", f"model.head={head}", "train.val_fraction=0.25",
+                   "train.eval_every=5", f"train.{head}.iterations=10", "train.batch_size=16")
+    result = run_head(params)
+    assert result.metric == "mAP" and result.accuracy is None and result.test_correct is None
+    model, (_, test) = load_trained(RunResult.read(result.path))
+    labels = load_dataset("fashion-mosaic", n_train=96, n_test=64).y_test.numpy()
+    scores = predict(model, test).numpy()
+    assert result.mean_ap == pytest.approx(mean_average_precision(scores, labels)[0])
+    assert result.mean_ap_voc07 == pytest.approx(mean_average_precision(scores, labels, "voc07")[0])
+    assert result.test_jackknife == pytest.approx(100 * map_pseudo_values(scores, labels), abs=1e-5)
+    assert all(0 <= v <= 1 for _, v in result.validation_curve)

@@ -1,7 +1,8 @@
-"""Datasets for the gradient-features reproduction, as 32x32 float tensors on a device.
+"""Datasets for the gradient-features reproduction, as float tensors on a device.
 
 `load_dataset(name)` reads CIFAR-10/100 (python pickle batches), SVHN (.mat; train on
-`extra`, test on `test`, as the paper does), Fashion-MNIST (IDX, padded 28->32) or an
+`extra`, test on `test`, as the paper does), Fashion-MNIST (IDX, padded 28->32), the Fashion-MNIST
+stand-in for Tables 2 and 4 (`fashion-source`, `fashion-mosaic`: see `mosaics`) or an
 in-memory synthetic set, and returns `DataSplits`. It never downloads: a missing or corrupt
 file raises `DataError` with a one-line message saying what/where and how to get the data.
 
@@ -21,10 +22,12 @@ import torch
 from .errors import UserError
 from .memory import device_budget, fits, gib, host_resident
 
-DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10}
+DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10,
+            "fashion-source": 7, "fashion-mosaic": 10}
 # (channels, training images, test images) of each data set on disk (SVHN's training set: extra)
 SIZES = {"fashion-mnist": (1, 60_000, 10_000), "cifar10": (3, 50_000, 10_000),
          "cifar100": (3, 50_000, 10_000), "svhn": (3, 531_131, 26_032)}
+FASHION = ("fashion-mnist", "fashion-source", "fashion-mosaic")  # read from Fashion-MNIST's files
 
 _HOWTO = {
     "cifar10": "download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and extract it under {root}",
@@ -33,6 +36,7 @@ _HOWTO = {
     "fashion-mnist": "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) "
                      "or pass root=... pointing at the gzip IDX files",
 }
+_HOWTO.update({name: _HOWTO["fashion-mnist"] for name in FASHION})
 
 
 class DataError(UserError):
@@ -57,8 +61,9 @@ class CifarUnpickler(pickle.Unpickler):
 
 @dataclass
 class DataSplits:
-    x_train: torch.Tensor  # float32, N x C x 32 x 32, values in pixel_range (or a HostResident)
-    y_train: torch.Tensor  # int64, N
+    x_train: torch.Tensor  # float32, N x C x H x W (32 x 32; the mosaics 64 x 64), values in
+    # pixel_range (or a HostResident)
+    y_train: torch.Tensor  # int64, N; a multi-label set's int8, N x classes: 1 present, 0 absent
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
@@ -71,7 +76,7 @@ class DataSplits:
 def default_root(name: str) -> str | None:
     if name == "synthetic":
         return None
-    return "/usr/share/datasets/fashion-mnist" if name == "fashion-mnist" else f"data/{name}"
+    return "/usr/share/datasets/fashion-mnist" if name in FASHION else f"data/{name}"
 
 
 def _one_line(e) -> str:
@@ -174,6 +179,59 @@ def _fashion(root):
     return tuple(out)
 
 
+# The stand-in for Tables 2 and 4 (ImageNet → VOC07), both from Fashion-MNIST's files: the source
+# task, on which a ResNet is pre-trained with labels, is the single images of classes 0-6 from one
+# half of the training images; the target is a multi-label set of 2×2 mosaics of the other half
+# (its test set: of the test images), labelled with every class a tile shows, classes 7-9
+# (sneaker, bag, ankle boot) included, which the source never saw. Fixed by STANDIN_SEED.
+SOURCE_CLASSES = 7
+MOSAIC_BLANK = 0.25   # the chance that a tile is empty (a mosaic holds 1-4 images, 3 on average)
+STANDIN_SEED = 0
+
+
+def _halves(n):
+    """(source, target) indices of Fashion-MNIST's n training images: a fixed random halving."""
+    order = np.random.default_rng(STANDIN_SEED).permutation(n)
+    return np.sort(order[:n // 2]), np.sort(order[n // 2:])
+
+
+def _fashion_source(root):
+    xtr, ytr, xte, yte = _fashion(root)
+    xtr, ytr = xtr[_halves(len(xtr))[0]], ytr[_halves(len(ytr))[0]]
+    seen_tr, seen_te = ytr < SOURCE_CLASSES, yte < SOURCE_CLASSES
+    return xtr[seen_tr], ytr[seen_tr], xte[seen_te], yte[seen_te]
+
+
+def mosaics(x, y, classes, seed):
+    """2×2 mosaics of the images x (N, C, H, W) with labels y: each tile empty (0) with
+    probability MOSAIC_BLANK, else the next image of a seeded order (each image used once; a
+    mosaic is never empty), as many mosaics as the images fill. Returns (mosaics (M, C, 2H, 2W),
+    labels (M, classes) int8: 1 where a tile shows the class)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(x))
+    filled = rng.random((len(x), 4)) >= MOSAIC_BLANK
+    filled[~filled.any(1), 0] = True
+    m = int(np.searchsorted(np.cumsum(filled.sum(1)), len(x), side="right"))
+    filled = filled[:m]
+    tile = np.full(filled.shape, -1)
+    tile[filled] = order[:filled.sum()]
+    n, c, h, w = x.shape
+    out = np.zeros((m, c, 2 * h, 2 * w), x.dtype)
+    labels = np.zeros((m, classes), np.int8)
+    for k, (r, q) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        rows = np.flatnonzero(filled[:, k])
+        out[rows, :, r * h:(r + 1) * h, q * w:(q + 1) * w] = x[tile[rows, k]]
+        labels[rows, y[tile[rows, k]]] = 1
+    return out, labels
+
+
+def _fashion_mosaic(root):
+    xtr, ytr, xte, yte = _fashion(root)
+    target = _halves(len(xtr))[1]
+    return (*mosaics(xtr[target], ytr[target], 10, STANDIN_SEED),
+            *mosaics(xte, yte, 10, STANDIN_SEED + 1))
+
+
 def _synthetic(n_train, n_test, seed):
     """10 classes, each a fixed smooth random pattern; samples add pixel noise (in [0,1] units)."""
     g = torch.Generator().manual_seed(seed)
@@ -213,7 +271,8 @@ def _download(name, root):
 
 
 _READERS = {"cifar10": lambda root: _cifar("cifar10", root),
-            "cifar100": lambda root: _cifar("cifar100", root), "svhn": _svhn, "fashion-mnist": _fashion}
+            "cifar100": lambda root: _cifar("cifar100", root), "svhn": _svhn, "fashion-mnist": _fashion,
+            "fashion-source": _fashion_source, "fashion-mosaic": _fashion_mosaic}
 
 
 # The files each reader reads, and the folders it looks in (every layout it accepts): what
@@ -225,6 +284,7 @@ _FILES = {
     "fashion-mnist": ((".", "FashionMNIST/raw"), [f"{s}-{k}" for s in ("train", "t10k") for k in
                                                    ("images-idx3-ubyte", "labels-idx1-ubyte")], (".gz", "")),
 }
+_FILES.update({name: _FILES["fashion-mnist"] for name in FASHION})
 
 
 def data_files(name, root=None):
@@ -282,8 +342,9 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
         _download(name, root)
         xtr, ytr, xte, yte = _READERS[name](root)
 
-    for y, split in ((ytr, "train"), (yte, "test")):
-        if len(y) and not 0 <= y.min() <= y.max() < DATASETS[name]:
+    for y, split in ((ytr, "train"), (yte, "test")):  # class indices, or multi-label 0/1 (N, C)
+        if len(y) and not (0 <= y.min() <= y.max() < DATASETS[name] if y.ndim == 1 else
+                           y.shape[1] == DATASETS[name] and np.isin(y, (-1, 0, 1)).all()):
             raise DataError(f"{name} {split} labels under {root} lie outside 0..{DATASETS[name] - 1}; "
                             f"{_HOWTO[name].format(root=root)}")
     g = torch.Generator().manual_seed(seed)

@@ -121,7 +121,7 @@ class RunResult:
     theta2: str = _field(summary=False)
     omega: str = _field(summary=False)
     seed: int = _field(csv=True)
-    accuracy: float = _field(csv=True)    # test accuracy (a fraction; results.csv: %)
+    accuracy: float | None = _field(csv=True)  # test accuracy (a fraction; results.csv: %)
     iterations: int = _field(csv=True)    # trained (≤ iterations_cap; fewer when stopped early)
     lr: float = _field(csv=True)          # the learning rate trained at (the grid's best on validation)
     train_seconds: float = _field(csv=True)  # training alone, validation excluded
@@ -129,7 +129,7 @@ class RunResult:
     converged: bool | None = _field(csv=True)  # None: not validated, unknown
     best_iteration: int | None = _field(csv=True)  # where validation was best (the parameters kept)
     n_test: int = _field(csv=True)        # test images evaluated
-    test_correct: str = _field(csv=True)  # which of them it classified right, in the test set's
+    test_correct: str | None = _field(csv=True)  # which of them it classified right, in the test set's
     # order: pack_correct's bits (the test sample's share of an effect's interval needs them)
     lr_grid: list = _field()               # every learning rate tried, with its validation record
     lr_chosen_on_seed: int | None = _field()  # the seed whose validation chose lr (a grid only)
@@ -146,6 +146,15 @@ class RunResult:
     environment: dict = _field(summary=False)
     checkpoint: str = _field(default="")   # the trained head's weights
     path: str = _field(default="")         # this JSON
+    # A multi-label test set (Tables 2 and 4) has no accuracy (None) and no test_correct: its
+    # metric is mAP, the area under the interpolated precision-recall curve (experiments/metrics.py),
+    # as a fraction (results.csv: %), with the VOC devkit's 11-point mAP beside it, and the
+    # jackknife pseudo-values of the first over fixed groups of test images, in % (an effect's
+    # interval takes them as it takes per-image correctness).
+    metric: str = _field(default="accuracy", csv=True)  # accuracy | mAP: what the tables report
+    mean_ap: float | None = _field(default=None, csv=True)
+    mean_ap_voc07: float | None = _field(default=None, csv=True)
+    test_jackknife: list | None = _field(default=None)
 
     def as_dict(self):
         return asdict(self)

@@ -22,9 +22,10 @@ from ..method.nets import fold_batchnorm, mix, parse_layers, random_encoder, \
 from .checkpoint import load_into, save_checkpoint
 from .data import load_data
 from .memory import HostResident, device_budget, fits, gib, nbytes
+from .metrics import map_pseudo_values, mean_average_precision
 from .params import digest
 from .results import RunResult, environment, file_sha256, pack_correct, write_json
-from .train import (FrozenInputs, Of, Subset, accuracy, frozen_values, pick_device, predict,
+from .train import (FrozenInputs, Of, Subset, frozen_values, pick_device, predict, score,
                     seed_everything, train, validation_split)
 
 
@@ -276,15 +277,13 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
         if best is None or (score or 0.0) > (best[0] or 0.0):  # the first on ties; only it is kept
             best = (score, lr, model, training, seconds)
     _, lr, model, training, train_seconds = best
-    correct = predict(model, test_inputs, train_p["eval_batch_size"]).argmax(1) == data.y_test
-    test_acc = correct.float().mean().item()
+    test = test_scores(predict(model, test_inputs, train_p["eval_batch_size"]), data.y_test)
     result = RunResult(
         head=head, layers=model_p["layers"], dataset=data.name, theta1=model_p["theta1"],
-        theta2=model_p["theta2"], omega=model_p["omega"], seed=params["seed"], accuracy=test_acc,
+        theta2=model_p["theta2"], omega=model_p["omega"], seed=params["seed"], **test,
         iterations=training.iterations, lr=lr, train_seconds=train_seconds,
         ms_per_step=1000 * train_seconds / training.iterations, converged=training.converged,
-        best_iteration=training.best_iteration, n_test=len(correct),
-        test_correct=pack_correct(correct.cpu().numpy()),
+        best_iteration=training.best_iteration,
         lr_grid=grid,  # what this run tried: the whole grid, or the rate chosen before
         lr_chosen_on_seed=(chosen[1] if chosen else params["seed"])
         if len(train_p[head]["lr_grid"]) > 1 else None,
@@ -301,14 +300,33 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
     out = Path(params["out_dir"]) / "train-head" / f"{run_id}.json"
     result.path = str(out)
     write_json(out, result.as_dict())
-    log(f"{head} {model_p['layers']} on {data.name}: test accuracy {test_acc:.4f} ({out})")
+    log(f"{head} {model_p['layers']} on {data.name}: test {result.metric} "
+        f"{result.accuracy if result.metric == 'accuracy' else result.mean_ap:.4f} ({out})")
     return result
+
+
+def test_scores(logits, labels):
+    """The RunResult fields of a head's test logits: its accuracy and which images it got right,
+    or, for a multi-label set (labels (N, C), -1 left out), mAP in both definitions
+    (metrics.py) and the jackknife pseudo-values of the first (its test sample's error)."""
+    if labels.dim() == 1:
+        correct = logits.argmax(1) == labels
+        return dict(accuracy=correct.float().mean().item(), n_test=len(correct),
+                    test_correct=pack_correct(correct.cpu().numpy()))
+    scores, labels = logits.float().cpu().numpy(), labels.cpu().numpy()
+    positive, ignore = labels == 1, labels < 0
+    return dict(metric="mAP", accuracy=None, n_test=len(labels), test_correct=None,
+                mean_ap=mean_average_precision(scores, positive, "area", ignore)[0],
+                mean_ap_voc07=mean_average_precision(scores, positive, "voc07", ignore)[0],
+                test_jackknife=[round(100 * float(v), 6) for v in
+                                map_pseudo_values(scores, positive, "area", ignore)])
 
 
 def split_validation(inputs, labels, train_p, data_seed):
     """((inputs, labels) to train on, validate or None): with train.val_fraction > 0 (train_p:
     the train parameters) a split of the training set seeded by data_seed (data.seed: the same
-    for every head and seed) is held out, and validate(model) gives the accuracy on it."""
+    for every head and seed) is held out, and validate(model) gives the accuracy (mAP for a
+    multi-label set) on it."""
     if not train_p["val_fraction"]:
         return (inputs, labels), None
     keep, held = validation_split(len(labels), train_p["val_fraction"], data_seed)
@@ -316,7 +334,7 @@ def split_validation(inputs, labels, train_p, data_seed):
     val_inputs, val_labels = Subset(inputs, held), labels[held]
 
     def validate(model):
-        return accuracy(predict(model, val_inputs, train_p["eval_batch_size"]), val_labels)
+        return score(predict(model, val_inputs, train_p["eval_batch_size"]), val_labels)
     validate.size = len(held)  # how many images: the noise of its accuracy (train.still_rising)
     return (Subset(inputs, keep), labels[keep]), validate
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from .errors import UserError
 from .memory import gib, host_resident, nbytes
+from .metrics import mean_average_precision
 from .progress import tqdm
 
 
@@ -190,10 +191,21 @@ def batch_order(n, batch_size, iterations, generator):
         yield order[it * batch_size:(it + 1) * batch_size]
 
 
+def task_loss(logits, labels):
+    """The loss a head minimises: softmax cross-entropy over classes (labels: (N,) class
+    indices), or for a multi-label set (labels: (N, C), 1 present, 0 absent, -1 left out, as
+    VOC's difficult pairs) the mean binary cross-entropy of a sigmoid per class over the pairs
+    not left out."""
+    if labels.dim() == 1:
+        return F.cross_entropy(logits, labels)
+    keep = labels >= 0
+    return F.binary_cross_entropy_with_logits(logits[keep], labels[keep].to(logits.dtype))
+
+
 def train_step(model, opt, inputs, labels, idx, clip_grad_norm=0.0):
     """One SGD/Adam step on the batch `idx`; returns the (detached) loss."""
     idx = idx.to(labels.device)
-    loss = F.cross_entropy(model(inputs[idx]), labels[idx])
+    loss = task_loss(model(inputs[idx]), labels[idx])
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if clip_grad_norm > 0:
@@ -246,7 +258,8 @@ def still_rising(validation, patience, n_validation):
     """Whether a validation curve [(iteration, accuracy)] that ended at its cap was still rising:
     its last `patience` evaluations beat the best before them by more than one binomial standard
     error of the accuracy on n_validation items, sqrt(p(1 - p) / n). A gain smaller than that is
-    a few images of validation noise, not progress (with n_validation 0 any gain counts)."""
+    a few images of validation noise, not progress (with n_validation 0 any gain counts). For
+    a validation mAP the same binomial error of a share is the yardstick, a rough one."""
     before, window = validation[:-patience], validation[-patience:]
     if not before:
         return True
@@ -259,9 +272,10 @@ def still_rising(validation, patience, n_validation):
 def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_every=100,
           seed=0, desc="train", validate=None, eval_every=0, patience=0, min_iterations=0,
           n_validation=0):
-    """Minimise softmax cross-entropy for schedule['iterations'] at most.
+    """Minimise task_loss (softmax or per-class sigmoid cross-entropy) for
+    schedule['iterations'] at most.
 
-    validate: model -> validation accuracy, measured at iteration 0 and every `eval_every`
+    validate: model -> validation accuracy (mAP for a multi-label set: `score`), measured at iteration 0 and every `eval_every`
     iterations. With patience > 0, training stops once `patience` evaluations in a row have not
     beaten the best (never before `min_iterations`: the full model first falls below its start
     at a high learning rate and recovers only after it has decayed), and the parameters of the
@@ -333,3 +347,12 @@ def predict(model, inputs, batch_size=1000):
 
 def accuracy(logits, labels):
     return (logits.argmax(1) == labels).float().mean().item()
+
+
+def score(logits, labels):
+    """What validation maximises: accuracy, or for multi-label labels (N, C) the mAP (area under
+    the interpolated precision-recall curve; -1 labels left out), as a fraction."""
+    if labels.dim() == 1:
+        return accuracy(logits, labels)
+    labels = labels.cpu().numpy()
+    return mean_average_precision(logits.float().cpu().numpy(), labels == 1, "area", labels < 0)[0]

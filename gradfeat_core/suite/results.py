@@ -14,6 +14,7 @@ SOURCES = ("theta1", "theta2", "omega")
 EXPERIMENT_COLUMNS = ["dataset", "base", "head", "layers", *SOURCES, "paper_accuracy", "paper_dataset",
                       "status", "table", "experiment", "batch_size", "error", "run_key", "notebook"]
 COLUMNS = EXPERIMENT_COLUMNS + CSV_FIELDS
+PERCENT = ("accuracy", "mean_ap", "mean_ap_voc07")  # fractions in a run's JSON, % in results.csv
 
 
 def experiment_result(experiment, params, results):
@@ -46,12 +47,13 @@ def _rows(summary):
               "error": summary.get("error"), **run_files(summary.get("source"))}
     if summary["status"] != "done":
         return [dict(common, seed=s) for s in summary["seeds"]]
-    return [{**common, **{k: r.get(k) for k in CSV_FIELDS}, "accuracy": 100 * r["accuracy"]}
+    return [{**common, **{k: r.get(k) for k in CSV_FIELDS}, "metric": r.get("metric", "accuracy"),
+             **{k: None if r.get(k) is None else 100 * r[k] for k in PERCENT}}
             for r in summary["runs"]]
 
 
 def results_frame(summaries):
-    """One row per (experiment, seed); accuracy in % as the paper prints it."""
+    """One row per (experiment, seed); accuracy and mAP in % as the paper prints them."""
     rows = [row for s in summaries for row in _rows(s)]
     return pd.DataFrame(rows, columns=COLUMNS)
 
