@@ -356,3 +356,29 @@ def test_a_new_objective_is_one_module_and_one_params_file(tmp_path):
     out = tmp_path / "out" / "pretrain" / "toy"
     assert "toy finished after 4 iterations" in done.stdout
     assert (out / "encoder.pt").is_file() and (out / "losses.csv").read_text().startswith("iteration,loss")
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/usr/share/datasets/fashion-mnist"),
+                    reason="needs Debian's dataset-fashion-mnist")
+@pytest.mark.parametrize("objective", ["supervised", "rotation-resnet18"])
+def test_a_resnet_pretrained_on_the_source_task_transfers_to_the_mosaics(tmp_path, objective):
+    """The stand-in of Tables 2 and 4: a ResNet18 pre-trained on fashion-source (with labels, or
+    by rotation) learns, and its encoder is the base network of a multi-label head on
+    fashion-mosaic; the same encoder is refused by a head on another single-label data set."""
+    params = load_params("quick", [f"out_dir={tmp_path}", "data.dataset=fashion-source",
+                                   "data.n_train=256", "data.n_test=32", "base.calibrate_images=64",
+                                   "pretrain.iterations=30", "pretrain.log_every=5",
+                                   "pretrain.batch_size=32"], objective=objective)
+    result = pretrain(params)
+    out = tmp_path / "pretrain" / objective
+    history = pd.read_csv(out / "losses.csv")
+    assert result["status"] == "finished" and list(history.columns) == ["iteration", "loss", "accuracy"]
+    assert history.loss.iloc[-1] < 0.8 * history.loss.iloc[0]
+    sets = [f"out_dir={tmp_path}", f"base.checkpoint={out / 'encoder.pt'}",
+            f"base.random_checkpoint={out / 'random_encoder.pt'}", "base.arch=resnet18",
+            "base.leak=0", "model.layers=block8", "data.n_train=64", "data.n_test=32",
+            "base.calibrate_images=64", "model.head=grad", "train.grad.iterations=5"]
+    head = run_head(load_params("quick", [*sets, "data.dataset=fashion-mosaic"]))
+    assert head.metric == "mAP" and 0 < head.mean_ap <= 1
+    with pytest.raises(CheckpointError, match="dataset='fashion-source'"):
+        run_head(load_params("quick", [*sets, "data.dataset=fashion-mnist"]))

@@ -215,15 +215,16 @@ def pretrain_speed(device, repeats=3, batch=None):
     """Iterations per second of each pre-training objective at its own batch size (or `batch`)."""
     from .params import load_params
     from ..method.registry import OBJECTIVES
-    from .pretrain import build_networks, optimisers, step
+    from .pretrain import build_networks, optimisers, random_batches, step
     out = {}
     for objective in OBJECTIVES:
-        p = load_params("fashion-mnist", [f"pretrain.batch_size={batch}"] if batch else [],
-                        objective=objective)["pretrain"]
-        nets = {k: v.to(device) for k, v in build_networks(objective, 1, p, 0.2, 0).items()}
+        params = load_params("fashion-mnist", [f"pretrain.batch_size={batch}"] if batch else [],
+                             objective=objective)
+        p = params["pretrain"]
+        nets = {k: v.to(device) for k, v in
+                build_networks(objective, 1, p, params["base"]["leak"], 0).items()}
         opts = optimisers(nets, p)
-        per_step = OBJECTIVES[objective].batches(p)
-        x = [torch.rand(p["batch_size"], 1, 32, 32, device=device)] * per_step
+        x = random_batches(objective, p, 1, device)
         seconds = timed(lambda: step(nets, opts, x, p, objective), repeats, device)
         out[objective] = {"batch": p["batch_size"], "iterations_per_s": round(1 / seconds, 3)}
     return out

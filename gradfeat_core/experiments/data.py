@@ -28,6 +28,8 @@ DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "sy
 SIZES = {"fashion-mnist": (1, 60_000, 10_000), "cifar10": (3, 50_000, 10_000),
          "cifar100": (3, 50_000, 10_000), "svhn": (3, 531_131, 26_032)}
 FASHION = ("fashion-mnist", "fashion-source", "fashion-mosaic")  # read from Fashion-MNIST's files
+TRANSFER_TARGETS = ("fashion-mosaic",)  # multi-label targets of Tables 2 and 4: their heads take an
+# encoder pre-trained on another data set (its source task)
 
 _HOWTO = {
     "cifar10": "download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and extract it under {root}",

@@ -1,6 +1,7 @@
 """Pre-training of the base network on a data set's training images without labels: a BiGAN/ALI
 (Jensen-Shannon), a Wasserstein BiGAN, the VAE of Table 3's lower half (gradfeat_core/method/vae.py), or
-rotation prediction (an extension beyond the paper, gradfeat_core/method/rotation.py). Resumable: the
+rotation prediction (an extension beyond the paper, gradfeat_core/method/rotation.py); or with
+labels, the stand-in for Tables 2 and 4's ImageNet networks (gradfeat_core/method/supervised.py). Resumable: the
 whole state (networks, optimisers, random-number generators, loss history) is checkpointed every
 `checkpoint_every` iterations (and when `max_minutes` stops a call) and a run started again
 continues from there. A non-finite loss stops the run and marks it diverged;
@@ -30,10 +31,25 @@ from .run import experiment_data
 from .train import batch_order, pick_device, seed_everything
 
 
-def build_networks(objective, in_channels, p, leak, seed):
+def build_networks(objective, in_channels, p, leak, seed, classes=10):
     """The networks `objective` trains ({'E', 'G', 'D'} of a BiGAN, {'E'} of the rotation
-    network or the VAE); p: the pretrain parameters."""
-    return OBJECTIVES[objective].build(in_channels, p, leak, seed)
+    network, the VAE or a supervised classifier of `classes`); p: the pretrain parameters."""
+    entry = OBJECTIVES[objective]
+    extra = {"classes": classes} if entry.labelled else {}
+    return entry.build(in_channels, p, leak, seed, **extra)
+
+
+def batch(data, idx, objective):
+    """The batch of images idx of the training set, with their labels for a labelled objective."""
+    return (data.x_train[idx], data.y_train[idx]) if OBJECTIVES[objective].labelled else data.x_train[idx]
+
+
+def random_batches(objective, p, channels, device, size=32, classes=10):
+    """One update's batches of random images (and labels) at the objective's batch size: what
+    timing an update needs (a step's cost does not depend on the numbers)."""
+    x = torch.rand(p["batch_size"], channels, size, size, device=device)
+    y = torch.randint(0, classes, (p["batch_size"],), device=device)
+    return [(x, y) if OBJECTIVES[objective].labelled else x] * OBJECTIVES[objective].batches(p)
 
 
 def optimisers(nets, p):
@@ -45,11 +61,11 @@ def optimisers(nets, p):
             "EG": torch.optim.Adam(eg, lr=p["lr"], betas=betas)}
 
 
-def step(nets, opts, x_batches, p, objective):
-    """One update of `objective` (its registry entry's): its records as {name: float}; raises
-    DivergedError before applying a non-finite loss."""
+def step(nets, opts, batches, p, objective):
+    """One update of `objective` (its registry entry's) on `batches` (`batch`'s): its records as
+    {name: float}; raises DivergedError before applying a non-finite loss."""
     entry = OBJECTIVES[objective]
-    return dict(zip(entry.records, entry.update(nets, opts, x_batches, p)))
+    return dict(zip(entry.records, entry.update(nets, opts, batches, p)))
 
 
 def save_state(path, nets, opts, meta):
@@ -103,7 +119,8 @@ def pretrain(params, stop_after=None, log=None):
     seed_everything(params["seed"])
     data = experiment_data(params, device, log)
     out = Path(params["out_dir"]) / "pretrain" / objective
-    nets = build_networks(objective, data.in_channels, p, base["leak"], params["seed"])
+    nets = build_networks(objective, data.in_channels, p, base["leak"], params["seed"],
+                          data.num_classes)
     nets = {k: v.to(device) for k, v in nets.items()}
     opts = optimisers(nets, p)
     meta = state_meta(p, data, base["leak"])
@@ -130,9 +147,9 @@ def pretrain(params, stop_after=None, log=None):
     running = []  # losses since the last record: the curve shows their mean, not one noisy batch
     deadline = start_time + 60 * p["max_minutes"] if p["max_minutes"] else None
     for it in bar:
-        x_batches = [data.x_train[next(order).to(device)] for _ in range(per_step)]
+        batches = [batch(data, next(order).to(device), objective) for _ in range(per_step)]
         try:
-            running.append(step(nets, opts, x_batches, p, objective))
+            running.append(step(nets, opts, batches, p, objective))
         except DivergedError as e:
             write_result(params, out, nets, data, history, elapsed(), "diverged", device)
             raise DivergedError(f"{objective} diverged at iteration {it}: {e}; the last good "

@@ -1,5 +1,5 @@
 """One registry of pre-training objectives (as timm's of models): each objective is one module
-(gan: ali and wali, rotation, vae) that registers an Objective here when method/ is imported;
+(gan: ali and wali, rotation, vae, supervised) that registers an Objective here when method/ is imported;
 pre-training, parameter validation, the command line, the bench and the report read it. A new
 objective is its module (method/__init__.py imports every module) and params/objectives/<name>.yaml.
 
@@ -41,8 +41,8 @@ class Objective:
     label: str          # the base network it makes, as the report names it
     arch: str           # the encoder it trains (base.arch: ARCHITECTURES)
     records: dict       # what an update records (losses.csv's columns, the loss first) → plot label
-    build: Callable     # (in_channels, pretrain parameters, leak, seed) → {'E'[, 'G', 'D']}
-    update: Callable    # (nets, optimisers, x_batches, pretrain parameters) → records, as floats
+    build: Callable     # (in_channels, pretrain parameters, leak, seed[, classes]) → {'E'[, 'G', 'D']}
+    update: Callable    # (nets, optimisers, batches, pretrain parameters) → records, as floats
     pixel_range: tuple | None = None  # the pixels its data must lie in (its generator's); None: any
     figures: Callable | None = None   # (nets, data, pretrain parameters, generator) → {file: images}
     figure_files: tuple = ()          # the files `figures` gives, in order (what publish copies)
@@ -50,6 +50,8 @@ class Objective:
     ylabel: str = "loss"
     paper: str | None = None          # the paper's base network it makes (bigan, vae); None: not one
     log_scale: bool = False           # its loss curve on a log axis
+    labelled: bool = False            # trains on labels: each batch is (images, class indices) and
+                                      # build takes the data set's number of classes
 
     def batches(self, p):
         """Batches of images one update takes."""
@@ -62,8 +64,8 @@ def register(objective):
 
 
 def one_loss(losses):
-    """The update of an objective with one network and one loss: losses(nets, x, p) →
-    (loss, the other records), on the last batch."""
+    """The update of an objective with one network and one loss: losses(nets, batch, p) →
+    (loss, the other records), on the last batch (images, or (images, labels): labelled)."""
     def update(nets, opts, x_batches, p):
         records = losses(nets, x_batches[-1], p)
         check(loss=records[0])

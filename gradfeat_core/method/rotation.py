@@ -1,27 +1,27 @@
 """Rotation prediction (Gidaris et al. 2018): a self-supervised pre-training of the same encoder.
 
 An extension beyond the paper, in the spirit of its Table 4 (self-supervised base networks): the
-five-conv `Encoder` f, then one linear layer, learns to tell which of 0°, 90°, 180°, 270° an
-image was rotated by. Every batch of B images becomes 4B: each image under each rotation.
+five-conv `Encoder` f (or a ResNet18: `rotation-resnet18`), then one linear layer, learns to
+tell which of 0°, 90°, 180°, 270° an image was rotated by. Every batch of B images becomes 4B: each image under each rotation.
 The heads load `features` exactly as they load a BiGAN's encoder.
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nets import FEATURE_DIM, Encoder
-from .registry import Objective, one_loss, register
+from .registry import ARCHITECTURES, Objective, one_loss, register
 
 ROTATIONS = 4  # multiples of 90°
 
 
 class RotationNet(nn.Module):
-    """E(x): f(x), then logits over the four rotations."""
+    """E(x): f(x), then logits over the four rotations (f: the five-conv encoder, or another
+    registered architecture)."""
 
-    def __init__(self, in_channels, leak):
+    def __init__(self, in_channels, leak, arch="ali"):
         super().__init__()
-        self.features = Encoder(in_channels, leak, batchnorm=True)
-        self.classify = nn.Linear(FEATURE_DIM, ROTATIONS)
+        self.features = ARCHITECTURES[arch](in_channels, leak, batchnorm=True)
+        self.classify = nn.Linear(self.features.FEATURE_DIM, ROTATIONS)
 
     def forward(self, x):
         return self.classify(self.features(x))
@@ -35,10 +35,11 @@ def rotated(x):
     return images, labels
 
 
-def build_rotnet(in_channels, leak, seed):
-    """{'E': the rotation network}, PyTorch's default (fan-in scaled) initialisation from seed."""
+def build_rotnet(in_channels, leak, seed, arch="ali"):
+    """{'E': the rotation network}, the architecture's own initialisation (PyTorch's default,
+    fan-in scaled, for the five-conv encoder) from seed."""
     torch.manual_seed(seed)
-    return {"E": RotationNet(in_channels, leak)}
+    return {"E": RotationNet(in_channels, leak, arch)}
 
 
 def rotation_loss(nets, x):
@@ -53,4 +54,13 @@ register(Objective(
     "pre-trains BiGAN and VAE encoders", "ali",
     {"loss": "rotation cross-entropy", "accuracy": "rotation accuracy"},
     build=lambda c, p, leak, seed: build_rotnet(c, leak, seed),
+    update=one_loss(lambda nets, x, p: rotation_loss(nets, x)), ylabel="loss / accuracy"))
+
+# The same on a ResNet18: the stand-in for Table 4's self-supervised (Jigsaw) ResNet, a pretext task
+# far from the target's labels.
+register(Objective(
+    "rotation-resnet18", "rotation prediction on a ResNet18 (the stand-in for Goyal et al.'s "
+    "self-supervised Jigsaw ResNet50)", "resnet18",
+    {"loss": "rotation cross-entropy", "accuracy": "rotation accuracy"},
+    build=lambda c, p, leak, seed: build_rotnet(c, leak, seed, "resnet18"),
     update=one_loss(lambda nets, x, p: rotation_loss(nets, x)), ylabel="loss / accuracy"))

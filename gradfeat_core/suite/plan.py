@@ -159,14 +159,12 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
         on_device += cache if fits(cache, budget, on_device) else 0  # as run.cache_on_host does
         peak, host = max(peak, on_device), max(host, images + cache - on_device)
     if params["base"]["checkpoint"] is None:
-        from ..experiments.pretrain import build_networks, optimisers, step
-        from ..method.registry import OBJECTIVES
+        from ..experiments.pretrain import build_networks, optimisers, random_batches, step
         pp = params["pretrain"]
         nets = {k: v.to(device) for k, v in build_networks(pp["objective"], timer.channels, pp,
                                                            params["base"]["leak"], 0).items()}
         opts = optimisers(nets, pp)
-        x = [torch.rand(pp["batch_size"], timer.channels, 32, 32, device=device)] * \
-            OBJECTIVES[pp["objective"]].batches(pp)
+        x = random_batches(pp["objective"], pp, timer.channels, device)
         update = timer.seconds(lambda: step(nets, opts, x, pp, pp["objective"]), 2)
         done = runs.get(f"pretrain-{pp['objective']}", False)
         stages = {"pre-training": {"runs": 1, "to_run": int(not done),

@@ -266,10 +266,12 @@ def pretrained_encoders(out, objective):
 
 
 def pretraining_run(params, common, overrides, executor, runs_dir):
-    """The 01_pretrain run of `params` under this executor's time budget (pretrain_budget)."""
+    """The 01_pretrain run of `params` with its own parameters (reproduce.pretrain: a transfer's
+    source data set) under this executor's time budget (pretrain_budget)."""
     budget = {"pretrain": {"max_minutes": pretrain_budget(params, executor)}}
+    own = combine(params["reproduce"]["pretrain"], budget)
     return make_run("01_pretrain", f"pretrain-{params['pretrain']['objective']}",
-                    dict(common, overrides=combine(overrides, budget)), runs_dir)
+                    dict(common, overrides=combine(overrides, own)), runs_dir)
 
 
 def experiment_runs(params, common, overrides, runs_dir):
