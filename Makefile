@@ -26,12 +26,14 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist (needs root or sudo once), and only for
-# a profile that uses it; other data sets are never downloaded (README, "Data"): a missing file
+# a profile that uses it (its heads or its pre-training: the stand-in's fashion-source/-mosaic); other data sets are never downloaded (README, "Data"): a missing file
 # is a one-line error naming where to put it.
 data: $(VENV)/.installed
-	@dataset=$$($(PY) -c "from gradfeat_core.experiments.params import load_params; \
-	  print(load_params('$(PROFILE)')['data']['dataset'])" 2>/dev/null); \
-	if [ "$$dataset" = fashion-mnist ] && [ ! -d $(FASHION_MNIST) ]; then \
+	@fashion=$$($(PY) -c "from gradfeat_core.experiments.params import load_params; \
+	  from gradfeat_core.experiments.data import FASHION; p = load_params('$(PROFILE)'); \
+	  source = p['reproduce']['pretrain'].get('data', {}).get('dataset'); \
+	  print(p['data']['dataset'] in FASHION or source in FASHION)" 2>/dev/null); \
+	if [ "$$fashion" = True ] && [ ! -d $(FASHION_MNIST) ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get install -y -qq dataset-fashion-mnist || \
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; }; fi

@@ -3,6 +3,7 @@ test_end_to_end.py)."""
 import ast
 import json
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -11,7 +12,8 @@ from gradfeat_core.suite.claims import HOLDS, NOT_RUN, verdicts
 from gradfeat_core.suite.grid import Experiment, experiments, paper_value, twins
 from gradfeat_core.experiments.params import ParamError, load_params
 from gradfeat_core.suite.results import COLUMNS, load_summaries, results_frame
-from gradfeat_core.suite.reproduce import NOTEBOOKS, Run, check_parameters, make_run, run_all
+from gradfeat_core.suite.reproduce import NOTEBOOKS, Run, check_parameters, make_run, run_all, run_params
+from gradfeat_core.method.linear_model import HEADS
 
 REQUIRED = ["dataset", "base", "head", "layers", "theta1", "theta2", "omega", "seed", "accuracy",
             "paper_accuracy", "status"]
@@ -99,7 +101,7 @@ def test_a_run_read_as_another_tables_cell(tmp_path):
 
 
 @pytest.mark.parametrize("key,value", [("table1_rows.conv5", "[0]"), ("table1_rows.conv4-5", "[9]"),
-                                       ("table1_rows.conv4-5", "8"), ("table1_rows.conv2-5", "[8]"),
+                                       ("table1_rows.conv4-5", "8"), ("table1_rows", "[8]"),
                                        ("table3_seeds", "[]"),
                                        ("table1", "[nokey]"), ("table1", "{nokey: 1}"),
                                        ("table3.model.head", "grad"), ("table3.train.batch_size", "0"),
@@ -107,6 +109,35 @@ def test_a_run_read_as_another_tables_cell(tmp_path):
 def test_bad_reproduce_settings_are_named(key, value):
     with pytest.raises(ParamError, match="reproduce.table|reproduce.timeout|--set"):
         load_params("quick", [f"reproduce.{key}={value}"])
+
+
+def test_the_ablations_depths_are_the_base_networks_and_named_when_not():
+    with pytest.raises(ParamError, match="table1_rows.*'conv3-4'.*Table 1 on ali.*top block"):
+        experiments(load_params("quick", ["reproduce.table1_rows.conv3-4=[8]"]))
+    with pytest.raises(ParamError, match="table1_rows.*'conv5'.*Table 2 on resnet18.*block8"):
+        experiments(load_params("fashion-mosaic", ["reproduce.table1_rows.conv5=[8]"]))
+    assert load_params("fashion-mnist-vae")["reproduce"]["table1_rows"] == {}  # no ablation
+
+
+def test_a_resnet_runs_tables_4_and_2_on_their_shapes():
+    """On a ResNet the heads' table is Table 4 and the ablation Table 2 (ResNet.TABLES), with
+    Table 3's and Table 1's sections of grid.yaml and settings; the all-pre-trained block8 cells
+    and the baselines are Table 4's runs; the pre-training runs on the source task."""
+    from gradfeat_core.suite.reproduce import pretraining_run
+    p = load_params("fashion-mosaic")
+    grid = experiments(p)
+    assert [e.name for e in grid if e.table == 4][:4] == [f"t4-{h}-block8" for h in HEADS]
+    t2 = [e for e in grid if e.table == 2]
+    assert len(t2) == 2 + 8 * 2 + 2 and {e.layers for e in t2} == {"block8", "block7-8"}
+    assert {k: v.name for k, v in twins(grid).items()} == {
+        "t2-actv-block8": "t4-actv-block8", "t2-finetune-block8": "t4-finetune-block8",
+        "t2-grad-block8-ppp": "t4-grad-block8", "t2-full-block8-ppp": "t4-full-block8"}
+    assert all(list(e.seeds) == p["reproduce"]["table1_seeds"] for e in t2)
+    run = pretraining_run(p, dict(profile="fashion-mosaic", objective="supervised"), {}, "local",
+                          Path("runs"))
+    assert run.parameters["overrides"]["data"] == {"dataset": "fashion-source"}
+    assert run_params(run.parameters)["data"]["dataset"] == "fashion-source"
+    assert grid[0].params(p)["data"]["dataset"] == "fashion-mosaic"
 
 
 def test_paper_value():

@@ -130,7 +130,7 @@ def cache_sizes():
     """Bytes per image and GiB in all (train + test) of the frozen-part cache of a grad or full
     run at each depth: z, the primal record through θ̄2, f_θ̄(x) (only for Table 1's mixes)."""
     rows = []
-    for name, (channels, n_train, n_test) in DATA_SIZES.items():
+    for name, (channels, n_train, n_test, _) in DATA_SIZES.items():
         net = ARCHITECTURES["ali"](in_channels=channels).reset_parameters()
         net = fold_batchnorm(net).requires_grad_(False)
         x = torch.rand(1, channels, 32, 32)

@@ -24,9 +24,11 @@ from .memory import device_budget, fits, gib, host_resident
 
 DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10,
             "fashion-source": 7, "fashion-mosaic": 10}
-# (channels, training images, test images) of each data set on disk (SVHN's training set: extra)
-SIZES = {"fashion-mnist": (1, 60_000, 10_000), "cifar10": (3, 50_000, 10_000),
-         "cifar100": (3, 50_000, 10_000), "svhn": (3, 531_131, 26_032)}
+# (channels, training images, test images, image side in pixels) of each data set as load_dataset
+# gives it (SVHN's training set: extra; the stand-in's: what mosaics() makes of Fashion-MNIST)
+SIZES = {"fashion-mnist": (1, 60_000, 10_000, 32), "cifar10": (3, 50_000, 10_000, 32),
+         "cifar100": (3, 50_000, 10_000, 32), "svhn": (3, 531_131, 26_032, 32),
+         "fashion-source": (1, 21_044, 7_000, 32), "fashion-mosaic": (1, 10_003, 3_346, 64)}
 FASHION = ("fashion-mnist", "fashion-source", "fashion-mosaic")  # read from Fashion-MNIST's files
 TRANSFER_TARGETS = ("fashion-mosaic",)  # multi-label targets of Tables 2 and 4: their heads take an
 # encoder pre-trained on another data set (its source task)

@@ -110,10 +110,13 @@ def _leaves(params, prefix=""):
             yield prefix + str(key), value
 
 
-# Sections that hold overrides of the parameters themselves (one table's protocol): any keys,
-# merged key by key over what a profile or --set gave before, validated when validate() merges
-# them into the parameters.
-OVERRIDES = ("reproduce.table3", "reproduce.table1")
+# Sections that hold overrides of the parameters themselves (one table's protocol, the
+# pre-training's): any keys, merged key by key over what a profile or --set gave before,
+# validated when validate() merges them into the parameters.
+OVERRIDES = ("reproduce.table3", "reproduce.table1", "reproduce.pretrain")
+# Mappings whose keys depend on the base network (the ablation's depths: grid.experiments checks
+# them against its blocks): any keys, merged key by key.
+ANY_KEYS = ("reproduce.table1_rows",)
 
 
 def combine(base, override):
@@ -138,6 +141,12 @@ def merge(base, override, origin, prefix=""):
             if not isinstance(value, dict):
                 raise ParamError(f"'{name}' in {origin} must be a mapping of parameters, e.g. "
                                  f"{{train: {{batch_size: 64}}}}, not {value!r}")
+            out[key] = combine(base[key], value)
+            continue
+        if name in ANY_KEYS:
+            if not isinstance(value, dict):
+                raise ParamError(f"'{name}' in {origin} must be a mapping, e.g. "
+                                 f"{{conv5: [1, 8]}}, not {value!r}")
             out[key] = combine(base[key], value)
             continue
         if key not in base:
@@ -329,16 +338,17 @@ def validate(params, tables=True):
         raise ParamError(f"'pretrain.quality_heads' is {probes!r}; list the probes of the "
                          "feature-quality curve, each once, from actv and grad, e.g. [actv, grad]")
     _validate_reproduce(params["reproduce"])
-    for table in (3, 1):  # each table's protocol is valid parameters, and leaves the grid alone
-        protocol, grid = params["reproduce"][f"table{table}"], {"reproduce", "model", "profile", "out_dir"}
+    # each table's protocol and the pre-training's are valid parameters, and leave the grid alone
+    for section in ("table3", "table1", "pretrain"):
+        protocol, grid = params["reproduce"][section], {"reproduce", "model", "profile", "out_dir"}
         if grid & set(protocol):
-            raise ParamError(f"'reproduce.table{table}' sets {', '.join(sorted(grid & set(protocol)))}; a "
-                             "table's protocol sets data, base, train, cache or pretrain parameters only")
+            raise ParamError(f"'reproduce.{section}' sets {', '.join(sorted(grid & set(protocol)))}; it "
+                             "sets data, base, train, cache or pretrain parameters only")
         if tables:
             try:
-                validate(merge(params, protocol, f"reproduce.table{table}"), tables=False)
+                validate(merge(params, protocol, f"reproduce.{section}"), tables=False)
             except ParamError as e:
-                raise ParamError(f"with reproduce.table{table}'s protocol applied: {e}") from None
+                raise ParamError(f"with reproduce.{section}'s parameters applied: {e}") from None
     for key in ("checkpoint", "random_checkpoint"):
         path = base[key]
         if path is not None and not os.path.isfile(path):

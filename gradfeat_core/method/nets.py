@@ -41,6 +41,8 @@ class BaseNetwork(nn.Sequential):
     DESCRIPTION = ""  # in words, for the report
     BATCHNORM = True  # whether it can have batch norm (base.batchnorm)
     BENCH_LAYERS = ()  # the θ2 choices `make bench` times on it, the top block first
+    TABLES = (3,)      # the paper's tables its runs reproduce: the heads' (3; 4 for a transfer
+                       # to multi-label targets), then the ablation's (1; 2), if the paper has one
 
     def meta(self, dataset, pixel_range):
         """What a checkpoint of this encoder was made for; heads refuse one made for other."""
@@ -74,6 +76,7 @@ class Encoder(BaseNetwork):
     ARCH, LAYERS = "ali", LAYERS
     DESCRIPTION = "the paper's five-conv encoder"
     BENCH_LAYERS = ("conv5", "conv4-5", "conv3-5")
+    TABLES = (3, 1)
 
     def __init__(self, in_channels=1, leak=0.01, batchnorm=True):
         blocks, channels = OrderedDict(), in_channels

@@ -27,6 +27,7 @@ class ResNet(BaseNetwork):
     """f(x) of a torchvision ResNet without its classifier (BLOCK, DEPTHS: which one)."""
     BLOCK, DEPTHS = None, ()
     BATCHNORM = True
+    TABLES = (4, 2)  # the paper transfers ResNets to VOC07/COCO2014 (Table 4) and ablates them (Table 2)
 
     def __init__(self, in_channels=3, leak=0.0, batchnorm=True):
         if not batchnorm:

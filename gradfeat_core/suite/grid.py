@@ -5,7 +5,8 @@ from dataclasses import asdict, dataclass, field
 
 import yaml
 
-from ..experiments.params import PARAMS_DIR, combine, load_params, merge
+from ..experiments.params import PARAMS_DIR, ParamError, combine, load_params, merge
+from ..method.nets import parse_layers
 from ..method.registry import ARCHITECTURES
 from .paper import paper_numbers
 
@@ -18,7 +19,7 @@ class Experiment:
     """One experiment of the grid: a head on a base network, trained for each seed (one
     02_heads run), and the cell of the paper's table it reproduces."""
     name: str                  # e.g. t1-grad-conv4-5-rpp (θ1, θ2, ω initials)
-    table: int                 # 1 or 3: the paper's table
+    table: int                 # the paper's table: 1 or 3 (ALI, VAE), 2 or 4 (ResNets)
     head: str                  # actv | grad | full | finetune
     layers: str                # θ2, e.g. conv5 or conv4-5
     theta1: str = "pretrained"  # where the gradient term's θ1, θ2 and ω come from
@@ -66,43 +67,67 @@ def resolve(profile, objective, overrides=None, experiment=None):
     return cell, params
 
 
+# The shape of each table: Table 4 (ResNets transferred to multi-label targets) is Table 3's
+# heads, Table 2 Table 1's ablation; each takes grid.yaml's section and the reproduce settings
+# (seeds, rows, protocol) of the table whose shape it has.
+SHAPE = {1: 1, 2: 1, 3: 3, 4: 3}
+
+
 def _experiment(table, head, layers, sources, rep, base="pretrained"):
     theta1, theta2, omega = sources
-    tag = "" if table == 3 or head in ("actv", "finetune") else "-" + "".join(s[0] for s in sources)
+    shape = SHAPE[table]
+    tag = "" if shape == 3 or head in ("actv", "finetune") else "-" + "".join(s[0] for s in sources)
     tag += "" if base == "pretrained" else f"-{base}-encoder"
     return Experiment(f"t{table}-{head}-{layers}{tag}", table, head, layers, theta1, theta2, omega,
-                      base, tuple(rep[f"table{table}_seeds"]), rep[f"table{table}"])
+                      base, tuple(rep[f"table{shape}_seeds"]), rep[f"table{shape}"])
 
 
 def experiments(params, grid_path=None):
-    """Every experiment of the grid, in an order that trains each ω̄ (actv) before its users.
-    Table 1 is the ablation of the ALI encoder (conv3-5): it runs only on that architecture."""
+    """Every experiment of the grid, in an order that trains each ω̄ (actv) before its users:
+    the heads' table (3, or 4 on a ResNet), then the ablation's (1 on the ALI encoder, 2 on a
+    ResNet; none on the VAE), as the architecture's TABLES say, at the depths and rows of
+    reproduce.table1_rows."""
     grid = yaml.safe_load(open(grid_path or PARAMS_DIR / "grid.yaml"))
     rep, pretrained = params["reproduce"], ("pretrained",) * 3
     t3, t1 = grid["table3"], grid["table1"]
-    out = [_experiment(3, head, table3_layers(params, grid), pretrained, rep, base)
+    main, *ablation = tables(params)
+    out = [_experiment(main, head, table3_layers(params, grid), pretrained, rep, base)
            for base in t3.get("bases", ["pretrained"]) for head in t3["heads"]]
-    if params["base"]["arch"] != "ali":
+    if not ablation:
         return out
+    table, blocks = ablation[0], ARCHITECTURES[params["base"]["arch"]].LAYERS
+    for depth in rep["table1_rows"]:
+        try:
+            if parse_layers(depth, blocks)[-1] != blocks[-1]:
+                raise ValueError(f"θ2 must end at the top block, {blocks[-1]}")
+        except ValueError as e:
+            raise ParamError(f"'reproduce.table1_rows' names {depth!r} for Table {table} on "
+                             f"{params['base']['arch']}: {e}") from None
     if "actv" in t1["baselines"] and any(rep["table1_rows"].values()):
-        out.append(_experiment(1, "actv", "conv5", pretrained, rep))
+        out.append(_experiment(table, "actv", table3_layers(params, grid), pretrained, rep))
     for layers, rows in rep["table1_rows"].items():
         if rows and "finetune" in t1["baselines"] and layers in rep["table1_finetune"]:
-            out.append(_experiment(1, "finetune", layers, pretrained, rep))
-        out += [_experiment(1, head, layers, tuple(sources), rep)
+            out.append(_experiment(table, "finetune", layers, pretrained, rep))
+        out += [_experiment(table, head, layers, tuple(sources), rep)
                 for row, sources in enumerate(t1["sources"], start=1) if row in rows
                 for head in t1["heads"]]
     return out
 
 
+def tables(params):
+    """The paper's tables the profile's base network reproduces: (heads' table[, ablation's])."""
+    return ARCHITECTURES[params["base"]["arch"]].TABLES
+
+
 def twins(grid):
-    """{name of a Table 1 experiment: the Table 3 experiment it repeats}: the same parameters and
-    seeds (both tables on one protocol make Table 1's all-pre-trained conv5 cells and its
-    baselines Table 3's), so that reproduce runs each once."""
+    """{name of an ablation experiment (Table 1, 2): the heads' experiment (Table 3, 4) it
+    repeats}: the same parameters and seeds (both tables on one protocol make the ablation's
+    all-pre-trained cells at the top block and its baselines the heads' table's), so that
+    reproduce runs each once."""
     def runs_as(e):
         return json.dumps([e.overrides(), e.seeds], sort_keys=True)
-    t3 = {runs_as(e): e for e in grid if e.table == 3}
-    return {e.name: t3[runs_as(e)] for e in grid if e.table == 1 and runs_as(e) in t3}
+    heads = {runs_as(e): e for e in grid if SHAPE[e.table] == 3}
+    return {e.name: heads[runs_as(e)] for e in grid if SHAPE[e.table] == 1 and runs_as(e) in heads}
 
 
 def table3_layers(params, grid=None):

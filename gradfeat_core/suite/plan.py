@@ -60,11 +60,12 @@ def counted_seconds(fn, tflops):
 
 
 def image_counts(params):
+    """(channels, training images, test images, image side) of the data parameters' set."""
     d = params["data"]
     if d["dataset"] == "synthetic":
-        return 1, d["n_train"] or 512, d["n_test"] or 256
-    channels, n_train, n_test = SIZES[d["dataset"]]
-    return channels, min(d["n_train"] or n_train, n_train), min(d["n_test"] or n_test, n_test)
+        return 1, d["n_train"] or 512, d["n_test"] or 256, 32
+    channels, n_train, n_test, side = SIZES[d["dataset"]]
+    return channels, min(d["n_train"] or n_train, n_train), min(d["n_test"] or n_test, n_test), side
 
 
 class Timer:
@@ -74,7 +75,7 @@ class Timer:
 
     def __init__(self, params, device, tflops=None):
         self.device, self.params, self.tflops = device, params, tflops
-        channels = image_counts(params)[0]
+        channels, *_, self.side = image_counts(params)
         arch = ARCHITECTURES[params["base"]["arch"]]
         self.net = fold_batchnorm(arch(in_channels=channels).reset_parameters()).to(device)
         self.net.requires_grad_(False)
@@ -84,7 +85,7 @@ class Timer:
         key = (head, layers, batch)
         if key not in self.steps:
             torch.manual_seed(0)
-            x = torch.rand(batch, self.channels, 32, 32, device=self.device)
+            x = torch.rand(batch, self.channels, self.side, self.side, device=self.device)
             y = torch.randint(0, 10, (batch,), device=self.device)
             omega = nn.Linear(self.net.FEATURE_DIM, 10).to(self.device).requires_grad_(False)
             fn = bench.step_fn(head, layers, self.net, omega, True, x, y, torch.arange(batch))
@@ -100,7 +101,7 @@ class Timer:
     def frozen_per_image(self, layers, n=256):
         if layers not in self.frozen:
             bottom, _ = split(self.net, parse_layers(layers, self.net.LAYERS))
-            x = torch.rand(n, self.channels, 32, 32, device=self.device)
+            x = torch.rand(n, self.channels, self.side, self.side, device=self.device)
             with torch.no_grad():
                 self.frozen[layers] = self.seconds(lambda: bottom(x), 3) / n
         return self.frozen[layers]
@@ -109,7 +110,7 @@ class Timer:
         bottom, top = split(self.net, parse_layers(layers, self.net.LAYERS))
         parts = frozen_part(head, {"pretrained": self.net}, bottom, shared=False,
                             layers=tangent.plan(top) if head != "actv" else None)
-        x = torch.rand(1, self.channels, 32, 32, device=self.device)
+        x = torch.rand(1, self.channels, self.side, self.side, device=self.device)
         return sum(cache_bytes(parts, x).values())
 
 
@@ -138,7 +139,7 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
             continue
         p = e.params(params)
         head, layers, train = p["model"]["head"], p["model"]["layers"], p["train"]
-        channels, n_train, n_test = image_counts(p)
+        channels, n_train, n_test, side = image_counts(p)
         per_step = timer.step(head, layers, train["batch_size"])
         least, most = steps_range(train, head)
         stage = stages.setdefault(f"Table {e.table}", {"runs": 0, "to_run": 0, "least": 0.0, "most": 0.0})
@@ -154,7 +155,7 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
             seconds = (n_train + n_test) * timer.frozen_per_image(layers)
             stage["least"] += seconds
             stage["most"] += seconds
-        images, cache = (n_train + n_test) * channels * 32 * 32 * 4, caches[cache_key]
+        images, cache = (n_train + n_test) * channels * side * side * 4, caches[cache_key]
         on_device = images if fits(images, budget) else 0  # as load_dataset places them
         on_device += cache if fits(cache, budget, on_device) else 0  # as run.cache_on_host does
         peak, host = max(peak, on_device), max(host, images + cache - on_device)

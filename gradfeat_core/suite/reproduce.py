@@ -21,7 +21,7 @@ from ..experiments.progress import tqdm
 from ..experiments.results import RESULTS_VERSION, ROOT, file_sha256, write_json
 from ..experiments.run import schedules_read
 from . import cluster
-from .grid import Experiment, experiments, resolve, table3_layers, twins
+from .grid import Experiment, experiments, resolve, table3_layers, tables, twins
 from .results import load_summaries, results_frame
 
 NOTEBOOKS = ROOT / "notebooks"
@@ -286,7 +286,7 @@ def experiment_runs(params, common, overrides, runs_dir):
 def linearization_run(params, common, overrides, by_name, runs_dir):
     """The 03_linearization run on Table 3's full and fine-tuning runs (by_name: runs by name)."""
     top = table3_layers(params)
-    heads = {h: by_name[f"t3-{h}-{top}"].result for h in ("full", "finetune")}
+    heads = {h: by_name[f"t{tables(params)[0]}-{h}-{top}"].result for h in ("full", "finetune")}
     return make_run("03_linearization", "linearization",
                     dict(common, overrides=overrides, full_result=str(heads["full"]),
                          finetune_result=str(heads["finetune"])), runs_dir)
