@@ -137,16 +137,11 @@ def merge(base, override, origin, prefix=""):
                          f"keys, not {override!r}")
     for key, value in override.items():
         name = prefix + str(key)
-        if name in OVERRIDES:
+        if name in OVERRIDES or name in ANY_KEYS:
             if not isinstance(value, dict):
-                raise ParamError(f"'{name}' in {origin} must be a mapping of parameters, e.g. "
-                                 f"{{train: {{batch_size: 64}}}}, not {value!r}")
-            out[key] = combine(base[key], value)
-            continue
-        if name in ANY_KEYS:
-            if not isinstance(value, dict):
-                raise ParamError(f"'{name}' in {origin} must be a mapping, e.g. "
-                                 f"{{conv5: [1, 8]}}, not {value!r}")
+                example = "{train: {batch_size: 64}}" if name in OVERRIDES else "{conv5: [1, 8]}"
+                raise ParamError(f"'{name}' in {origin} must be a mapping, e.g. {example}, "
+                                 f"not {value!r}")
             out[key] = combine(base[key], value)
             continue
         if key not in base:
