@@ -130,3 +130,33 @@ def test_a_ratio_is_the_geometric_mean_with_the_interval_of_its_logs():
     half = stats.t.ppf(0.975, 2) * logs.std(ddof=1) / np.sqrt(3)
     assert (e.mean, e.low, e.high) == pytest.approx(tuple(np.exp([logs.mean(), logs.mean() - half, logs.mean() + half])))
     assert e.low > 0 and e.unit == "×" and e.seeds == 3
+
+
+def test_a_map_effect_is_widened_by_the_jackknife_groups_at_the_welch_satterthwaite_df():
+    """Tables 2 and 4 report mAP: an effect reads mean_ap and, for the test sample, the runs'
+    jackknife pseudo-values per group of images (paired by group); the interval is the one of
+    the module docstring with G groups in place of N images, by hand, and the degrees of freedom
+    count the groups' G − 1."""
+    from gradfeat_core.experiments.results import pack_values
+    rng = np.random.default_rng(0)
+    G, S = 50, 3
+    psi = {c: 60 + 5 * k + rng.normal(0, 8, (S, G)) for k, c in enumerate((Cell(4, "actv", "block8"),
+                                                                           Cell(4, "grad", "block8")))}
+    rows = [{"table": 4, "head": c.head, "layers": c.layers, "theta1": "pretrained",
+             "theta2": "pretrained", "omega": "pretrained", "status": "done", "seed": s,
+             "mean_ap": p[s].mean() + rng.normal(0, 0.3), "n_test": 3346,
+             "test_jackknife": pack_values(p[s]), "accuracy": None}
+            for c, p in psi.items() for s in range(S)]
+    f = converged(pd.DataFrame(rows))
+    actv, grad = psi
+    effect = contrast(f, "grad − actv", {grad: 1, actv: -1})
+    per_seed = f[f["head"] == "grad"].mean_ap.to_numpy() - f[f["head"] == "actv"].mean_ap.to_numpy()
+    d = (psi[grad] - psi[actv]).astype(np.float32).astype(float).mean(0)
+    seeds_var, test_var = per_seed.var(ddof=1) / S, d.var(ddof=1) / G
+    df = (seeds_var + test_var) ** 2 / (seeds_var ** 2 / (S - 1) + test_var ** 2 / (G - 1))
+    half = stats.t.ppf(0.975, df) * np.sqrt(seeds_var + test_var)
+    assert effect.mean == pytest.approx(per_seed.mean())
+    assert (effect.low, effect.high) == pytest.approx((per_seed.mean() - half, per_seed.mean() + half))
+    assert effect.df == pytest.approx(df) and effect.test_images == 3346
+    with pytest.raises(ValueError, match="different metrics"):
+        contrast(f, "mixed", {grad: 1, ACTV: -1})

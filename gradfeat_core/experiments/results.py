@@ -154,7 +154,7 @@ class RunResult:
     metric: str = _field(default="accuracy", csv=True)  # accuracy | mAP: what the tables report
     mean_ap: float | None = _field(default=None, csv=True)
     mean_ap_voc07: float | None = _field(default=None, csv=True)
-    test_jackknife: list | None = _field(default=None)
+    test_jackknife: str | None = _field(default=None, csv=True)  # pack_values' float32s
 
     def as_dict(self):
         return asdict(self)
@@ -181,6 +181,16 @@ def unpack_correct(text, n):
     if len(bits) < n or bits[n:].any():
         raise ValueError(f"test_correct holds {len(bits)} bits, not the {n} of n_test")
     return bits[:n].astype(bool)
+
+
+def pack_values(values):
+    """Numbers as text: float32, in base64 (268 characters for 50)."""
+    return base64.b64encode(np.asarray(values, np.float32).tobytes()).decode("ascii")
+
+
+def unpack_values(text):
+    """The float32s pack_values wrote, as float64."""
+    return np.frombuffer(base64.b64decode(text), np.float32).astype(float)
 
 
 CSV_FIELDS = [f.name for f in fields(RunResult) if f.metadata["csv"]]

@@ -24,7 +24,7 @@ from .data import TRANSFER_TARGETS, load_data
 from .memory import HostResident, device_budget, fits, gib, nbytes
 from .metrics import map_pseudo_values, mean_average_precision
 from .params import digest
-from .results import RunResult, environment, file_sha256, pack_correct, write_json
+from .results import RunResult, environment, file_sha256, pack_correct, pack_values, write_json
 from .train import (FrozenInputs, Of, Subset, frozen_values, pick_device, predict, score,
                     seed_everything, train, validation_split)
 
@@ -320,8 +320,7 @@ def test_scores(logits, labels):
     return dict(metric="mAP", accuracy=None, n_test=len(labels), test_correct=None,
                 mean_ap=mean_average_precision(scores, positive, "area", ignore)[0],
                 mean_ap_voc07=mean_average_precision(scores, positive, "voc07", ignore)[0],
-                test_jackknife=[round(100 * float(v), 6) for v in
-                                map_pseudo_values(scores, positive, "area", ignore)])
+                test_jackknife=pack_values(100 * map_pseudo_values(scores, positive, "area", ignore)))
 
 
 def split_validation(inputs, labels, train_p, data_seed):

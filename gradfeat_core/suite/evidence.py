@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..experiments.results import unpack_correct
+from ..experiments.results import unpack_correct, unpack_values
 from .results import SOURCES
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
@@ -44,9 +44,14 @@ class Cell:
     sources: tuple = PRETRAINED
     encoder: str = "pretrained"
 
+    @property
+    def metric(self):
+        """The frame's column of what its table reports: accuracy, or mAP (Tables 2 and 4)."""
+        return "mean_ap" if self.table in (2, 4) else "accuracy"
+
     def __str__(self):
-        """'grad conv4-5' or, for a Table 1 mix, 'grad conv4-5 rrp' (θ1, θ2, ω: random/pre-trained)."""
-        mix = "" if self.table != 1 or self.head in ("actv", "finetune") else \
+        """'grad conv4-5' or, for an ablation's mix, 'grad conv4-5 rrp' (θ1, θ2, ω: random/pre-trained)."""
+        mix = "" if self.table not in (1, 2) or self.head in ("actv", "finetune") else \
             " " + "".join(s[0] for s in self.sources)
         tag = "" if self.encoder == "pretrained" else f" ({self.encoder} encoder)"
         return f"{self.head} {self.layers}{mix}{tag}"
@@ -132,46 +137,63 @@ def paired(frame, cells, value, min_seeds=MIN_SEEDS, need_converged=True):
     return table, unconverged
 
 
-def t_interval(label, samples, unit="points", test_var=0.0, test_images=None):
+def t_interval(label, samples, unit="points", test_var=0.0, test_images=None, test_units=None):
     """The Effect of per-seed samples: their mean and Student-t interval at LEVEL, widened by
-    the test sample's variance of the mean (test_var, from per_image; 0: seeds alone) at the
-    Welch–Satterthwaite degrees of freedom (the test sample's term has infinitely many)."""
+    the test sample's variance of the mean (test_var, from per_image over test_units images or
+    jackknife groups; 0: seeds alone) at the Welch–Satterthwaite degrees of freedom,
+    SE⁴ / ((s²/S)²/(S − 1) + test_var²/(units − 1))."""
     samples = np.asarray(samples, float)
     n, mean = len(samples), samples.mean()
     seeds_var = samples.var(ddof=1) / n
     se2 = seeds_var + test_var
-    df = (n - 1) * se2 ** 2 / seeds_var ** 2 if seeds_var > 0 else math.inf
+    spread = seeds_var ** 2 / (n - 1) + (test_var ** 2 / (test_units - 1) if test_var else 0.0)
+    df = se2 ** 2 / spread if spread > 0 else math.inf
     half = stats.t.ppf((1 + LEVEL) / 2, df) * math.sqrt(se2)
     return Effect(label, mean, mean - half, mean + half, seeds=n, unit=unit, df=df,
                   test_images=test_images)
 
 
-def _widened(label, per_seed, per_image_effect, unit, problem):
+def _widened(label, per_seed, per_image_effect, unit, problem, images=None):
     """t_interval of the per-seed effects with the test sample's term: the variance of the mean
-    of per_image_effect, the effect (linearised) image by image (None: the seeds alone)."""
+    of per_image_effect, the effect (linearised) image by image or jackknife group by group
+    (None: the seeds alone); images: the test images they stand for (default: one each)."""
     if per_image_effect is None:
         return dataclasses.replace(t_interval(label, per_seed, unit), problem=problem)
     n = len(per_image_effect)
-    return dataclasses.replace(t_interval(label, per_seed, unit, per_image_effect.var(ddof=1) / n, n),
-                               problem=problem)
+    return dataclasses.replace(t_interval(label, per_seed, unit, per_image_effect.var(ddof=1) / n,
+                                          images or n, n), problem=problem)
 
 
 def per_image(frame, cells, seeds):
-    """(cells × images) array of each cell's test correctness in % (RunResult.test_correct),
-    averaged over `seeds`: the runs' shared test images, paired. None when a run did not record
-    it (a frame without the column: made by hand or by results version 1) or the cells tested
-    on different numbers of images."""
-    if "test_correct" not in frame:
-        return None
+    """((cells × units) array, test images) of each cell's test sample, averaged over `seeds`,
+    paired: per image its correctness in % (RunResult.test_correct) or, for mAP (Tables 2 and 4),
+    per fixed group of images its jackknife pseudo-value in % (RunResult.test_jackknife, whose
+    mean over groups has the variance of the mAP: experiments/metrics.py). (None, None) when a run
+    did not record it (a frame without the column: made by hand or by results version 1) or the
+    cells tested on different numbers of images."""
+    column = "test_jackknife" if cells[0].metric == "mean_ap" else "test_correct"
+    if column not in frame:
+        return None, None
     out = []
     for cell in cells:
         rows = cell.rows(frame)
         rows = rows[(rows.status == "done") & rows.seed.isin(seeds)].drop_duplicates("seed")
-        if len(rows) != len(seeds) or rows.test_correct.isna().any() or rows.n_test.nunique() != 1:
-            return None
+        if len(rows) != len(seeds) or rows[column].isna().any() or rows.n_test.nunique() != 1:
+            return None, None
         n = int(rows.n_test.iloc[0])
-        out.append(100 * np.mean([unpack_correct(t, n) for t in rows.test_correct], axis=0))
-    return np.array(out) if len({len(o) for o in out}) == 1 else None
+        out.append(np.mean([unpack_values(t) for t in rows[column]], axis=0) if column == "test_jackknife"
+                   else 100 * np.mean([unpack_correct(t, n) for t in rows[column]], axis=0))
+    if len({len(o) for o in out}) != 1 or len({c.rows(frame).n_test.iloc[0] for c in cells}) != 1:
+        return None, None
+    return np.array(out), n
+
+
+def _value(frame, cells):
+    """The column the cells' table reports (Cell.metric), one for all of them."""
+    metrics = {c.metric for c in cells}
+    if len(metrics) != 1:
+        raise ValueError(f"cells of tables that report different metrics: {', '.join(map(str, cells))}")
+    return metrics.pop()
 
 
 def contrast(frame, label, terms):
@@ -181,13 +203,13 @@ def contrast(frame, label, terms):
     cells = list(terms)
     weights = np.array([terms[c] for c in cells], float)
     assumed = "accuracy_sd" in frame
-    table, problem = paired(frame, cells, "accuracy", 1 if assumed else MIN_SEEDS)
+    table, problem = paired(frame, cells, _value(frame, cells), 1 if assumed else MIN_SEEDS)
     if table is None:
         return problem and Effect(label, problem=problem)
     if not assumed:  # a run not converged still shows its effect, flagged by the problem
-        images = per_image(frame, cells, table.index)
-        return _widened(label, table.to_numpy() @ weights, None if images is None else weights @ images,
-                        "points", problem)
+        units, images = per_image(frame, cells, table.index)
+        return _widened(label, table.to_numpy() @ weights, None if units is None else weights @ units,
+                        "points", problem, images)
     sd = np.array([c.rows(frame).accuracy_sd.iloc[0] for c in cells], float)
     mean = float(table.iloc[0].to_numpy() @ weights)
     half = stats.norm.ppf((1 + LEVEL) / 2) * math.sqrt(float(np.sum((weights * sd) ** 2)))
@@ -204,17 +226,17 @@ def share(frame, label, part, whole):
     a = np.array([part.get(c, 0.0) for c in cells], float)
     b = np.array([whole.get(c, 0.0) for c in cells], float)
     assumed = "accuracy_sd" in frame
-    table, problem = paired(frame, cells, "accuracy", 1 if assumed else MIN_SEEDS)
+    table, problem = paired(frame, cells, _value(frame, cells), 1 if assumed else MIN_SEEDS)
     if table is None:
         return problem and Effect(label, problem=problem, unit="share")
     values = table[cells].to_numpy()
     if not assumed:
-        images = per_image(frame, cells, table.index)
+        units, images = per_image(frame, cells, table.index)
         linearised = None
-        if images is not None:  # the delta method over images: N/D ≈ r + (N − r D)/D
-            num, den = a @ images, b @ images
+        if units is not None:  # the delta method over images (groups): N/D ≈ r + (N − r D)/D
+            num, den = a @ units, b @ units
             linearised = (num - num.mean() / den.mean() * den) / den.mean()
-        return _widened(label, (values @ a) / (values @ b), linearised, "share", problem)
+        return _widened(label, (values @ a) / (values @ b), linearised, "share", problem, images)
     sd = np.array([c.rows(frame).accuracy_sd.iloc[0] for c in cells], float)
     whole_value = float(values[0] @ b)
     r = float(values[0] @ a) / whole_value
