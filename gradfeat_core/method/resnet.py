@@ -80,6 +80,18 @@ def from_torchvision(state_dict, arch):
     return out
 
 
+def block_names(arch, layers):
+    """Blocks of `arch` in this module's names for torchvision's (as the paper names θ2):
+    'layer4.1' → 'block8', 'layer4.0-1' → 'block7-8' on resnet18."""
+    net = ARCHITECTURES[arch]
+    m = re.fullmatch(r"layer(\d)\.(\d+)(?:-(\d+))?", layers)
+    if not m:
+        raise ValueError(f"{layers!r} is not a torchvision block ('layer4.1') or range ('layer4.0-1')")
+    offset = sum(net.DEPTHS[:int(m[1]) - 1]) + 1
+    first, last = offset + int(m[2]), offset + int(m[3] or m[2])
+    return f"block{first}" if first == last else f"block{first}-{last}"
+
+
 def _channels(state_dict):
     weight = state_dict.get("conv1.weight")
     return weight.shape[1] if weight is not None and weight.dim() == 4 else 3

@@ -1,4 +1,4 @@
-"""Verdicts on the paper's claims C1–C7 (../shared/paper/PAPER_NOTES.md): the rule of each claim,
+"""Verdicts on the paper's claims C1–C8 (../shared/paper/PAPER_NOTES.md): the rule of each claim,
 the paper's own numbers as a frame the same rules read, and the verdict frame of the report.
 
 Every rule compares effects inside one set of runs (grad − actv, full against fine-tuning,
@@ -7,15 +7,20 @@ never our accuracy against the paper's: our data set need not be the paper's. Ef
 paired by seed with 95% intervals, and a verdict is holds / does not hold / inconclusive /
 not run (gradfeat_core.suite.evidence says how). Each rule is checked on the paper's own numbers
 (tests/test_claims.py): it holds there wherever the paper reports the claim, with a margin.
-Thresholds are in accuracy points (%) unless they say otherwise.
+Thresholds are in accuracy points (%) unless they say otherwise; on Tables 2 and 4 (ResNets
+transferred to VOC07/COCO2014, or the stand-in's mosaics) the same rules read mAP points. C8,
+which needs Table 4's two base networks in one frame, is judged by c8 (tested on the paper's
+numbers) and joins the report's claims with the reproduction that pre-trains both.
 """
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
-from .evidence import (FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell, Comparison,  # noqa: F401
-                       Effect, combine, contrast, converged, ratio, share)
+from .evidence import (FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, PRETRAINED, Cell,  # noqa: F401
+                       Comparison, Effect, combine, contrast, converged, ratio, share)
+from ..method.registry import ARCHITECTURES
+from ..method.resnet import block_names
 from .grid import PAPER_DATASETS
 from .paper import paper_numbers
 from .results import SOURCES, distinct_runs
@@ -42,15 +47,26 @@ C7_MIN_EXCESS = 0.5   # share of the room for disagreement that two accuracies l
 C7_MIN_SHRINK, C7_MIN_AGREEMENT = 2.5, 0.8  # the previous report's C7
 
 
+def tables(frame):
+    """(the heads' table, the ablation's) of a frame: (4, 2) for ResNets transferred to a
+    multi-label target (the paper's Tables 4 and 2: the same claims, on mAP), else (3, 1)."""
+    return (4, 2) if "table" in frame and frame.table.isin([2, 4]).any() else (3, 1)
+
+
 def table3_top(frame):
-    """θ2 of the frame's Table 3 rows: the base network's topmost layer, conv5 for the BiGAN/ALI
-    encoder, conv8 for the VAE's (conv5 when the frame has no Table 3)."""
-    layers = frame.loc[frame.table == 3, "layers"] if "table" in frame else []
+    """θ2 of the frame's Table 3 (or 4) rows: the base network's topmost layer, conv5 for the
+    BiGAN/ALI encoder, conv8 for the VAE's, block8 for ResNet18 (conv5 when the frame has none)."""
+    layers = frame.loc[frame.table == tables(frame)[0], "layers"] if "table" in frame else []
     return layers.iloc[0] if len(layers) else "conv5"
 
 
 def _t3(frame, head, encoder="pretrained"):
-    return Cell(3, head, table3_top(frame), encoder=encoder)
+    return Cell(tables(frame)[0], head, table3_top(frame), encoder=encoder)
+
+
+def _t1(frame, head, layers=None, sources=PRETRAINED):
+    """A cell of the frame's ablation (Table 1, or 2), at the top layer unless `layers`."""
+    return Cell(tables(frame)[1], head, layers or table3_top(frame), sources)
 
 
 def recovered(frame, head, finetune, actv):
@@ -91,8 +107,8 @@ def c2(frame):
 
 
 def _table1(frame, heads=("grad", "full")):
-    """(depths, mixes with a random θ1 or θ2) of Table 1's grad/full rows in this frame, in order."""
-    t1 = frame[(frame.table == 1) & frame["head"].isin(heads)]
+    """(depths, mixes with a random θ1 or θ2) of the ablation's grad/full rows in this frame, in order."""
+    t1 = frame[(frame.table == tables(frame)[1]) & frame["head"].isin(heads)]
     depths = list(dict.fromkeys(t1.layers))
     mixes = list(dict.fromkeys(tuple(r) for r in t1[list(SOURCES)].itertuples(index=False)))
     return depths, [m for m in mixes if "random" in m[:2]]
@@ -125,41 +141,41 @@ def c3(frame, points=False):
     broken full model (no gain anywhere) is inconclusive, never holds. The paper's smallest grad
     drop is 9.42 points (conv4-5, row 6)."""
     depths, mixes = _table1(frame)
-    actv, out = Cell(1, "actv"), pretraining(frame)
+    actv, out = _t1(frame, "actv"), pretraining(frame)
     for d in depths:
-        grad, full = Cell(1, "grad", d), Cell(1, "full", d)
+        grad, full = _t1(frame, "grad", d), _t1(frame, "full", d)
         gain = contrast(frame, f"{full} − actv", {full: 1, actv: -1})
         out.append(gain and Comparison(gain, 0.0, above=True, role="precondition"))
         for mix in mixes:
-            lost = {grad: 1, Cell(1, "grad", d, mix): -1}
-            drop = (contrast(frame, f"{grad} − {Cell(1, 'grad', d, mix)}", lost) if points else
-                    share(frame, f"({grad} − {Cell(1, 'grad', d, mix)}) ÷ ({grad} − actv)", lost,
+            lost = {grad: 1, _t1(frame, "grad", d, mix): -1}
+            drop = (contrast(frame, f"{grad} − {_t1(frame, 'grad', d, mix)}", lost) if points else
+                    share(frame, f"({grad} − {_t1(frame, 'grad', d, mix)}) ÷ ({grad} − actv)", lost,
                           {grad: 1, actv: -1}))
-            kept = contrast(frame, f"{Cell(1, 'full', d, mix)} − (actv + {full})/2",
-                            {Cell(1, "full", d, mix): 1, actv: -0.5, full: -0.5})
+            kept = contrast(frame, f"{_t1(frame, 'full', d, mix)} − (actv + {full})/2",
+                            {_t1(frame, "full", d, mix): 1, actv: -0.5, full: -0.5})
             out += [drop and Comparison(drop, C3_MIN_DROP if points else C3_MIN_LOSS, above=True),
                     kept and Comparison(kept, 0.0, above=False)]
     return out
 
 
 def c4(frame, points=False):
-    """Table 1, all pre-trained, grad and full: the topmost layer suffices (conv5 recovers more
-    than C1_MIN_SHARE of conv5 fine-tuning's gain over actv, as in C1; points: the previous
-    report's conv5 − actv above C1_MIN_GAIN points) and lower layers have diminishing returns
-    (every deeper θ2 adds less than half of conv5's gain over actv: deeper − conv5 − ½ (conv5 −
-    actv) < 0). The paper's
+    """Table 1 (Table 2 on a ResNet), all pre-trained, grad and full: the topmost layer suffices
+    (conv5, block8 on ResNet18, recovers more than C1_MIN_SHARE of its fine-tuning's gain over
+    actv, as in C1; points: the previous report's conv5 − actv above C1_MIN_GAIN points) and
+    lower layers have diminishing returns (every deeper θ2 adds less than half of conv5's gain
+    over actv: deeper − conv5 − ½ (conv5 − actv) < 0). The paper's
     deeper θ2 add at most 1.41 points (grad, conv3-5) against conv5 gains of 7.27 (grad) and
     7.64 (full): a fifth of it."""
     depths, _ = _table1(frame)
-    actv, out = Cell(1, "actv"), pretraining(frame)
+    actv, out, first = _t1(frame, "actv"), pretraining(frame), table3_top(frame)
     for head in ("grad", "full"):
-        top = Cell(1, head, "conv5")
+        top = _t1(frame, head)
         gain = (contrast(frame, f"{top} − actv", {top: 1, actv: -1}) if points else
-                recovered(frame, top, Cell(1, "finetune", "conv5"), actv))
+                recovered(frame, top, _t1(frame, "finetune"), actv))
         out.append(gain and Comparison(gain, C1_MIN_GAIN if points else C1_MIN_SHARE, above=True))
-        for d in (d for d in depths if d != "conv5"):
-            deeper = Cell(1, head, d)
-            more = contrast(frame, f"{head}: {d} − conv5 − ½ (conv5 − actv)",
+        for d in (d for d in depths if d != first):
+            deeper = _t1(frame, head, d)
+            more = contrast(frame, f"{head}: {d} − {first} − ½ ({first} − actv)",
                             {deeper: 1, top: -1.5, actv: 0.5})
             out.append(more and Comparison(more, 0.0, above=False))
     return out
@@ -239,6 +255,43 @@ def c7(lin, frame=None, previous=False):
     return out
 
 
+# C8's base networks in a frame's `base` column: the paper's, and the stand-in's pre-trainings
+C8_CLOSE = ("imagenet-resnet18", "supervised")        # pre-trained on labels close to the target's
+C8_DISTANT = ("jigsaw-resnet50", "rotation-resnet18")  # pre-trained on a pretext task far from them
+
+
+def c8(frame):
+    """Table 4: the gap to fine-tuning follows the distance between the pre-training and the
+    target task. On the base network pre-trained close to the target (ImageNet labels for
+    VOC07/COCO; the stand-in: Fashion-MNIST labels for its mosaics) the full model matches or
+    beats fine-tuning: full − finetune above 0; on the distant one (a self-supervised pretext
+    task: Jigsaw; the stand-in: rotation) it lags, full − finetune below 0, while beating both
+    baselines, full − actv and full − grad above 0. The paper: +0.81 and +3.02 (VOC07, COCO2014)
+    against −6.18 and −7.04, full beating the better baseline by 3.87 and 3.52. Signs, not
+    margins: the same on any data set. Not run without both base networks in the frame."""
+    close = next((b for b in C8_CLOSE if "base" in frame and (frame["base"] == b).any()), None)
+    distant = next((b for b in C8_DISTANT if "base" in frame and (frame["base"] == b).any()), None)
+    if not close or not distant:
+        return []
+    out = []
+    for base, above in ((close, True), (distant, False)):
+        cell = {h: Cell(4, h, frame.layers[(frame["base"] == base) & (frame.table == 4)].iloc[0],
+                        encoder=base) for h in ("actv", "grad", "full", "finetune")}
+        gap = contrast(frame, f"{base}: full − finetune", {cell["full"]: 1, cell["finetune"]: -1})
+        out.append(gap and Comparison(gap, 0.0, above=above))
+        if not above:
+            for baseline in ("actv", "grad"):
+                beat = contrast(frame, f"{base}: full − {baseline}",
+                                {cell["full"]: 1, cell[baseline]: -1})
+                out.append(beat and Comparison(beat, 0.0, above=True))
+    return out
+
+
+def c8_paper_frame(dataset, sd=PAPER_SD):
+    """The paper's Table 4 of both ResNets on one data set (voc07, coco2014): what c8 reads."""
+    return pd.concat([paper_frame(dataset, sd, base) for base in PAPER_RESNETS], ignore_index=True)
+
+
 NEEDS = {"C1": "Table 3's actv, grad and finetune at the top layer",
          "C2": "Table 3's actv, full and finetune at the top layer",
          "C3": "Table 1's all-pre-trained and random-θ1/θ2 rows with its actv baseline",
@@ -301,16 +354,30 @@ def rule_changes(frame, claims, linearization=None):
     return pd.DataFrame(rows)
 
 
+# The paper's ResNets (Tables 2 and 4) and their architectures; Table 2 is ImageNet ResNet18's.
+PAPER_RESNETS = {"imagenet-resnet18": "resnet18", "jigsaw-resnet50": "resnet50"}
+UNNAMED_BASE = {1: "bigan", 2: "imagenet-resnet18"}  # the base network of a table's rows that name none
+
+
 def paper_frame(dataset, sd=PAPER_SD, base="bigan"):
     """The paper's numbers for one data set and base network as a results-like frame the rules
     read unchanged: Table 3's rows of `base` (bigan: conv5, vae: conv8; svhn, cifar10, cifar100)
-    and, for the BiGAN on cifar10, Table 1 with its activation and fine-tuning baselines. One
-    'seed' per cell; `accuracy_sd` is the assumed spread (PAPER_SD)."""
-    rows = [{"dataset": dataset, "base": base, "table": r["table"], "head": r["head"],
-             "layers": r["layers"], **{k: r.get(k, "pretrained") for k in SOURCES}, "seed": 0,
-             "accuracy": r["value"], "accuracy_sd": sd, "status": "done", "converged": True}
-            for r in paper_numbers() if r["table"] in (1, 3) and r["dataset"] == dataset
-            and r.get("base", "bigan") == base]
+    and, for the BiGAN on cifar10, Table 1 with its activation and fine-tuning baselines; for a
+    ResNet (PAPER_RESNETS; voc07, coco2014) Table 4's rows of `base` at its top block, and for
+    ImageNet ResNet18 on voc07 Table 2 (its blocks in our names: layer4.1 → block8), in mAP. One
+    'seed' per cell; `accuracy_sd` is the assumed spread (PAPER_SD) of each printed number."""
+    arch = PAPER_RESNETS.get(base)
+    rows = []
+    for r in paper_numbers():
+        if (r["table"] not in ((2, 4) if arch else (1, 3)) or r["dataset"] != dataset
+                or r.get("base", UNNAMED_BASE.get(r["table"])) != base):
+            continue
+        layers = (r["layers"] if not arch else block_names(arch, r["layers"]) if "layers" in r
+                  else ARCHITECTURES[arch].LAYERS[-1])
+        rows.append({"dataset": dataset, "base": base, "table": r["table"], "head": r["head"],
+                     "layers": layers, **{k: r.get(k, "pretrained") for k in SOURCES}, "seed": 0,
+                     "accuracy" if not arch else "mean_ap": r["value"], "accuracy_sd": sd,
+                     "status": "done", "converged": True})
     return pd.DataFrame(rows)
 
 

@@ -37,7 +37,8 @@ PRETRAINED = ("pretrained",) * len(SOURCES)
 @dataclass(frozen=True)
 class Cell:
     """One cell of a table of runs: Table 1 or 3, head, θ2 depth, where θ1, θ2 and ω come from,
-    and the base network (the pre-trained one, or the random-encoder reference)."""
+    and the base network (the pre-trained one, the random-encoder reference, or one by its name
+    in the frame's `base` column)."""
     table: int
     head: str
     layers: str = "conv5"
@@ -61,6 +62,8 @@ class Cell:
         mask = (frame.table == self.table) & (frame["head"] == self.head) & (frame.layers == self.layers)
         for key, source in zip(SOURCES, self.sources):
             mask &= frame[key] == source
+        if self.encoder not in ("pretrained", "random"):  # a base network by name (C8: two of them)
+            return frame[mask & (frame["base"] == self.encoder)]
         is_random = frame["base"] == "random" if "base" in frame else False
         mask &= is_random if self.encoder == "random" else ~is_random
         return frame[mask]
