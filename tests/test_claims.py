@@ -400,3 +400,10 @@ def test_c8_holds_on_the_papers_table_4_and_fails_on_its_twins(dataset):
     below = with_values({("jigsaw-resnet50", "full"): rows["jigsaw-resnet50", "actv"] - 3})
     assert combine(c8(below))[0] == FAILS
     assert c8(converged(paper_frame(dataset, base="imagenet-resnet18"))) == []
+
+
+def test_c1_to_c7_judge_the_first_base_network_and_leave_the_others_to_c8():
+    from gradfeat_core.suite.claims import c8_paper_frame
+    both = by_claim(c8_paper_frame("voc07"))          # ImageNet ResNet18's rows first, then Jigsaw's
+    alone = by_claim(paper_frame("voc07", base="imagenet-resnet18"))
+    assert both[["verdict", "effect"]].equals(alone[["verdict", "effect"]])

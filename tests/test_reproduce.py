@@ -368,3 +368,30 @@ def test_a_docstring_edit_anywhere_keeps_every_finished_run_and_a_number_change_
     # grad's schedule decides the grad runs alone (not the full runs, which share ω̄ but not
     # grad's schedule); the edited notebook, its own run
     assert changed == {k for k in before if "-grad-" in k} | {"linearization"}, changed
+
+
+def test_another_base_network_runs_the_heads_again_on_its_own_pretraining(tmp_path):
+    """reproduce.other_bases (Table 4's distant ResNet beside the close one): its four heads run
+    as its own objective on its own encoders, pre-trained here on the same source task; the
+    ablation's twins still point at the profile's own base network."""
+    from gradfeat_core.suite.reproduce import experiment_runs, other_pretrainings
+    sets = [f"out_dir={tmp_path}", "reproduce.other_bases=[rotation-resnet18]"]
+    p = load_params("fashion-mosaic", sets)
+    grid = experiments(p)
+    other = [e for e in grid if e.objective]
+    assert [e.name for e in other] == [f"t4-{h}-block8-rotation-resnet18" for h in HEADS]
+    assert twins(grid)["t2-actv-block8"].name == "t4-actv-block8"
+    common = dict(profile="fashion-mosaic", objective="supervised")
+    pre, = other_pretrainings(p, common, {}, "local", tmp_path / "runs", sets)
+    assert pre.name == "pretrain-rotation-resnet18"
+    assert run_params(pre.parameters)["data"]["dataset"] == "fashion-source"
+    encoder = tmp_path / "pretrain" / "rotation-resnet18" / "encoder.pt"
+    encoder.parent.mkdir(parents=True)
+    for name in ("encoder.pt", "random_encoder.pt"):
+        (encoder.parent / name).write_bytes(b"stand-in")  # keyed by content; not loaded here
+    _, _, runs = experiment_runs(p, common, {}, tmp_path / "runs")
+    run = next(r for r in runs if r.name == "t4-full-block8-rotation-resnet18")
+    assert run.parameters["objective"] == "rotation-resnet18"
+    assert run.parameters["overrides"]["base"]["checkpoint"] == str(encoder)
+    with pytest.raises(ParamError, match="other_bases"):
+        load_params("fashion-mosaic", ["reproduce.other_bases=[nosuch]"])

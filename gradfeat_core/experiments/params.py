@@ -408,6 +408,10 @@ def _validate_reproduce(rep):
     if unknown:
         raise ParamError(f"'reproduce.table1_finetune' names {unknown}; choose depths of "
                          f"reproduce.table1_rows ({', '.join(rep['table1_rows'])})")
+    unknown = [o for o in rep["other_bases"] if o not in OBJECTIVES]
+    if unknown:
+        raise ParamError(f"'reproduce.other_bases' names {unknown}; choose objectives from "
+                         f"{', '.join(OBJECTIVES)}")
     slurm = rep["slurm"]
     for stage in ("pretrain", "heads", "linearization"):
         for key in ("cpus", "mem_gb", "time_min"):

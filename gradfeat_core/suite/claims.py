@@ -388,12 +388,22 @@ def paper_base(frame):
     return next((r["base"] for r in paper_numbers() if r["table"] == 3 and r["layers"] == top), "bigan")
 
 
+def own_base(frame):
+    """The frame's rows of the profile's own base network and its random-encoder reference:
+    what C1-C7 judge. Table 4's other base networks (reproduce.other_bases, which the grid runs
+    after it, so that the first base in the frame is the profile's) are C8's."""
+    if "base" not in frame or not len(frame):
+        return frame
+    bases = frame["base"][frame["base"] != "random"]
+    return frame[frame["base"].isin(["random", *bases.iloc[:1]])] if len(bases) else frame
+
+
 def assess(frame, linearization=None):
     """{claim: (verdict, decisive comparison or None, reason, all comparisons)} for one frame."""
     frame = converged(frame)
-    out = {}
+    own, out = own_base(frame), {}
     for claim, (_, _, judge) in CLAIMS.items():
-        comparisons = [c for c in (c7(linearization, frame) if judge is None else judge(frame)) if c]
+        comparisons = [c for c in (c7(linearization, own) if judge is None else judge(own)) if c]
         out[claim] = (*combine(comparisons), comparisons)
     return out
 

@@ -7,7 +7,7 @@ import yaml
 
 from ..experiments.params import PARAMS_DIR, ParamError, combine, load_params, merge
 from ..method.nets import parse_layers
-from ..method.registry import ARCHITECTURES
+from ..method.registry import ARCHITECTURES, OBJECTIVES
 from .paper import paper_numbers
 
 PAPER_DATASETS = ("svhn", "cifar10", "cifar100")
@@ -28,6 +28,8 @@ class Experiment:
     encoder: str = "pretrained"  # the base network: pre-trained, or the random-encoder reference
     seeds: tuple = (0,)
     protocol: dict = field(default_factory=dict)  # its table's parameters (reproduce.table<N>)
+    objective: str = ""        # the base network's pre-training: "" the profile's, else one of
+                               # reproduce.other_bases (its params file and its encoder)
 
     @property
     def sources(self):
@@ -73,26 +75,30 @@ def resolve(profile, objective, overrides=None, experiment=None):
 SHAPE = {1: 1, 2: 1, 3: 3, 4: 3}
 
 
-def _experiment(table, head, layers, sources, rep, base="pretrained"):
+def _experiment(table, head, layers, sources, rep, base="pretrained", objective=""):
     theta1, theta2, omega = sources
     shape = SHAPE[table]
     tag = "" if shape == 3 or head in ("actv", "finetune") else "-" + "".join(s[0] for s in sources)
     tag += "" if base == "pretrained" else f"-{base}-encoder"
+    tag += f"-{objective}" if objective else ""
     return Experiment(f"t{table}-{head}-{layers}{tag}", table, head, layers, theta1, theta2, omega,
-                      base, tuple(rep[f"table{shape}_seeds"]), rep[f"table{shape}"])
+                      base, tuple(rep[f"table{shape}_seeds"]), rep[f"table{shape}"], objective)
 
 
 def experiments(params, grid_path=None):
     """Every experiment of the grid, in an order that trains each ω̄ (actv) before its users:
-    the heads' table (3, or 4 on a ResNet), then the ablation's (1 on the ALI encoder, 2 on a
-    ResNet; none on the VAE), as the architecture's TABLES say, at the depths and rows of
-    reproduce.table1_rows."""
+    the heads' table (3, or 4 on a ResNet; again on each of reproduce.other_bases), then the
+    ablation's (1 on the ALI encoder, 2 on a ResNet; none on the VAE), as the architecture's
+    TABLES say, at the depths and rows of reproduce.table1_rows."""
     grid = yaml.safe_load(open(grid_path or PARAMS_DIR / "grid.yaml"))
     rep, pretrained = params["reproduce"], ("pretrained",) * 3
     t3, t1 = grid["table3"], grid["table1"]
     main, *ablation = tables(params)
     out = [_experiment(main, head, table3_layers(params, grid), pretrained, rep, base)
            for base in t3.get("bases", ["pretrained"]) for head in t3["heads"]]
+    for objective in rep["other_bases"]:  # the heads again, on each other base network's top block
+        top = ARCHITECTURES[OBJECTIVES[objective].arch].LAYERS[-1]
+        out += [_experiment(main, head, top, pretrained, rep, objective=objective) for head in t3["heads"]]
     if not ablation:
         return out
     table, blocks = ablation[0], ARCHITECTURES[params["base"]["arch"]].LAYERS
@@ -125,7 +131,7 @@ def twins(grid):
     all-pre-trained cells at the top block and its baselines the heads' table's), so that
     reproduce runs each once."""
     def runs_as(e):
-        return json.dumps([e.overrides(), e.seeds], sort_keys=True)
+        return json.dumps([e.overrides(), e.seeds, e.objective], sort_keys=True)
     heads = {runs_as(e): e for e in grid if SHAPE[e.table] == 3}
     return {e.name: heads[runs_as(e)] for e in grid if SHAPE[e.table] == 1 and runs_as(e) in heads}
 

@@ -159,18 +159,24 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
         on_device = images if fits(images, budget) else 0  # as load_dataset places them
         on_device += cache if fits(cache, budget, on_device) else 0  # as run.cache_on_host does
         peak, host = max(peak, on_device), max(host, images + cache - on_device)
-    if params["base"]["checkpoint"] is None:
+    pretrained_here = [params] if params["base"]["checkpoint"] is None else []
+    pretrained_here += [load_params(profile, sets, objective=o) for o in params["reproduce"]["other_bases"]]
+    if pretrained_here:
         from ..experiments.pretrain import build_networks, optimisers, random_batches, step
-        pp = params["pretrain"]
-        nets = {k: v.to(device) for k, v in build_networks(pp["objective"], timer.channels, pp,
-                                                           params["base"]["leak"], 0).items()}
-        opts = optimisers(nets, pp)
-        x = random_batches(pp["objective"], pp, timer.channels, device)
-        update = timer.seconds(lambda: step(nets, opts, x, pp, pp["objective"]), 2)
-        done = runs.get(f"pretrain-{pp['objective']}", False)
-        stages = {"pre-training": {"runs": 1, "to_run": int(not done),
-                                   "least": 0.0 if done else update * pp["iterations"],
-                                   "most": 0.0 if done else update * pp["iterations"]}, **stages}
+        stage = {"runs": 0, "to_run": 0, "least": 0.0, "most": 0.0}
+        for own in pretrained_here:  # each pre-training: a timed update × its iterations
+            pp = own["pretrain"]
+            nets = {k: v.to(device) for k, v in build_networks(pp["objective"], timer.channels, pp,
+                                                               own["base"]["leak"], 0).items()}
+            opts = optimisers(nets, pp)
+            x = random_batches(pp["objective"], pp, timer.channels, device)
+            update = timer.seconds(lambda: step(nets, opts, x, pp, pp["objective"]), 2)
+            stage["runs"] += 1
+            if not runs.get(f"pretrain-{pp['objective']}", False):
+                stage["to_run"] += 1
+                stage["least"] += update * pp["iterations"]
+                stage["most"] += update * pp["iterations"]
+        stages = {"pre-training": stage, **stages}
     return {"device": str(device), "tflops": tflops, "stages": [{"stage": k, "runs": v["runs"], "to_run": v["to_run"],
                                                "least_min": v["least"] / 60, "most_min": v["most"] / 60}
                                               for k, v in stages.items()],

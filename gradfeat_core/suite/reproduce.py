@@ -274,12 +274,26 @@ def pretraining_run(params, common, overrides, executor, runs_dir):
                     dict(common, overrides=combine(overrides, own)), runs_dir)
 
 
+def other_pretrainings(params, common, overrides, executor, runs_dir, sets=()):
+    """The 01_pretrain run of each of reproduce.other_bases (its own objective's parameters)."""
+    return [pretraining_run(load_params(common["profile"], sets, objective=o),
+                            dict(common, objective=o), overrides, executor, runs_dir)
+            for o in params["reproduce"]["other_bases"]]
+
+
 def experiment_runs(params, common, overrides, runs_dir):
-    """(grid, twins, runs): one 02_heads run per experiment of the grid that no other repeats."""
+    """(grid, twins, runs): one 02_heads run per experiment of the grid that no other repeats;
+    one on another base network (reproduce.other_bases) runs as its objective, on its encoders."""
     grid = experiments(params)
     repeats = twins(grid)
-    runs = [make_run("02_heads", e.name, dict(common, overrides=overrides), runs_dir, e)
-            for e in grid if e.name not in repeats]
+    out = Path(params["out_dir"])
+
+    def parameters(e):
+        if not e.objective:
+            return dict(common, overrides=overrides)
+        return dict(common, objective=e.objective,
+                    overrides=combine(overrides, pretrained_encoders(out, e.objective)))
+    runs = [make_run("02_heads", e.name, parameters(e), runs_dir, e) for e in grid if e.name not in repeats]
     return grid, repeats, runs
 
 
@@ -311,11 +325,12 @@ def dry_run(profile, sets=(), objective=None, executor="local", log=print, tflop
     objective, out = params["pretrain"]["objective"], Path(params["out_dir"])
     common, keyed = dict(profile=profile, objective=objective), notebook_overrides(sets, out)
     done = {}
+    pre = other_pretrainings(params, common, keyed, executor, out / "runs", sets)
     if base_network(params)["source"] != "committed":
-        pre = pretraining_run(params, common, keyed, executor, out / "runs")
-        done[pre.name] = pre.result.is_file()
-        keyed = combine(keyed, pretrained_encoders(out, objective)) if done[pre.name] else None
-    if keyed is not None:  # the runs after pre-training are keyed by its encoder: none before it
+        pre.insert(0, pretraining_run(params, common, keyed, executor, out / "runs"))
+        keyed = combine(keyed, pretrained_encoders(out, objective))
+    done.update({r.name: r.result.is_file() for r in pre})
+    if all(done.values()):  # the runs after pre-training are keyed by its encoders: none before
         _, _, runs = experiment_runs(params, common, keyed, out / "runs")
         done.update({r.name: r.result.is_file() for r in runs})
     result = estimate(profile, sets, objective, done, tflops)
@@ -338,23 +353,25 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
     started = time.perf_counter()
 
     summaries, runs, entries, lin_path = [], [], [], None
-    pretrain_run, base = None, base_network(params)
+    base = base_network(params)
+    pretrainings = other_pretrainings(params, common, overrides, executor, runs_dir, sets)
     if base["source"] == "committed":
         log(f"pre-training: none, the profile's base network is the committed {base['path']} "
             "(sha256 checked); --set base.checkpoint=null pre-trains one from scratch instead")
     else:
-        pretrain_run = pretraining_run(params, common, overrides, executor, runs_dir)
-        stage = stage_executor(executor, params, "pretrain", runs_dir)
+        pretrainings.insert(0, pretraining_run(params, common, overrides, executor, runs_dir))
+        encoders = out / "pretrain" / objective
+        overrides = combine(overrides, pretrained_encoders(out, objective))
+        base = dict(base, path=str(encoders / "encoder.pt"), pretrain_json=str(encoders / "pretrain.json"))
+    stage = stage_executor(executor, params, "pretrain", runs_dir) if pretrainings else None
+    for pretrain_run in pretrainings:
         run_all([pretrain_run], timeout, log, "pre-training", stage)
         while (progress := in_progress(pretrain_run)) and not pretrain_run.result.is_file():
             log(f"pre-training: in progress ({progress}): starting it again, it resumes")
             run_all([pretrain_run], timeout, log, "pre-training", stage)
             if in_progress(pretrain_run) == progress:  # no update made: do not loop for ever
                 break
-        encoders = out / "pretrain" / objective
-        overrides = combine(overrides, pretrained_encoders(out, objective))
-        base = dict(base, path=str(encoders / "encoder.pt"), pretrain_json=str(encoders / "pretrain.json"))
-    if base["source"] == "committed" or pretrain_run.result.is_file():
+    if all(r.result.is_file() for r in pretrainings):
         base["sha256"] = file_sha256(base["path"])
         grid, repeats, runs = experiment_runs(params, common, overrides, runs_dir)
         if repeats:
