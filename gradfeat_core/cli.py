@@ -51,6 +51,13 @@ def publish(args):
           else f"base.checkpoint_sha256: {sha256}  ({args.to}/encoder.pt)")
 
 
+def import_weights(args):
+    from .experiments.weights import import_weights as run_import
+    sha256 = run_import(args.arch, args.out, args.source, args.format, args.dataset,
+                        bgr=not args.rgb)
+    print(f"base.checkpoint: {args.out}  base.checkpoint_sha256: {sha256}")
+
+
 def reproduce(args):
     from .suite.reproduce import ReportError, reproduce as run_reproduce
     if args.assume_tflops is not None and (not args.dry_run or args.assume_tflops <= 0):
@@ -110,6 +117,18 @@ def parser():
                      help="no encoder.pt: the record and quality curve of a pre-training tried and "
                           "not used, for base.compared")
     pub.set_defaults(func=publish)
+    w = sub.add_parser("import-weights", help="a published ResNet's weights as an encoder "
+                                              "checkpoint (torchvision's, or Goyal et al.'s Caffe2 "
+                                              "Jigsaw/supervised ResNet-50)")
+    w.add_argument("source", nargs="?", help="the weights file; none with --format torchvision: "
+                                             "download torchvision's ImageNet weights (needs a network)")
+    w.add_argument("--arch", required=True, help="resnet18, resnet50, ...")
+    w.add_argument("--format", default="torchvision", help="torchvision | caffe2 | caffe2-jigsaw")
+    w.add_argument("--out", required=True, help="the checkpoint to write, e.g. encoders/imagenet-resnet18/encoder.pt")
+    w.add_argument("--dataset", default="imagenet", help="what the weights were trained on (recorded)")
+    w.add_argument("--rgb", action="store_true", help="a Caffe2 file trained on RGB images (the "
+                                                      "default reverses conv1's BGR channels)")
+    w.set_defaults(func=import_weights)
     r = sub.add_parser("reproduce", help="pre-train, run every experiment through papermill, "
                                          "write results.csv and report.html")
     common(r)

@@ -47,20 +47,26 @@ class DataError(UserError):
     """A dataset is unknown, missing or corrupt; the message is one line."""
 
 
-class CifarUnpickler(pickle.Unpickler):
-    """Unpickles a CIFAR batch and nothing else ("Restricting Globals" in the pickle docs): the
-    only callables a genuine batch names are the ones that rebuild a numpy array, under numpy
-    1.x's module name (the official files) or 2.x's, and `_codecs.encode`, which protocol 2 uses
-    for bytes written by Python 3. Any other global (os.system, builtins.eval, ...) is refused
-    before it is looked up, so a tampered file cannot run code."""
+class ArrayUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, numbers and numpy arrays and nothing else ("Restricting
+    Globals" in the pickle docs): the only callables such a file names are the ones that rebuild
+    a numpy array, under numpy 1.x's module name or 2.x's, and `_codecs.encode`, which protocol 2
+    uses for bytes written by Python 3. Any other global (os.system, builtins.eval, ...) is
+    refused before it is looked up, so a tampered file cannot run code. WHAT names the file."""
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+    WHAT = "this file"
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refused {module}.{name}: a CIFAR batch holds only "
+            raise pickle.UnpicklingError(f"refused {module}.{name}: {self.WHAT} holds only "
                                          "arrays, lists and strings, and this could run code")
         return super().find_class(module, name)
+
+
+class CifarUnpickler(ArrayUnpickler):
+    """A CIFAR batch (the official files: numpy 1.x's names)."""
+    WHAT = "a CIFAR batch"
 
 
 @dataclass

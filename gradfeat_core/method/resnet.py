@@ -92,6 +92,53 @@ def block_names(arch, layers):
     return f"block{first}" if first == last else f"block{first}-{last}"
 
 
+# Caffe2's ResNet blob names (Goyal et al. 2019's fair_self_supervision_benchmark, Detectron) in
+# torchvision's: the stem, then res<stage>_<block>_branch{2a,2b,2c: the main convs; 1: the
+# shortcut}, each conv's batch norm <name>_bn_{s scale, b bias, rm running mean, riv running var}.
+CAFFE2_CONV = {"branch2a": "conv1", "branch2b": "conv2", "branch2c": "conv3", "branch1": "downsample.0"}
+CAFFE2_BN = {"branch2a": "bn1", "branch2b": "bn2", "branch2c": "bn3", "branch1": "downsample.1"}
+CAFFE2_STAT = {"s": "weight", "b": "bias", "rm": "running_mean", "riv": "running_var"}
+CAFFE2_BLOB = re.compile(r"res(\d)_(\d+)_(branch2a|branch2b|branch2c|branch1)(_bn)?_(w|s|b|rm|riv)")
+CAFFE2_TOWER = re.compile(r"_s(\d)_")  # a Jigsaw network's siamese towers: _s0_ … _s8_
+
+
+def from_caffe2(blobs, jigsaw=False, bgr=True):
+    """A torchvision ResNet state dict from a Caffe2 ResNet's blobs {name: numpy array}: the
+    trunk only (the classifier, optimiser momenta, lr and iteration blobs left out). jigsaw: the
+    blobs of a Jigsaw network's siamese towers, whose first (_s0_) holds the shared weights and
+    its own batch norm: it is kept, the other towers left out. bgr: conv1 was trained on BGR
+    images (Caffe2 decodes with OpenCV): its input channels are reversed for RGB ones. A blob of
+    the trunk that no rule names is a one-line ValueError."""
+    out = {}
+    for name, value in blobs.items():
+        if jigsaw:
+            tower = CAFFE2_TOWER.search(name)
+            if tower and tower[1] != "0":
+                continue
+            name = CAFFE2_TOWER.sub("_", name, count=1)
+        if name.endswith("_momentum") or not (name.startswith("res") or name.startswith("conv1")):
+            continue  # the classifier (pred, fc), lr, model_iter
+        tensor = torch.as_tensor(value.copy() if hasattr(value, "copy") else value)
+        if name == "conv1_w":
+            out["conv1.weight"] = tensor.flip(1) if bgr and tensor.shape[1] == 3 else tensor
+        elif name.startswith("res_conv1_bn_") and name[13:] in CAFFE2_STAT:
+            out[f"bn1.{CAFFE2_STAT[name[13:]]}"] = tensor
+        elif m := CAFFE2_BLOB.fullmatch(name):
+            stage, block, branch, bn, kind = m.groups()
+            prefix = f"layer{int(stage) - 1}.{block}."
+            if bn:
+                out[prefix + f"{CAFFE2_BN[branch]}.{CAFFE2_STAT[kind]}"] = tensor
+            elif kind == "w":
+                out[prefix + f"{CAFFE2_CONV[branch]}.weight"] = tensor
+            else:
+                raise ValueError(f"Caffe2 blob {name!r}: a convolution has no {kind!r} here")
+        else:
+            raise ValueError(f"Caffe2 blob {name!r} is not one of a ResNet trunk's")
+    for key in [k for k in out if k.endswith("running_var")]:  # what torchvision's state dict has too
+        out[key[:-len("running_var")] + "num_batches_tracked"] = torch.tensor(0)
+    return out
+
+
 def _channels(state_dict):
     weight = state_dict.get("conv1.weight")
     return weight.shape[1] if weight is not None and weight.dim() == 4 else 3
