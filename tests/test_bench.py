@@ -131,13 +131,22 @@ def test_evaluation_per_sample_gradients_and_pretraining_report_what_they_ran(ru
 def test_every_registered_base_network_is_timed_at_its_top_block_beside_its_flops(run):
     data, printed, _ = run
     images = TINY["architecture_times"]["images"]
-    heads = ("grad", "full", "finetune", f"frozen part, {images} images")
+    heads = ("grad", "full", "finetune", bench.FLOOR, f"frozen part, {images} images")
     tops = [(arch, cls.BENCH_LAYERS[0]) for arch, cls in ARCHITECTURES.items()]
-    assert {"ali", "vae"} <= set(ARCHITECTURES)
-    assert [(r["arch"], r["layers"], r["what"]) for r in data["architectures"]] == \
-        [(a, l, h) for a, l in tops for h in heads]
-    assert all(set(r) == {"arch", "layers", "what", "ms"} and r["ms"] > 0 for r in data["architectures"])
-    assert f"each base network at its top block, batch {BATCH}, cached (ms):" in printed
+    assert {"ali", "vae", "resnet18", "resnet50"} <= set(ARCHITECTURES)
+    rows = data["architectures"]
+    assert [(r["arch"], r["layers"], r["what"]) for r in rows] == [(a, l, h) for a, l in tops for h in heads]
+    assert all(r["ms"] > 0 for r in rows)
+    ms = {(r["arch"], r["what"]): r["ms"] for r in rows}
+    for r in rows:  # each step's ratios are its time over fine-tuning's and the floor's, as printed
+        if r["what"] in ("grad", "full", "finetune"):
+            # (from the unrounded times; the rows' ms are rounded to 0.01 ms)
+            assert r["ratio_to_finetune"] == pytest.approx(r["ms"] / ms[r["arch"], "finetune"], rel=0.05)
+            assert r["ratio_to_floor"] == pytest.approx(r["ms"] / ms[r["arch"], bench.FLOOR], rel=0.05)
+            assert f"{r['what']:26} {r['ms']:9.2f}  ÷ finetune {r['ratio_to_finetune']:5.2f}" in printed
+        else:
+            assert set(r) == {"arch", "layers", "what", "ms"}
+    assert f"each base network at its top block, batch {BATCH}, cached (ms;" in printed
     flops = data["flops"]
     assert [(a, f["layers"]) for a, f in flops.items()] == tops
     for arch, f in flops.items():  # θ2 and the blocks below it add up to the whole network

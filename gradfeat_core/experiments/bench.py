@@ -187,11 +187,16 @@ def per_sample_gradients(device, n=8, spec="conv5"):
             "w2_bytes_shared_by_all_samples": 4 * sum(p.numel() for p in theta2.values())}
 
 
+FLOOR = "θ2 forward (floor)"
+
+
 def architecture_times(device, batch, repeats, images=1000):
     """Every registered base network at the top of its BENCH_LAYERS, timed in turn: ms per step
-    of grad, full and fine-tuning (cached), and ms to compute the frozen part (everything below
-    θ2) of `images` images, the cache a run builds once per data set. Returns those rows and,
-    per network, the forward FLOPs per image of θ2 and of the blocks below it."""
+    of grad, full and fine-tuning (cached), their floor (one forward pass of θ2 over the batch,
+    without gradients: less than any step can do), and ms to compute the frozen part
+    (everything below θ2) of `images` images, the cache a run builds once per data set. Returns
+    those rows, each step's with its ratio to fine-tuning's and to the floor, and, per network,
+    the forward FLOPs per image of θ2 and of the blocks below it."""
     steps, flops = {}, {}
     idx = torch.arange(batch)
     for arch in ARCHITECTURES:
@@ -200,15 +205,23 @@ def architecture_times(device, batch, repeats, images=1000):
         for head in ("grad", "full", "finetune"):
             steps[arch, spec, head] = step_fn(head, spec, net, omega, True, x, y, idx)
         theta2 = parse_layers(spec, net.LAYERS)
-        bottom = split(net, theta2)[0]
+        bottom, top = split(net, theta2)
+        z = bottom(x[:batch])
+        steps[arch, spec, FLOOR] = torch.no_grad()(functools.partial(top, z))
         steps[arch, spec, f"frozen part, {images} images"] = functools.partial(in_batches, bottom,
                                                                              x[:images], 1000)
         per_block = net.flops()
         flops[arch] = {"layers": spec, "theta2_flops": sum(per_block[b] for b in theta2),
                        "below_flops": sum(per_block[b] for b in bottom._modules)}
     ms = interleaved(steps, repeats, device)
-    return [{"arch": arch, "layers": spec, "what": what, "ms": round(1000 * t, 2)}
-            for (arch, spec, what), t in ms.items()], flops
+    rows = []
+    for (arch, spec, what), t in ms.items():
+        row = {"arch": arch, "layers": spec, "what": what, "ms": round(1000 * t, 2)}
+        if what in ("grad", "full", "finetune"):
+            row.update(ratio_to_finetune=round(t / ms[arch, spec, "finetune"], 2),
+                       ratio_to_floor=round(t / ms[arch, spec, FLOOR], 2))
+        rows.append(row)
+    return rows, flops
 
 
 def pretrain_speed(device, repeats=3, batch=None):
@@ -267,9 +280,12 @@ def main(argv=None):
     pretraining = pretrain_speed(device)
     print("pre-training, iterations/s:", pretraining)
     archs, flops = architecture_times(device, args.batch, args.repeats)
-    print(f"each base network at its top block, batch {args.batch}, cached (ms):")
+    print(f"each base network at its top block, batch {args.batch}, cached (ms; ratios measured "
+          "in turn in this run):")
     for r in archs:
-        print(f"  {r['arch']:4} {r['layers']:6} {r['what']:26} {r['ms']:9.2f}")
+        ratios = (f"  ÷ finetune {r['ratio_to_finetune']:5.2f}  ÷ floor {r['ratio_to_floor']:6.2f}"
+                  if "ratio_to_floor" in r else "")
+        print(f"  {r['arch']:8} {r['layers']:9} {r['what']:26} {r['ms']:9.2f}{ratios}")
     print("forward MFLOPs per image:")
     for arch, f in flops.items():
         print(f"  {arch:4} {f['layers']:6} θ2 {f['theta2_flops'] / 1e6:9.2f}   below θ2 "
