@@ -24,7 +24,8 @@ from .data import TRANSFER_TARGETS, load_data
 from .memory import HostResident, device_budget, fits, gib, nbytes
 from .metrics import map_pseudo_values, mean_average_precision
 from .params import digest
-from .results import RunResult, environment, file_sha256, pack_correct, pack_values, write_json
+from .results import (RESULTS_VERSION, RunResult, environment, file_sha256, pack_correct, pack_values,
+                      write_json)
 from .train import (FrozenInputs, Of, Subset, frozen_values, pick_device, predict, score,
                     seed_everything, train, validation_split)
 
@@ -296,15 +297,38 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
         validation_seconds=training.validation_seconds,
         tangent=None if head == "actv" else "jvp" if model.layers is None else "fast",
         params=params, environment=environment(device))
-    run_id = f"{head}-{model_p['layers']}-{digest(params)}"
+    out = result_path(params)
     omega_file = omega_path(params["seed"], data, base, train_p, checkpoints(params))
-    result.checkpoint = str(save_head(head, model, run_id, data, checkpoints(params), omega_file))
-    out = Path(params["out_dir"]) / "train-head" / f"{run_id}.json"
+    result.checkpoint = str(save_head(head, model, out.stem, data, checkpoints(params), omega_file))
     result.path = str(out)
     write_json(out, result.as_dict())
     log(f"{head} {model_p['layers']} on {data.name}: test {result.metric} "
         f"{result.accuracy if result.metric == 'accuracy' else result.mean_ap:.4f} ({out})")
     return result
+
+
+def result_path(params):
+    """Where run_head writes the RunResult of `params`: out_dir/train-head/<head>-<layers>-<digest>.json."""
+    model = params["model"]
+    return Path(params["out_dir"]) / "train-head" / f"{model['head']}-{model['layers']}-{digest(params)}.json"
+
+
+SCHEDULING = ("profile", "reproduce")  # parameters that name a run or schedule it: no number of its
+
+
+def finished_result(params):
+    """A RunResult run_head wrote under this results version for the same parameters (its
+    scheduling ones aside: a key added to reproduce since keeps it), or None: what lets work
+    made of many runs (the feature-quality probes) resume."""
+    def deciding(p):
+        return {k: v for k, v in p.items() if k not in SCHEDULING}
+    model = params["model"]
+    for path in sorted(result_path(params).parent.glob(f"{model['head']}-{model['layers']}-*.json")):
+        result = RunResult.read(path)
+        if (result.environment.get("results_version") == RESULTS_VERSION
+                and deciding(result.params) == deciding(params)):
+            return result
+    return None
 
 
 def test_scores(logits, labels):

@@ -40,21 +40,24 @@ def snapshots(pretrain_dir):
 def probe(params, checkpoint, out_dir, encoder="pretrained", head="actv"):
     """The RunResult of Table 3's `head` at the top layer, under Table 3's protocol, on
     `checkpoint` (encoder = random: on the random encoder, `checkpoint` then names its file or
-    is None for base.random_seed's)."""
-    from ..experiments.run import run_head
+    is None for base.random_seed's): the one a previous call wrote for the same parameters, or
+    trained now."""
+    from ..experiments.run import finished_result, run_head
     key = "random_checkpoint" if encoder == "random" else "checkpoint"
     cell = Experiment("probe", 3, head, table3_layers(params), encoder=encoder,
                       protocol=params["reproduce"]["table3"])
     where = {"base": {key: str(checkpoint) if checkpoint else None, "checkpoint_sha256": None},
              "out_dir": str(out_dir)}
-    return run_head(merge(cell.params(params), where, "probe"), log=lambda msg: None)
+    probe_params = merge(cell.params(params), where, "probe")
+    return finished_result(probe_params) or run_head(probe_params, log=lambda msg: None)
 
 
 def quality_curve(profile, sets=(), objective=None, log=print, overrides=None):
     """Probe every snapshot of the pre-training run of `profile` (and the random encoder) with
     each head of pretrain.quality_heads; returns the frame written to <pretrain dir>/quality.csv.
-    Every probe is trained anew (60-150 s each on Fashion-MNIST here at conv5). sets: --set
-    strings; overrides: a nested mapping (a notebook's)."""
+    A probe already trained with the same parameters (an interrupted call's) is read back, the
+    others trained (60-150 s each on Fashion-MNIST here at conv5; minutes at the VAE's conv8).
+    sets: --set strings; overrides: a nested mapping (a notebook's)."""
     params = load_params(profile, sets, objective=objective, overrides=overrides)
     objective = params["pretrain"]["objective"]
     pretrain_dir = Path(params["out_dir"]) / "pretrain" / objective
