@@ -388,3 +388,21 @@ def test_a_multilabel_head_trains_and_reports_map(tmp_path, head):
     assert unpack_values(result.test_jackknife) == pytest.approx(100 * map_pseudo_values(scores, labels),
                                                                  abs=1e-4)
     assert all(0 <= v <= 1 for _, v in result.validation_curve)
+
+
+def test_a_finished_run_is_found_again_by_its_parameters_and_results_version(tmp_path):
+    """What lets the feature-quality probes resume (run.finished_result): the result run_head
+    wrote for the same parameters is read back; a parameter that decides a number, or another
+    results version, is another run; how reproduce schedules it (reproduce.*) is not."""
+    import json
+    from gradfeat_core.experiments.run import finished_result
+    params = quick(tmp_path, "model.head=actv", "train.actv.iterations=5")
+    result = run_head(params)
+    assert finished_result(params).path == result.path
+    assert finished_result(quick(tmp_path, "model.head=actv", "train.actv.iterations=5",
+                                 "reproduce.timeout=7")).accuracy == result.accuracy
+    assert finished_result(quick(tmp_path, "model.head=actv", "train.actv.iterations=6")) is None
+    record = json.loads(open(result.path).read())
+    record["environment"]["results_version"] -= 1
+    open(result.path, "w").write(json.dumps(record))
+    assert finished_result(params) is None
