@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REPORTS = ["fashion-mnist"]  # the VAE report joins when it is regenerated (issue 25)
+REPORTS = ["fashion-mnist", "fashion-mnist-vae"]
 
 
 def cells_of(table):
