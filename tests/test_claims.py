@@ -407,3 +407,25 @@ def test_c1_to_c7_judge_the_first_base_network_and_leave_the_others_to_c8():
     both = by_claim(c8_paper_frame("voc07"))          # ImageNet ResNet18's rows first, then Jigsaw's
     alone = by_claim(paper_frame("voc07", base="imagenet-resnet18"))
     assert both[["verdict", "effect"]].equals(alone[["verdict", "effect"]])
+
+
+def test_a_share_whose_whole_is_zero_on_a_seed_is_undefined_not_infinite():
+    """Fine-tuning that kept its start on one seed equals actv there: C1's share has no value
+    (seen in the VAE report), so C1 is inconclusive and says why, without inf or NaN."""
+    import warnings
+    same = dict(GOOD, finetune=[79.5, 79.6, GOOD["actv"][2]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by zero
+        v = by_claim(table3(**same))
+    assert v.loc["C1", "verdict"] == INCONCLUSIVE
+    assert "undefined: the denominator is 0 on seed 2" in v.loc["C1", "effect"]
+    assert "nan" not in v.loc["C1", "effect"] and "inf" not in v.loc["C1", "effect"]
+
+
+def test_c7_is_inconclusive_when_the_fine_tuned_network_did_not_move():
+    """A fine-tuned run that kept θ̄2 leaves nothing to expand (every gap and the JVP error 0):
+    C7 is inconclusive, not 'does not hold' on an order of 0."""
+    lin = {"jvp_relative_error": 0.0, "agreement_full_finetune": 0.8,
+           "taylor": [{"eps": e, "gap": 0.0} for e in (0.25, 0.5, 1.0)]}
+    v = by_claim(table3(**GOOD), lin)
+    assert v.loc["C7", "verdict"] == INCONCLUSIVE and "nothing to expand" in v.loc["C7", "effect"]

@@ -237,6 +237,12 @@ def c7(lin, frame=None, previous=False):
         return [Comparison(exact, C7_MAX_JVP_ERROR, above=False),
                 Comparison(square, C7_MIN_SHRINK, above=True),
                 Comparison(agree, C7_MIN_AGREEMENT, above=True)]
+    if not any(g > 0 for g in gaps.values()):  # Δ = 0: the fine-tuned run kept θ̄2, its start
+        nothing = "nothing to expand: the fine-tuned θ2 is θ̄2 (its run kept its start)"
+        return [Comparison(Effect("JVP relative error", problem=nothing, unit=""), C7_MAX_JVP_ERROR,
+                           above=False),
+                Comparison(Effect("order of the Taylor remainder (slope of log gap against log ε)",
+                                  problem=nothing, unit=""), C7_MIN_ORDER, above=True)]
     eps = sorted(e for e, g in gaps.items() if e > 0 and g > 0)
     order = float(np.polyfit(np.log(eps), np.log([gaps[e] for e in eps]), 1)[0]) if len(eps) > 1 else 0.0
     square = Effect("order of the Taylor remainder (slope of log gap against log ε)", *[order] * 3, unit="")

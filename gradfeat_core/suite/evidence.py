@@ -233,6 +233,9 @@ def share(frame, label, part, whole):
     if table is None:
         return problem and Effect(label, problem=problem, unit="share")
     values = table[cells].to_numpy()
+    if not assumed and (zero := table.index[values @ b == 0]).size:
+        return Effect(label, problem=f"undefined: the denominator is 0 on seed {', '.join(map(str, zero))}",
+                      unit="share", seeds=len(table))
     if not assumed:
         units, images = per_image(frame, cells, table.index)
         linearised = None

@@ -6,7 +6,8 @@ from ..experiments.params import PARAMS_DIR
 
 def paper_numbers(path=None):
     """[{table, row, column, value, ...tags}]: one record per printed number (nulls skipped)."""
-    tables = yaml.safe_load(open(path or PARAMS_DIR / "paper.yaml"))
+    with open(path or PARAMS_DIR / "paper.yaml") as fh:
+        tables = yaml.safe_load(fh)
     records = []
     for table, spec in tables.items():
         number = int(table.removeprefix("table"))

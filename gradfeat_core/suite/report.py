@@ -288,7 +288,10 @@ def stand_in(params):
     prediction (…)'): what Tables 1 and 3 ran on."""
     dataset, objective = params["data"]["dataset"], OBJECTIVES[params["pretrain"]["objective"]]
     paper = dataset in PAPER_DATASETS and objective.paper is not None
-    return paper, f"{dataset}, {objective.label.split(',')[0]}"
+    name = objective.label.split(",")[0]
+    if name.count("(") > name.count(")"):  # a comma inside the parenthesis: drop the parenthesis
+        name = name.split(" (")[0]
+    return paper, f"{dataset}, {name}"
 
 
 def coverage(params, frame, claims):
