@@ -19,7 +19,7 @@ from ..experiments.data import data_files
 from ..experiments.params import ParamError, assignments, combine, digest, load_params
 from ..experiments.progress import tqdm
 from ..experiments.results import RESULTS_VERSION, ROOT, file_sha256, write_json
-from ..experiments.run import schedules_read
+from ..experiments.run import SCHEDULING, schedules_read
 from . import cluster
 from .grid import Experiment, experiments, resolve, table3_layers, tables, twins
 from .results import load_summaries, results_frame
@@ -61,7 +61,7 @@ class Run:
 
 # Resolved parameters that decide no number of a run: names, where files go, how reproduce
 # schedules it, what the report sets beside it, a check of a file that is hashed anyway.
-NOT_DECISIVE = ("profile", "out_dir", "reproduce", "base.compared", "base.checkpoint_sha256",
+NOT_DECISIVE = (*SCHEDULING, "out_dir", "base.compared", "base.checkpoint_sha256",
                 "pretrain.max_minutes")
 LABELS = ("profile", "objective", "overrides", "experiment")  # papermill parameters that are
 # resolved into its parameters (an experiment's seeds excepted) or only name it
