@@ -10,7 +10,6 @@ the architecture, the data set it was trained on, where it came from. These netw
 trained on ImageNet-normalised RGB images (per-channel mean and standard deviation): feeding them
 other pixels is the data pipeline's concern, not the checkpoint's (its pixel_range says [0, 1]).
 """
-from pathlib import Path
 
 import torch
 
