@@ -424,16 +424,19 @@ def test_mosaics_tile_every_image_once_and_label_what_they_show():
 def test_fashion_standin_source_and_mosaic_from_the_idx_files(tmp_path):
     xtr, ytr, xte, yte = write_fashion(tmp_path, n_train=40, n_test=12)
     src = load_dataset("fashion-source", root=tmp_path)
-    assert src.num_classes == 7 and src.x_train.shape[1:] == (1, 32, 32)
+    assert src.num_classes == 7 and src.x_train.shape[1:] == (1, 16, 16)
+    full = load_dataset("fashion-mnist", root=tmp_path)  # each source image: a 2×2 mean of one of its
+    halved = torch.nn.functional.avg_pool2d(full.x_train, 2)
+    assert all((halved - im).abs().amax((1, 2, 3)).min() <= 0.5 / 255 + 1e-6 for im in src.x_train)
     assert src.y_train.max() < 7 and src.y_test.max() < 7 and len(src.x_train) <= 20
     assert len(src.y_test) == int((yte < 7).sum())
     mos = load_dataset("fashion-mosaic", root=tmp_path)
-    assert mos.x_train.shape[1:] == (1, 64, 64) and mos.y_train.shape[1] == 10 and mos.num_classes == 10
+    assert mos.x_train.shape[1:] == (1, 32, 32) and mos.y_train.shape[1] == 10 and mos.num_classes == 10
     assert mos.y_train.dim() == 2 and set(mos.y_test.unique().tolist()) <= {0, 1}
     # the source's training images and the mosaics' are the two halves of the training set
     src_images = {bytes(im) for im in (src.x_train * 255).round().byte().numpy()}
     tiles = {bytes(t) for m in (mos.x_train * 255).round().byte().numpy()
-             for t in (m[:, r:r + 32, q:q + 32] for r in (0, 32) for q in (0, 32)) if t.any()}
+             for t in (m[:, r:r + 16, q:q + 16] for r in (0, 16) for q in (0, 16)) if t.any()}
     assert tiles and not tiles & src_images
 
 

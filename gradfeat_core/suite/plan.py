@@ -23,7 +23,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..experiments import bench
-from ..experiments.data import SIZES
+from ..experiments.data import DATASETS, SIZES
 from ..experiments.memory import device_budget, fits
 from ..experiments.params import load_params
 from ..experiments.run import cache_bytes, frozen_part
@@ -169,7 +169,9 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
             nets = {k: v.to(device) for k, v in build_networks(pp["objective"], timer.channels, pp,
                                                                own["base"]["leak"], 0).items()}
             opts = optimisers(nets, pp)
-            x = random_batches(pp["objective"], pp, timer.channels, device)
+            source = {**own["data"], **own["reproduce"]["pretrain"].get("data", {})}  # its data set's
+            x = random_batches(pp["objective"], pp, timer.channels, device,
+                               size=image_counts({"data": source})[3], classes=DATASETS[source["dataset"]])
             update = timer.seconds(lambda: step(nets, opts, x, pp, pp["objective"]), 2)
             stage["runs"] += 1
             if not runs.get(f"pretrain-{pp['objective']}", False):
