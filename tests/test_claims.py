@@ -310,7 +310,8 @@ def test_coverage_names_every_table_and_claim_and_what_they_ran_on():
         for item in ("Table 1", "Table 2", "Table 4", "C3", "C4", "C7", "C8"):
             assert row.loc[item, "covered"] == NOT_COVERED and row.loc[item, "notes"], item
         assert row.loc["C1", "covered"] == status and row.loc["C1", "notes"] == "Table 3: holds"
-        assert "ImageNet ResNet" in row.loc["Table 2", "notes"]
+        assert "PROFILE=fashion-mosaic (a stand-in" in row.loc["Table 2", "notes"]
+        assert "ResNet weights" in row.loc["Table 2", "notes"]
     assert "make reproduce PROFILE=cifar10" in row.loc["Table 3", "notes"]  # how to cover it
 
 
@@ -322,9 +323,11 @@ def test_the_conclusion_says_what_ran_on_what_and_what_held():
     said = conclusion(load_params("fashion-mnist"), pd.concat([frame, twin]), verdicts(frame))
     assert said[0].startswith("12 runs of the paper's Tables 3 and 1 on fashion-mnist with a base "
                               "network pre-trained by rotation prediction, a stand-in")
-    assert said[1].startswith("Of the claims C1–C7: C1, C2, C5, C6 hold; C3, C4, C7 were not run. "
+    assert said[1].startswith("Of the claims C1–C8: C1, C2, C5, C6 hold; C3, C4, C7, C8 were not run. "
                               "C3 needs Table 1's all-pre-trained and random-θ1/θ2 rows")
-    assert len(said) == 3 and "Tables 2 and 4" in said[2] and "C8" in said[2]
+    assert len(said) == 3 and said[2].startswith("Tables 2 and 4 (ImageNet ResNets → VOC07/COCO2014 mAP) and "
+                                                 "claim C8 are not covered by this profile: make reproduce "
+                                                 "PROFILE=fashion-mosaic runs them on a stand-in")
     # a random-encoder reference barely below the pre-trained encoder, a run not converged
     random = frame[frame["head"] == "actv"].assign(base="random", accuracy=lambda f: f.accuracy - 1.0,
                                                    notebook=lambda f: "random-" + f.notebook)
@@ -406,7 +409,8 @@ def test_c1_to_c7_judge_the_first_base_network_and_leave_the_others_to_c8():
     from gradfeat_core.suite.claims import c8_paper_frame
     both = by_claim(c8_paper_frame("voc07"))          # ImageNet ResNet18's rows first, then Jigsaw's
     alone = by_claim(paper_frame("voc07", base="imagenet-resnet18"))
-    assert both[["verdict", "effect"]].equals(alone[["verdict", "effect"]])
+    assert both[["verdict", "effect"]].drop("C8").equals(alone[["verdict", "effect"]].drop("C8"))
+    assert (both.loc["C8", "verdict"], alone.loc["C8", "verdict"]) == (HOLDS, NOT_RUN)
 
 
 def test_a_share_whose_whole_is_zero_on_a_seed_is_undefined_not_infinite():
@@ -429,3 +433,46 @@ def test_c7_is_inconclusive_when_the_fine_tuned_network_did_not_move():
            "taylor": [{"eps": e, "gap": 0.0} for e in (0.25, 0.5, 1.0)]}
     v = by_claim(table3(**GOOD), lin)
     assert v.loc["C7", "verdict"] == INCONCLUSIVE and "nothing to expand" in v.loc["C7", "effect"]
+
+
+def stand_in_frame():
+    """A frame as the stand-in's runs give it (fashion-mosaic; supervised and rotation-resnet18
+    base networks; Tables 4 and 2 in mAP, 3 seeds): the paper's VOC07 numbers ± 0.1."""
+    from gradfeat_core.suite.claims import c8_paper_frame
+    paper = c8_paper_frame("voc07").drop(columns="accuracy_sd")
+    paper["base"] = paper["base"].map({"imagenet-resnet18": "supervised", "jigsaw-resnet50": "rotation-resnet18"})
+    paper["layers"] = paper["layers"].replace({"block16": "block8"})  # both ResNet18s here
+    seeds = [paper.assign(seed=s, mean_ap=paper.mean_ap + d, dataset="fashion-mosaic", batch_size=64,
+                          ms_per_step=10.0 + d)
+             for s, d in enumerate((-0.1, 0.0, 0.1))]
+    return pd.concat(seeds, ignore_index=True)
+
+
+def test_the_report_on_the_stand_in_covers_tables_2_and_4_and_judges_c8():
+    """On a ResNet frame the first screen covers Tables 2 and 4 on a stand-in (naming it), sends a
+    reader to another profile for Tables 1 and 3, judges C1-C5 on the profile's own base network
+    and C8 on both, with the paper's C8 effects (VOC07 and COCO2014) beside ours by role."""
+    from gradfeat_core.experiments.params import load_params
+    from gradfeat_core.suite.report import NOT_COVERED, STAND_IN, conclusion, coverage
+    frame = stand_in_frame()
+    v = by_claim(frame)
+    assert v.loc["C8", "verdict"] == HOLDS and v.loc["C8", "comparison"].startswith(("close", "distant"))
+    assert "voc07: " in v.loc["C8", "paper_effect"] and "coco2014: " in v.loc["C8", "paper_effect"]
+    assert v.loc["C8", "paper_verdict"] == "voc07 holds, coco2014 holds"
+    assert v.loc["C2", "verdict"] == HOLDS and "voc07" in v.loc["C2", "paper_effect"]
+    params = load_params("fashion-mosaic")
+    cov = coverage(params, frame, verdicts(frame))
+    row = cov.set_index(cov["item"].str.split(":").str[0])
+    for table in ("Table 2", "Table 4", "C8", "C2"):
+        assert row.loc[table, "covered"] == STAND_IN and row.loc[table, "on"].startswith("fashion-mosaic, supervised")
+    for table in ("Table 1", "Table 3"):
+        assert row.loc[table, "covered"] == NOT_COVERED and "PROFILE=fashion-mnist" in row.loc[table, "notes"]
+    assert row.loc["C8", "notes"] == "Table 4: holds" and row.loc["C3", "notes"].startswith("Table 2")
+    said = conclusion(params, frame, verdicts(frame))
+    assert "stand-ins for the paper's ImageNet and Jigsaw ResNets on VOC07 and COCO2014" in said[0]
+    assert "3 seeds per Table 4 cell" in said[0]
+    assert said[-1].startswith("Tables 1 and 3 (BiGAN and VAE encoders on CIFAR and SVHN) are not covered "
+                               "by this profile: make reproduce PROFILE=fashion-mnist")
+    lags = frame.copy()  # the close network's full model below fine-tuning: C8 fails
+    lags.loc[(lags["base"] == "supervised") & (lags["head"] == "full") & (lags.table == 4), "mean_ap"] -= 3
+    assert by_claim(lags).loc["C8", "verdict"] == FAILS

@@ -146,6 +146,14 @@ def test_paper_value():
     assert paper_value(1, "cifar10", "full", "conv4-5", "random", "pretrained", "random") == (63.10, "cifar10")
     assert paper_value(1, "cifar10", "finetune", "conv3-5") == (74.30, "cifar10")
     assert paper_value(3, "cifar10", "grad", "conv4-5") == (None, None)
+    # Tables 2 and 4: VOC07's column beside a stand-in; Table 4's row is the paper's base network
+    # that ours stands in for; Table 2's blocks in our names (layer4.0-1 → block7-8)
+    assert paper_value(4, "fashion-mosaic", "full", "block8", base="supervised") == (84.95, "voc07")
+    assert paper_value(4, "coco2014", "full", "block8", base="rotation-resnet18") == (45.62, "coco2014")
+    assert paper_value(4, "fashion-mosaic", "full", "block8", base="random") == (None, None)
+    assert paper_value(2, "fashion-mosaic", "grad", "block8", "random", "random", "random") == (15.63, "voc07")
+    assert paper_value(2, "fashion-mosaic", "full", "block7-8") == (83.40, "voc07")
+    assert paper_value(2, "fashion-mosaic", "finetune", "block7-8") == (82.50, "voc07")
 
 
 # --- results and verdicts -----------------------------------------------------------------

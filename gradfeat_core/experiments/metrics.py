@@ -62,7 +62,10 @@ def mean_average_precision(scores, labels, definition="area", ignore=None):
     return float(np.nanmean(per_class)) if np.isfinite(per_class).any() else float("nan"), per_class
 
 
-def jackknife_groups(n, groups=50, seed=0):
+JACKKNIFE_GROUPS = 50  # groups of test images a multi-label run's mAP pseudo-values are over
+
+
+def jackknife_groups(n, groups=JACKKNIFE_GROUPS, seed=0):
     """The group of each of n test images (an (n,) int array): a seeded random partition into
     `groups` groups of equal size (±1), the same for every run on the same test set, so that
     two runs' pseudo-values pair group by group."""
@@ -87,7 +90,7 @@ def pseudo_values(statistic, group):
                      for g in labels])
 
 
-def map_pseudo_values(scores, labels, definition="area", ignore=None, groups=50, seed=0):
+def map_pseudo_values(scores, labels, definition="area", ignore=None, groups=JACKKNIFE_GROUPS, seed=0):
     """Jackknife pseudo-values of mAP (mean_average_precision's first value) over `groups`
     groups of test images (jackknife_groups): what a multi-label run records of its test sample
     for the interval of an effect (suite/evidence.py)."""

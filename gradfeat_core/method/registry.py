@@ -49,6 +49,8 @@ class Objective:
     critic_batches: bool = False      # one batch per critic step (pretrain.critic_steps) an update
     ylabel: str = "loss"
     paper: str | None = None          # the paper's base network it makes (bigan, vae); None: not one
+    stands_for: str | None = None     # the paper's base network whose role it plays on a stand-in
+                                      # (imagenet-resnet18, jigsaw-resnet50: Table 4)
     log_scale: bool = False           # its loss curve on a log axis
     labelled: bool = False            # trains on labels: each batch is (images, class indices) and
                                       # build takes the data set's number of classes

@@ -63,4 +63,5 @@ register(Objective(
     "self-supervised Jigsaw ResNet50)", "resnet18",
     {"loss": "rotation cross-entropy", "accuracy": "rotation accuracy"},
     build=lambda c, p, leak, seed: build_rotnet(c, leak, seed, "resnet18"),
-    update=one_loss(lambda nets, x, p: rotation_loss(nets, x)), ylabel="loss / accuracy"))
+    update=one_loss(lambda nets, x, p: rotation_loss(nets, x)), ylabel="loss / accuracy",
+    stands_for="jigsaw-resnet50"))

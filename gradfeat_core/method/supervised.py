@@ -45,4 +45,4 @@ register(Objective(
     "torchvision's ImageNet ResNet18)", "resnet18",
     {"loss": "cross-entropy", "accuracy": "training accuracy"},
     build=build("resnet18"), update=one_loss(lambda nets, batch, p: classification_loss(nets, batch)),
-    ylabel="loss / accuracy", labelled=True))
+    ylabel="loss / accuracy", labelled=True, stands_for="imagenet-resnet18"))

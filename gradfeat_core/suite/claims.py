@@ -21,7 +21,7 @@ from .evidence import (FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, PRETRAINED, Cell,  #
                        Comparison, Effect, combine, contrast, converged, ratio, share)
 from ..method.registry import ARCHITECTURES
 from ..method.resnet import block_names
-from .grid import PAPER_DATASETS
+from .grid import PAPER_DATASETS, PAPER_RESNETS, PAPER_TRANSFER_DATASETS, paper_base_of
 from .paper import paper_numbers
 from .results import SOURCES, distinct_runs
 
@@ -261,9 +261,15 @@ def c7(lin, frame=None, previous=False):
     return out
 
 
-# C8's base networks in a frame's `base` column: the paper's, and the stand-in's pre-trainings
-C8_CLOSE = ("imagenet-resnet18", "supervised")        # pre-trained on labels close to the target's
-C8_DISTANT = ("jigsaw-resnet50", "rotation-resnet18")  # pre-trained on a pretext task far from them
+# C8's base networks: the paper's, or (in a frame's `base` column) the pre-trainings standing in
+C8_CLOSE = "imagenet-resnet18"   # pre-trained on labels close to the target's
+C8_DISTANT = "jigsaw-resnet50"   # pre-trained on a pretext task far from them
+
+
+def _playing(frame, paper):
+    """The frame's base network that is, or stands in for, the paper's `paper`; None."""
+    return next((b for b in dict.fromkeys(frame["base"]) if paper_base_of(b) == paper), None) \
+        if "base" in frame else None
 
 
 def c8(frame):
@@ -274,20 +280,21 @@ def c8(frame):
     task: Jigsaw; the stand-in: rotation) it lags, full − finetune below 0, while beating both
     baselines, full − actv and full − grad above 0. The paper: +0.81 and +3.02 (VOC07, COCO2014)
     against −6.18 and −7.04, full beating the better baseline by 3.87 and 3.52. Signs, not
-    margins: the same on any data set. Not run without both base networks in the frame."""
-    close = next((b for b in C8_CLOSE if "base" in frame and (frame["base"] == b).any()), None)
-    distant = next((b for b in C8_DISTANT if "base" in frame and (frame["base"] == b).any()), None)
+    margins: the same on any data set. Not run without both base networks in the frame (each
+    found as the paper's or the objective that stands in for it: Objective.stands_for). Labels
+    name the roles (close, distant), so that ours and the paper's comparisons pair up."""
+    close, distant = _playing(frame, C8_CLOSE), _playing(frame, C8_DISTANT)
     if not close or not distant:
         return []
     out = []
-    for base, above in ((close, True), (distant, False)):
+    for role, base, above in (("close", close, True), ("distant", distant, False)):
         cell = {h: Cell(4, h, frame.layers[(frame["base"] == base) & (frame.table == 4)].iloc[0],
                         encoder=base) for h in ("actv", "grad", "full", "finetune")}
-        gap = contrast(frame, f"{base}: full − finetune", {cell["full"]: 1, cell["finetune"]: -1})
+        gap = contrast(frame, f"{role}: full − finetune", {cell["full"]: 1, cell["finetune"]: -1})
         out.append(gap and Comparison(gap, 0.0, above=above))
         if not above:
             for baseline in ("actv", "grad"):
-                beat = contrast(frame, f"{base}: full − {baseline}",
+                beat = contrast(frame, f"{role}: full − {baseline}",
                                 {cell["full"]: 1, cell[baseline]: -1})
                 out.append(beat and Comparison(beat, 0.0, above=True))
     return out
@@ -304,7 +311,9 @@ NEEDS = {"C1": "Table 3's actv, grad and finetune at the top layer",
          "C4": "Table 1's all-pre-trained rows at conv5 (and deeper) with its actv and conv5 finetune baselines",
          "C5": "Table 3's grad and full at the top layer",
          "C6": "step times of grad or full and of finetune at one depth and batch size",
-         "C7": "the result of 03_linearization"}
+         "C7": "the result of 03_linearization",
+         "C8": "Table 4's heads on two base networks, one pre-trained close to the target task and one "
+               "far from it (reproduce.other_bases: make reproduce PROFILE=fashion-mosaic)"}
 
 CLAIMS = {  # claim: (the paper's statement, the rule in one plain sentence, its judge)
     "C1": ("gradient features from a pre-trained network beat the activation baseline by a wide margin",
@@ -332,7 +341,12 @@ CLAIMS = {  # claim: (the paper's statement, the rule in one plain sentence, its
            "The JVP matches reverse mode, the Taylor remainder's order over the ε sweep is above "
            f"{C7_MIN_ORDER:g} (second order: 2), and ĝ and the fine-tuned network leave more than "
            f"{C7_MIN_EXCESS:.0%} of the disagreement their accuracies allow unused.", None),
+    "C8": ("the gap to fine-tuning follows the semantic distance between pre-training and target task",
+           "Table 4, at the top block: on the base network pre-trained close to the target task the full "
+           "model beats fine-tuning; on the one pre-trained far from it the full model lags fine-tuning "
+           "while beating the activation and gradient baselines.", c8),
 }
+WHOLE_FRAME = ("C8",)  # claims judged on every base network of the frame, not the profile's own
 
 
 RULE_CHANGES = {  # claim: (the previous report's rule, in one sentence; its judge)
@@ -360,8 +374,6 @@ def rule_changes(frame, claims, linearization=None):
     return pd.DataFrame(rows)
 
 
-# The paper's ResNets (Tables 2 and 4) and their architectures; Table 2 is ImageNet ResNet18's.
-PAPER_RESNETS = {"imagenet-resnet18": "resnet18", "jigsaw-resnet50": "resnet50"}
 UNNAMED_BASE = {1: "bigan", 2: "imagenet-resnet18"}  # the base network of a table's rows that name none
 
 
@@ -389,7 +401,9 @@ def paper_frame(dataset, sd=PAPER_SD, base="bigan"):
 
 def paper_base(frame):
     """The paper's base network whose Table 3 sits at the same layer as ours: bigan (conv5) or
-    vae (conv8)."""
+    vae (conv8); on Tables 4 and 2, ImageNet ResNet18 (Table 2's)."""
+    if tables(frame)[0] == 4:
+        return C8_CLOSE
     top = table3_top(frame)
     return next((r["base"] for r in paper_numbers() if r["table"] == 3 and r["layers"] == top), "bigan")
 
@@ -409,7 +423,8 @@ def assess(frame, linearization=None):
     frame = converged(frame)
     own, out = own_base(frame), {}
     for claim, (_, _, judge) in CLAIMS.items():
-        comparisons = [c for c in (c7(linearization, own) if judge is None else judge(own)) if c]
+        judged = frame if claim in WHOLE_FRAME else own
+        comparisons = [c for c in (c7(linearization, own) if judge is None else judge(judged)) if c]
         out[claim] = (*combine(comparisons), comparisons)
     return out
 
@@ -417,8 +432,8 @@ def assess(frame, linearization=None):
 @lru_cache(maxsize=None)
 def paper_assessment(dataset, base="bigan"):
     """assess() of the paper's numbers for one data set and base network (params/paper.yaml is
-    read once)."""
-    return assess(paper_frame(dataset, base=base))
+    read once); a ResNet's frame holds both of Table 4's (C8's), ImageNet ResNet18 first (C1-C5's)."""
+    return assess(c8_paper_frame(dataset) if base in PAPER_RESNETS else paper_frame(dataset, base=base))
 
 
 def _note(comparisons, top):
@@ -459,13 +474,15 @@ def verdicts(frame, linearization=None):
     ours = assess(frame, linearization)
     dataset = frame.dataset.iloc[0] if "dataset" in frame and len(frame) else None
     base = paper_base(frame)
-    paper = {d: paper_assessment(d, base)
-             for d in ([dataset] if dataset in PAPER_DATASETS else PAPER_DATASETS)}
+    paper_sets = PAPER_TRANSFER_DATASETS if base in PAPER_RESNETS else PAPER_DATASETS
+    paper = {d: paper_assessment(d, base) for d in ([dataset] if dataset in paper_sets else paper_sets)}
+    resnets = {d: paper_assessment(d, C8_CLOSE)  # C8 is Table 4's, whatever the frame
+               for d in ([dataset] if dataset in PAPER_TRANSFER_DATASETS else PAPER_TRANSFER_DATASETS)}
     rows = []
     for claim, (statement, rule, _) in CLAIMS.items():
         verdict, decisive, reason, comparisons = ours[claim]
         e = decisive.effect if decisive else Effect("")
-        paper_effect, paper_verdict = _paper_columns(claim, e.label, paper)
+        paper_effect, paper_verdict = _paper_columns(claim, e.label, resnets if claim in WHOLE_FRAME else paper)
         rows.append({"claim": claim, "statement": statement, "verdict": verdict, "rule": rule,
                      "comparison": e.label, "effect": e.text() if decisive else "",
                      "effect_mean": e.mean, "effect_low": e.low, "effect_high": e.high,

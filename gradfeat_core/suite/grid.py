@@ -8,10 +8,16 @@ import yaml
 from ..experiments.params import PARAMS_DIR, ParamError, combine, load_params, merge
 from ..method.nets import parse_layers
 from ..method.registry import ARCHITECTURES, OBJECTIVES
+from ..method.resnet import block_names
 from .paper import paper_numbers
 
 PAPER_DATASETS = ("svhn", "cifar10", "cifar100")
 PAPER_REFERENCE = "cifar10"  # the paper's column set beside data sets it did not use (Table 1's own)
+# Tables 2 and 4: the paper's multi-label targets, the one set beside a stand-in's (Table 2's own),
+# and its ResNets with their architectures (Table 2 is ImageNet ResNet18's)
+PAPER_TRANSFER_DATASETS = ("voc07", "coco2014")
+PAPER_TRANSFER_REFERENCE = "voc07"
+PAPER_RESNETS = {"imagenet-resnet18": "resnet18", "jigsaw-resnet50": "resnet50"}
 
 
 @dataclass(frozen=True)
@@ -144,10 +150,31 @@ def table3_layers(params, grid=None):
     return ARCHITECTURES[params["base"]["arch"]].LAYERS[-1] if layers == "top" else layers
 
 
+def paper_base_of(base):
+    """The paper's base network that `base` (results.csv's: a pre-training objective, or one of
+    the paper's ResNets) is or stands in for (Objective.paper, Objective.stands_for), or None."""
+    if base in PAPER_RESNETS:
+        return base
+    objective = OBJECTIVES.get(base)
+    return objective and (objective.paper or objective.stands_for)
+
+
 def paper_value(table, dataset, head, layers, theta1="pretrained", theta2="pretrained",
-                omega="pretrained"):
-    """(the paper's accuracy for this cell, the data set it was measured on) or (None, None).
-    For a data set the paper did not use, the CIFAR-10 column stands beside ours."""
+                omega="pretrained", base=None):
+    """(the paper's accuracy, or mAP, for this cell, the data set it was measured on) or (None,
+    None). For a data set the paper did not use, the CIFAR-10 column (Tables 2 and 4: VOC07)
+    stands beside ours; Table 4's row is the paper's base network `base` is or stands in for."""
+    if table in (2, 4):
+        column = dataset if dataset in PAPER_TRANSFER_DATASETS else PAPER_TRANSFER_REFERENCE
+        paper_base = "imagenet-resnet18" if table == 2 else paper_base_of(base)
+        for r in (r for r in paper_numbers() if r["table"] == table and paper_base):
+            named = block_names(PAPER_RESNETS[paper_base], r["layers"]) if "layers" in r else layers
+            if (r.get("head") == head and named == layers
+                    and r["dataset"] == column and r.get("base", paper_base) == paper_base
+                    and (r["row"] == "baseline" or table == 4
+                         or (r["theta1"], r["theta2"], r["omega"]) == (theta1, theta2, omega))):
+                return r["value"], column
+        return None, None
     column = dataset if dataset in PAPER_DATASETS else PAPER_REFERENCE
     for r in paper_numbers():
         if r["table"] != table or r.get("head") != head or r.get("layers") != layers:

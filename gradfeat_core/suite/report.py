@@ -8,13 +8,27 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..experiments.metrics import JACKKNIFE_GROUPS
 from ..experiments.params import merge
 from ..method.registry import ARCHITECTURES, OBJECTIVES
-from .claims import NEEDS, PRETRAINING_MIN_GAIN, assess, paper_assessment, paper_base, pretraining
+from ..method.resnet import block_names
+from .claims import (NEEDS, PRETRAINING_MIN_GAIN, assess, own_base, paper_assessment, paper_base,
+                     pretraining, tables)
 from .evidence import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell, contrast, converged, ratio
-from .grid import PAPER_DATASETS, PAPER_REFERENCE, experiments
+from .grid import (PAPER_DATASETS, PAPER_REFERENCE, PAPER_TRANSFER_DATASETS, PAPER_TRANSFER_REFERENCE,
+                   SHAPE, experiments)
 from .paper import paper_numbers
 from .results import SOURCES, distinct_runs
+
+# What each of the paper's tables reports, and on what its numbers stand: a frame's heads' table and
+# ablation are 3 and 1 (ALI/VAE encoders, accuracy), or 4 and 2 (ResNets, mAP): claims.tables
+UNITS = {"accuracy": "accuracy %", "mean_ap": "mAP %"}
+PAPER_SOURCE = {1: "BiGAN, CIFAR-10", 2: "ImageNet ResNet-18 → VOC07"}
+
+
+def metric(frame):
+    """The column the frame's tables report: accuracy, or mean_ap on Tables 4 and 2 (Cell.metric)."""
+    return Cell(tables(frame)[0], "actv").metric
 
 
 def show(fig, alt):
@@ -29,10 +43,11 @@ def show(fig, alt):
     display(Image(data=buffer.getvalue(), format="png", alt=alt))
 
 
-def mean_std(frame, by):
-    """Accuracy mean, std and number of seeds per group, with the paper's number beside it."""
+def mean_std(frame, by, value="accuracy"):
+    """`value`'s (accuracy's, or mAP's) mean, std and number of seeds per group, with the paper's
+    number beside it."""
     done = frame[frame.status == "done"]
-    out = done.groupby(by, sort=False).agg(ours=("accuracy", "mean"), std=("accuracy", "std"),
+    out = done.groupby(by, sort=False).agg(ours=(value, "mean"), std=(value, "std"),
                                            seeds=("seed", "count"),
                                            paper=("paper_accuracy", "first"),
                                            paper_dataset=("paper_dataset", "first")).reset_index()
@@ -40,36 +55,39 @@ def mean_std(frame, by):
     return out
 
 
-def table3(frame):
-    """Table 3 analogue: each head at the top layer on each base network (the pre-trained one and
-    the random-encoder reference), ours (mean ± std over seeds) beside the paper's number for
-    that base network (BiGAN at conv5, VAE at conv8)."""
-    return mean_std(frame[frame.table == 3], ["base", "head", "layers"])
+def heads(frame):
+    """Table 3 analogue (Table 4 on a ResNet): each head at the top layer on each base network
+    (the pre-trained ones and the random-encoder reference), ours (mean ± std over seeds) beside
+    the paper's number for the base network it is or stands in for (BiGAN at conv5, VAE at conv8;
+    ImageNet and Jigsaw ResNets on VOC07)."""
+    return mean_std(frame[frame.table == tables(frame)[0]], ["base", "head", "layers"], metric(frame))
 
 
-def table3_intervals(frame):
-    """Each Table 3 head's test accuracy on each base network: its mean over seeds and the 95%
-    interval of the effects (evidence.contrast of the one cell: over the seeds and the test
-    sample), for the dot-and-interval plot. A cell with too few seeds for an interval has its
+def heads_intervals(frame):
+    """Each head's test accuracy (mAP) on each base network, at the top layer: its mean over seeds
+    and the 95% interval of the effects (evidence.contrast of the one cell: over the seeds and the
+    test sample), for the dot-and-interval plot. A cell with too few seeds for an interval has its
     mean alone (low and high NaN)."""
     rows = []
-    t3 = converged(frame[(frame.table == 3) & (frame.status == "done")])
+    value = metric(frame)
+    t3 = converged(frame[(frame.table == tables(frame)[0]) & (frame.status == "done")])
     for (base, head, layers), runs in t3.groupby(["base", "head", "layers"], sort=False):
-        cell = Cell(3, head, layers, encoder="random" if base == "random" else "pretrained")
+        cell = Cell(tables(frame)[0], head, layers, encoder=base)
         e = contrast(t3, head, {cell: 1})
         measured = e is not None and not math.isnan(e.mean)
         rows.append({"base": base, "head": head, "layers": layers,
-                     "accuracy": e.mean if measured else runs.accuracy.mean(),
+                     "accuracy": e.mean if measured else runs[value].mean(),
                      "low": e.low if measured else math.nan, "high": e.high if measured else math.nan,
                      "test_images": e.test_images if measured else None})
     return pd.DataFrame(rows, columns=["base", "head", "layers", "accuracy", "low", "high", "test_images"])
 
 
-def table1(frame):
-    """Table 1 analogue: rows (θ1, θ2, ω), columns (layers, head), plus its baselines."""
-    t = frame[frame.table == 1]
-    cells = mean_std(t[t["head"].isin(["grad", "full"])], list(SOURCES) + ["layers", "head"])
-    baselines = mean_std(t[t["head"].isin(["actv", "finetune"])], ["head", "layers"])
+def ablation(frame):
+    """Table 1 analogue (Table 2 on a ResNet): rows (θ1, θ2, ω), columns (layers, head), plus
+    its baselines."""
+    t, value = frame[frame.table == tables(frame)[1]], metric(frame)
+    cells = mean_std(t[t["head"].isin(["grad", "full"])], list(SOURCES) + ["layers", "head"], value)
+    baselines = mean_std(t[t["head"].isin(["actv", "finetune"])], ["head", "layers"], value)
     return cells, baselines
 
 
@@ -80,10 +98,13 @@ def table1_wide(cells, value="ours"):
     return wide
 
 
-def paper_table1():
-    """The paper's Table 1 as it prints it (BiGAN, CIFAR-10): a row per (θ1, θ2, ω), a column
-    per (layers, head), every depth; and its baselines (head, layers, paper)."""
-    rows = pd.DataFrame([r for r in paper_numbers() if r["table"] == 1])
+def paper_ablation(table=1):
+    """The paper's Table 1 (BiGAN, CIFAR-10) or Table 2 (ImageNet ResNet18 → VOC07, its blocks in
+    our names: layer4.1 → block8) as it prints it: a row per (θ1, θ2, ω), a column per (layers,
+    head), every depth; and its baselines (head, layers, paper)."""
+    rows = pd.DataFrame([r for r in paper_numbers() if r["table"] == table])
+    if table == 2:
+        rows["layers"] = [block_names("resnet18", layers) for layers in rows.layers]
     cells = rows[rows["head"].isin(["grad", "full"])]
     wide = cells.pivot_table(index=list(SOURCES), columns=["layers", "head"], values="value", sort=False)
     baselines = rows[rows["head"].isin(["actv", "finetune"])][["head", "layers", "value"]]
@@ -94,9 +115,9 @@ def step_costs(frame):
     """Per table, batch size, depth and head (all pre-trained): milliseconds per training step
     (mean over seeds) and the ratio to fine-tuning at the same table, depth and batch size, the
     one C6 judges: the geometric mean of per-seed ratios with its 95% interval (evidence.ratio)."""
-    done = converged(frame[(frame.status == "done") & (frame.theta1 == "pretrained") &
-                           (frame.theta2 == "pretrained") & (frame.omega == "pretrained") &
-                           (frame["base"] != "random")])
+    done = converged(own_base(frame[(frame.status == "done") & (frame.theta1 == "pretrained") &
+                                    (frame.theta2 == "pretrained") & (frame.omega == "pretrained")]))
+    done = done[done["base"] != "random"]  # the profile's own base network (Table 4's others: C8's)
     done = distinct_runs(done)
     rows = []
     for (table, batch, layers), runs in done.groupby(["table", "batch_size", "layers"], sort=False):
@@ -136,8 +157,9 @@ def tables_run(params):
 
 def table_params(params, table):
     """The parameters Table `table`'s runs resolve to: the profile's with its protocol
-    (reproduce.table<table>) applied."""
-    return merge(params, params["reproduce"][f"table{table}"], f"reproduce.table{table}")
+    (reproduce.table<3 or 1>, that of the table whose shape it has: grid.SHAPE) applied."""
+    section = f"table{SHAPE[table]}"
+    return merge(params, params["reproduce"][section], f"reproduce.{section}")
 
 
 def settings(overrides):
@@ -166,19 +188,31 @@ def protocol(params, table):
     rows = "; ".join(f"{layers} rows {rows}" for layers, rows in rep["table1_rows"].items() if rows)
     return (f"Table {table}: batch {train['batch_size']}; training images {n_train} "
             f"({split}); test images {data['n_test'] or 'all'}; {heads}; seeds "
-            f"{rep[f'table{table}_seeds']}" + (f"; {rows}" if table == 1 else "") + ".")
+            f"{rep[f'table{SHAPE[table]}_seeds']}" + (f"; {rows}" if SHAPE[table] == 1 else "") + ".")
+
+
+def on_resnets(params):
+    """True when the profile's base network is a ResNet (Tables 4 and 2, mAP)."""
+    return 4 in tables_run(params)
 
 
 def deviations(params, pretrain):
     """Every way this run's protocol differs from the paper's, from the resolved parameters."""
     train, p, data = params["train"], params["pretrain"], params["data"]
+    resnets = on_resnets(params)
     return [
-        f"Data set: {data['dataset']}; the paper's Tables 1 and 3 use CIFAR-10/100 and SVHN, so "
-        "its numbers stand beside ours for the direction of each effect, not as targets.",
-        "Schedules: the paper trains 80K iterations at batch 64 (Adam lr 1e-3, halved every 20K; "
-        "for fine-tuning also SGD, reporting the better); the authors' public code uses SGD "
-        "(momentum 0.9, batch 128, clip 10) for 50K–80K iterations. Here one optimiser per head "
-        f"(clip {train['clip_grad_norm']:g}), per table as follows.",
+        f"Data set: {data['dataset']}; the paper's "
+        + ("Tables 2 and 4 transfer ImageNet and Jigsaw ResNets to VOC07 and COCO2014"
+           if resnets else "Tables 1 and 3 use CIFAR-10/100 and SVHN")
+        + ", so its numbers stand beside ours for the direction of each effect, not as targets.",
+        ("Schedules: the paper trains Tables 2 and 4 for 50 epochs at batch 64 (Adam lr 1e-3, halved "
+         "every 20 epochs, β 0.5/0.999, weight decay 1e-6; fine-tuning also with SGD, reporting the "
+         "better) and tests on a centre crop (Table 2) or ten random crops averaged (Table 4)."
+         if resnets else
+         "Schedules: the paper trains 80K iterations at batch 64 (Adam lr 1e-3, halved every 20K; "
+         "for fine-tuning also SGD, reporting the better); the authors' public code uses SGD "
+         "(momentum 0.9, batch 128, clip 10) for 50K–80K iterations.")
+        + f" Here one optimiser per head (clip {train['clip_grad_norm']:g}), per table as follows.",
         *(protocol(params, table) for table in tables_run(params)),
         *([f"The full model trains w1 at lr {train['full']['w1_lr']:g} and w2 at the full model's lr "
            "(the authors: one rate for both); w1 starts at the activation baseline's optimum ω̄, "
@@ -188,8 +222,10 @@ def deviations(params, pretrain):
         f"Pre-training: {p['objective']} for {pretrain['iterations'] if pretrain else '?'} updates at "
         f"batch {pretrain['params']['pretrain']['batch_size'] if pretrain else p['batch_size']}, lr "
         f"{pretrain['params']['pretrain']['lr'] if pretrain else p['lr']}, in "
-        f"{pretrain['seconds'] / 60 if pretrain else float('nan'):.0f} min; ALI trains CIFAR-10 "
-        "for thousands of epochs with N(0, 0.01) and lr 1e-4.",
+        f"{pretrain['seconds'] / 60 if pretrain else float('nan'):.0f} min; "
+        + ("the paper's ResNets pre-train on ImageNet's 1.28M images (with labels, or Jigsaw puzzles) "
+           "for tens of epochs." if resnets else
+           "ALI trains CIFAR-10 for thousands of epochs with N(0, 0.01) and lr 1e-4."),
         "Batch norm is folded into the convolutions before any head is trained; the random "
         "encoder's statistics are measured on training images.",
     ]
@@ -213,12 +249,16 @@ def scope(params, pretrain, frame, base_network=None):
     if (base_network or {}).get("source") == "committed":
         updates += (", once: the committed encoder, the same file in every rerun (its sha256 and "
                     "how much pre-training reruns move the features: see the base network section)")
+    others = [OBJECTIVES[o].label for o in rep["other_bases"]]
     return [
-        f"Data set: {params['data']['dataset']}. The paper's numbers are on CIFAR-10/100 and SVHN: "
-        "each claim is judged on effects inside these runs (grad − actv, pre-trained − random, "
-        "...), never on our accuracy against the paper's.",
+        f"Data set: {params['data']['dataset']}. The paper's numbers are on "
+        + ("VOC07 and COCO2014 (mAP)" if on_resnets(params) else "CIFAR-10/100 and SVHN")
+        + ": each claim is judged on effects inside these runs (grad − actv, pre-trained − random, "
+        "...), never on our " + ("mAP" if on_resnets(params) else "accuracy") + " against the paper's.",
         f"Base network: {network}, pre-trained by {base}, for {updates}; a "
         "random encoder of the same architecture runs beside it as a reference."
+        + (f" Table {tables[0]}'s heads also run on {'; '.join(others)}, pre-trained in the same "
+           "reproduction on the same source task (C8's distant base network)." if others else "")
         + (f" Why this one: the base network section sets its feature-quality curve beside the "
            f"{len(params['base']['compared'])} pre-training(s) tried for this data set instead "
            "(base.compared), each against its own random encoder."
@@ -227,18 +267,18 @@ def scope(params, pretrain, frame, base_network=None):
         f"{train['batch_size']}, validation split {train['val_fraction']:g}"
         + (f", every {train['eval_every']} iterations, patience {train['patience']}"
            if train["eval_every"] else "") + ", before each table's own settings; "
-        + "; ".join(f"Table {t}'s: {settings(rep[f'table{t}'])}" for t in tables)
+        + "; ".join(f"Table {t}'s: {settings(rep[f'table{SHAPE[t]}'])}" for t in tables)
         + f"). Runs stopped: {stops or 'none finished'}. "
         f"{not_converged} of {len(done)} runs were "
         f"still improving at their cap (by more than one standard error of validation "
         f"accuracy) or never beat their start and {unknown} were not validated (convergence unknown): "
         "verdicts that use them are inconclusive.",
-        "Seeds: " + ", ".join(f"Table {t} {rep[f'table{t}_seeds']}" for t in tables)
+        "Seeds: " + ", ".join(f"Table {t} {rep[f'table{SHAPE[t]}_seeds']}" for t in tables)
         + "; a verdict needs ≥3 seeds per cell and a 95% interval clear of its threshold.",
         f"To rerun everything: `make reproduce PROFILE={params.get('profile', 'fashion-mnist')}` "
         "from a clean clone. To rerun one cell: delete its result file, the `.json` beside the "
         "executed notebook that results.csv's `notebook` column names (`runs/<run>-<run_key>`; a "
-        "Table 1 cell that repeats a Table 3 run names that run), and run the same command again: "
+        f"Table {tables[-1]} cell that repeats a Table {tables[0]} run names that run), and run the same command again: "
         "only that run is made again, then the report is rebuilt.",
     ]
 
@@ -248,7 +288,7 @@ def stage_of(record):
     its parameters): pre-training, Table 3, Table 1 <depth>, linearisation."""
     cell = record.get("parameters", {}).get("experiment")
     if cell:
-        return f"Table {cell['table']}" + (f" {cell['layers']}" if cell["table"] == 1 else "")
+        return f"Table {cell['table']}" + (f" {cell['layers']}" if SHAPE[cell["table"]] == 1 else "")
     notebook = Path(record.get("input_path") or "").stem
     return {"01_pretrain": "pre-training", "03_linearization": "linearisation"}.get(notebook, notebook)
 
@@ -276,18 +316,32 @@ PAPER_TABLES = {  # the paper's tables: what they are, and the data sets its cla
     3: "Table 3: the four heads on BiGAN and VAE base networks (SVHN, CIFAR-10, CIFAR-100)",
     4: "Table 4: Jigsaw, colourisation and ImageNet ResNets → VOC07 and COCO2014 (mAP)",
 }
-CLAIM_TABLES = {"C1": (3,), "C2": (3,), "C3": (1,), "C4": (1,), "C5": (3,), "C6": (1, 3),
+# The tables each claim reads, in the shape of Table 3 (heads) or 1 (ablation): grid.SHAPE maps a
+# ResNet's Tables 4 and 2 onto them. C8 is Table 4's alone.
+CLAIM_SHAPES = {"C1": (3,), "C2": (3,), "C3": (1,), "C4": (1,), "C5": (3,), "C6": (1, 3),
                 "C7": (3,), "C8": (4,)}
-NOT_IN_SUITE = ("no ResNet base network or multi-label task in the suite yet; it needs the "
-                "ImageNet ResNet weights, the VOC07/COCO2014 archives and a GPU")
-C8 = ("C8", "the gap to fine-tuning follows the semantic distance between pre-training and target task")
+OTHER_PROFILE = {  # how to cover a table this profile does not run: (on a stand-in here, on the paper's)
+    (1, 3): ("make reproduce PROFILE=fashion-mnist",
+             "make reproduce PROFILE=cifar10 (CIFAR-10 and a GPU)"),
+    (2, 4): ("make reproduce PROFILE=fashion-mosaic",
+             "the ImageNet/Jigsaw ResNet weights (import-weights), the VOC07/COCO2014 archives and a GPU "
+             "(docs/tables-2-and-4.md)"),
+}
+
+
+def claim_tables(claim, ran):
+    """The paper's tables a claim reads on this profile's tables (`ran`: [3, 1] or [4, 2])."""
+    if claim == "C8":
+        return (4,)
+    return tuple(t for shape in CLAIM_SHAPES[claim] for t in ran if SHAPE[t] == shape) or CLAIM_SHAPES[claim]
 
 
 def stand_in(params):
     """(True when the data set and base network are the paper's, 'fashion-mnist, rotation
-    prediction (…)'): what Tables 1 and 3 ran on."""
+    prediction (…)'): what the profile's tables ran on."""
     dataset, objective = params["data"]["dataset"], OBJECTIVES[params["pretrain"]["objective"]]
-    paper = dataset in PAPER_DATASETS and objective.paper is not None
+    paper = (dataset in PAPER_DATASETS and objective.paper is not None
+             or dataset in PAPER_TRANSFER_DATASETS and objective.stands_for is None and on_resnets(params))
     name = objective.label.split(",")[0]
     if name.count("(") > name.count(")"):  # a comma inside the parenthesis: drop the parenthesis
         name = name.split(" (")[0]
@@ -301,13 +355,18 @@ def coverage(params, frame, claims):
     paper, what = stand_in(params)
     done = frame[frame.status == "done"] if "status" in frame else frame
     status = PAPER_SETTING if paper else STAND_IN
-    to_paper = "" if paper else ("the paper's data and base network: a GPU, the CIFAR-10 archive "
-                                 "and make reproduce PROFILE=cifar10")
+    profile_tables = tables_run(params)
+    family = (2, 4) if on_resnets(params) else (1, 3)
+    to_paper = "" if paper else f"the paper's data and base network: {OTHER_PROFILE[family][1]}"
     rows = []
     for table, title in PAPER_TABLES.items():
-        ran = done[done.table == table] if table in (1, 3) else done.iloc[:0]
+        ran = done[done.table == table]
         if not len(ran):
-            why = NOT_IN_SUITE if table in (2, 4) else "not run by this profile"
+            why = "not run by this profile"
+            other = next(f for f in OTHER_PROFILE if table in f)
+            if other != family:
+                stand, real = OTHER_PROFILE[other]
+                why += f"; to cover it: {stand} (a stand-in on a CPU), or on the paper's setting {real}"
             rows.append({"item": title, "covered": NOT_COVERED, "on": "", "notes": why})
             continue
         depths = list(dict.fromkeys(ran.layers))
@@ -317,11 +376,11 @@ def coverage(params, frame, claims):
         rows.append({"item": title, "covered": status, "on": what,
                      "notes": notes + (f"; to cover it: {to_paper}" if to_paper else "")})
     by_claim = claims.set_index("claim")
-    for claim, statement in [*((c, by_claim.loc[c, "statement"]) for c in by_claim.index), C8]:
-        verdict = by_claim.loc[claim, "verdict"] if claim in by_claim.index else NOT_RUN
-        tables = " and ".join(f"Table {t}" for t in CLAIM_TABLES[claim])
+    for claim in by_claim.index:
+        statement, verdict = by_claim.loc[claim, "statement"], by_claim.loc[claim, "verdict"]
+        tables = " and ".join(f"Table {t}" for t in claim_tables(claim, profile_tables))
         if verdict == NOT_RUN:
-            why = (NOT_IN_SUITE if claim == "C8" else by_claim.loc[claim, "reason"] or "not run")
+            why = by_claim.loc[claim, "reason"] or "not run"
             rows.append({"item": f"{claim}: {statement}", "covered": NOT_COVERED, "on": "",
                          "notes": f"{tables}; {why}"})
         else:
@@ -341,17 +400,24 @@ def conclusion(params, frame, claims):
     runs = distinct_runs(frame[frame.status == "done"])
     numbers = sorted(set(frame[frame.status == "done"].table), reverse=True)
     tables = ("Tables " if len(numbers) > 1 else "Table ") + " and ".join(str(t) for t in numbers)
-    seeds = len(set(runs[runs.table == 3].seed)) if (runs.table == 3).any() else len(set(runs.seed))
-    dataset, objective = params["data"]["dataset"], OBJECTIVES[params["pretrain"]["objective"]]
-    where = ("the paper's setting" if paper else f"{dataset} with a base network pre-trained by "
-             f"{objective.label.split(' (')[0]}, a stand-in for the paper's BiGAN and VAE on CIFAR and SVHN")
+    first = tables_run(params)[0]
+    seeds = len(set(runs[runs.table == first].seed)) if (runs.table == first).any() else len(set(runs.seed))
+    dataset = params["data"]["dataset"]
+    made = " and by ".join(OBJECTIVES[o].label.split(" (")[0] for o in
+                           [params["pretrain"]["objective"], *params["reproduce"]["other_bases"]])
+    where = ("the paper's setting" if paper else
+             f"{dataset} with base networks pre-trained by {made}, stand-ins for the paper's ImageNet and "
+             "Jigsaw ResNets on VOC07 and COCO2014" if on_resnets(params) else
+             f"{dataset} with a base network pre-trained by {made}, a stand-in for the paper's BiGAN and "
+             "VAE on CIFAR and SVHN")
     parts = []
     for v, (one, many) in VERDICT_WORDS.items():
         codes = [c for c, verdict in zip(claims.claim, claims.verdict) if verdict == v]
         if codes:
             parts.append(f"{', '.join(codes)} {one if len(codes) == 1 else many}")
-    not_run = [c for c, v in zip(claims.claim, claims.verdict) if v == NOT_RUN]
-    lines = [f"{len(runs)} runs of the paper's {tables} on {where}; {seeds} seeds per Table 3 "
+    not_run = [c for c, v in zip(claims.claim, claims.verdict)  # C8 off a ResNet: the last line says why
+               if v == NOT_RUN and (c != "C8" or on_resnets(params))]
+    lines = [f"{len(runs)} runs of the paper's {tables} on {where}; {seeds} seeds per Table {first} "
              "cell, each claim judged on effects inside these runs.",
              f"Of the claims C1–C{len(claims)}: " + "; ".join(parts) + "."
              + "".join(f" {c} needs {NEEDS[c]}, which these runs do not include." for c in not_run)]
@@ -370,13 +436,23 @@ def conclusion(params, frame, claims):
     if stuck:
         lines.append(f"{stuck} of {len(runs)} runs did not converge within their cap: the "
                      "verdicts that use them are inconclusive.")
-    return lines + ["Tables 2 and 4 (ImageNet ResNets → VOC07/COCO2014 mAP) and claim C8 are "
-                    "not covered."]
+    family = (2, 4) if on_resnets(params) else (1, 3)
+    other = next(f for f in OTHER_PROFILE if f != family)
+    missing = [t for t in other if t not in numbers]
+    c8 = "C8" in set(claims.claim[claims.verdict == NOT_RUN])
+    if missing:
+        lines.append(f"Tables {' and '.join(map(str, missing))} ("
+                     + ("BiGAN and VAE encoders on CIFAR and SVHN" if family == (2, 4) else
+                        "ImageNet ResNets → VOC07/COCO2014 mAP")
+                     + ")" + (" and claim C8 are" if c8 else " are") + " not covered by this profile: "
+                     f"{OTHER_PROFILE[other][0]} runs them on a stand-in on a CPU.")
+    return lines
 
 
-def interval_method(claims):
+def interval_method(claims, frame=None):
     """One sentence: what the verdict table's intervals cover (the seeds, and the test sample
-    where the runs recorded which test images they got right)."""
+    where the runs recorded which test images they got right, or mAP's jackknife pseudo-values
+    over groups of test images: the frame's metric)."""
     measured = claims[claims.seeds.notna()]
     images = sorted(set(measured.test_images.dropna().astype(int)))
     seeds_alone = list(measured.claim[measured.test_images.isna()])
@@ -384,6 +460,14 @@ def interval_method(claims):
         return ("Each interval is a Student-t interval over the seeds alone: these runs did not "
                 "record which test images they got right, so the test sample's own error is left out.")
     count = " or ".join(f"{n:,}" for n in images)
+    if frame is not None and metric(frame) == "mean_ap":
+        return (f"Each interval covers the seeds and the test sample ({count} images): mAP is no mean "
+                f"over images, so each run records its delete-a-group jackknife pseudo-values over "
+                f"{JACKKNIFE_GROUPS} fixed groups of test images, and SE² = s²/S + Var_g(d_g)/G, s being "
+                "the spread of the S per-seed effects and d_g group g's pseudo-value of the effect "
+                "averaged over the seeds (paired by seed and by group), at the Welch–Satterthwaite "
+                "degrees of freedom" + (f"; {', '.join(seeds_alone)} over the seeds alone" if seeds_alone else "")
+                + " (docs/tables-2-and-4.md).")
     return (f"Each interval covers the seeds and the test sample: its standard error is "
             f"SE² = s²/S + Var_i(d_i)/N, s being the spread of the S per-seed effects and d_i test "
             f"image i's effect averaged over the seeds (N = {count} images"

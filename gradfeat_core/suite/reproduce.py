@@ -396,6 +396,8 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
     write_json(out / "report-inputs.json", {
         "profile": profile, "objective": objective, "params": params,
         "pretrain": base["pretrain_json"] if base.get("sha256") else None, "base_network": base,
+        "other_pretrainings": [str(path) for path in (out / "pretrain" / o / "pretrain.json"
+                                                      for o in params["reproduce"]["other_bases"]) if path.is_file()],
         "experiments": [{"path": str(r.result), "experiment": e.name, "table": e.table}
                         for e, r in entries if r.result.is_file()],
         "linearization": str(lin_path) if lin_path else None,

@@ -36,7 +36,7 @@ def _rows(summary):
     p = summary["params"]
     model, base = p["model"], base_name(p)
     paper, paper_dataset = paper_value(summary["table"], p["data"]["dataset"], model["head"],
-                                       model["layers"], *(model[k] for k in SOURCES))
+                                       model["layers"], *(model[k] for k in SOURCES), base=base)
     if base == "random":  # the random-encoder reference: the paper has no such row
         paper = paper_dataset = None
     common = {"dataset": p["data"]["dataset"], "base": base, "head": model["head"],
