@@ -111,7 +111,8 @@ def _error(match_all, **kw):
 
 def test_registry_and_default_roots():
     assert DATASETS == {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10,
-                        "fashion-source": 7, "fashion-mosaic": 10}
+                        "fashion-source": 7, "fashion-mosaic": 10, "voc07": 20, "coco2014": 80}
+    assert default_root("voc07") == "data/voc07"
     assert default_root("fashion-mnist") == default_root("fashion-mosaic") == REAL_FMNIST
     assert default_root("cifar10") == "data/cifar10" and default_root("svhn") == "data/svhn"
     assert default_root("synthetic") is None

@@ -4,6 +4,7 @@ instances JSON; and a one-line error for each way those files can be wrong."""
 import json
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -171,3 +172,72 @@ def test_a_truncated_or_undecodable_jpeg_is_one_line_naming_it(tmp_path, damage)
     with pytest.raises(DataError) as e:
         read_jpeg(path)
     one_line(e, str(path), "not a decodable JPEG")
+
+
+# --- as data sets of the heads: centre crops, ImageNet normalisation ---------------------------
+
+def reference_view(path):
+    """torchvision's classic ImageNet evaluation transform on the PIL image (another resize
+    implementation than ours): the independent reference of one view."""
+    from torchvision import transforms
+    from gradfeat_core.experiments.data import IMAGENET_MEAN, IMAGENET_STD
+    t = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
+                            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    with Image.open(path) as image:
+        return t(image.convert("RGB"))
+
+
+def test_voc07_as_a_data_set_is_centre_crops_normalised_with_difficult_left_out(tmp_path):
+    from gradfeat_core.experiments.data import data_files, load_dataset
+    base = write_voc(tmp_path)
+    d = load_dataset("voc07", root=tmp_path)
+    assert d.x_train.shape == (3, 3, 224, 224) and d.x_test.shape == (2, 3, 224, 224)
+    assert d.num_classes == 20 and d.in_channels == 3 and d.y_train.dtype == torch.int8
+    devkit = devkit_labels(base, "trainval")  # 1 present, 0 difficult only, -1 absent
+    assert np.array_equal(d.y_train.numpy(), np.select([devkit == 1, devkit == 0], [1, -1], 0))
+    for x, image_id in zip(d.x_train, VOC["trainval"]):
+        ref = reference_view(base / "JPEGImages" / f"{image_id}.jpg")
+        # the same view up to the two resizes' rounding (a few levels of 255, ÷ ImageNet's std)
+        assert (x - ref).abs().mean() < 0.02 and (x - ref).abs().max() < 0.2
+    assert set(data_files("voc07", tmp_path)) == {"trainval.txt", "test.txt"}
+    with pytest.raises(DataError) as e:
+        load_dataset("voc07", root=tmp_path / "nowhere")
+    one_line(e, "ImageSets/Main/trainval.txt", "VOCtrainval_06-Nov-2007.tar")
+
+
+def test_coco2014_as_a_data_set_has_its_80_classes(tmp_path):
+    from gradfeat_core.experiments.data import load_dataset
+    for folder in ("train2014", "val2014"):
+        path = write_coco(tmp_path, folder)
+        record = json.loads(path.read_text())  # COCO's 80 categories, ids 1-90 with gaps
+        ids = [i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]
+        record["categories"] = [{"id": i, "name": f"class{i}", "supercategory": ""} for i in ids]
+        path.write_text(json.dumps(record))
+    d = load_dataset("coco2014", root=tmp_path)
+    assert d.x_train.shape == (2, 3, 224, 224) and d.y_train.shape == (2, 80) and d.num_classes == 80
+    # by image id: image 7 shows category 90 (the last of the 80), image 42 categories 1 and 3
+    assert [row.nonzero().flatten().tolist() for row in d.y_train] == [[79], [0, 2]]
+
+
+def test_a_grad_head_on_voc07_trains_and_scores_map_without_the_difficult_pairs(tmp_path):
+    """A ResNet18's gradient head on the VOC fixture end to end (a random encoder: no weights can
+    be fetched here): 3-channel 224 px views, its test mAP that of its logits with VOC's difficult
+    pairs left out (metrics.mean_average_precision's ignore)."""
+    from gradfeat_core.experiments.data import load_dataset
+    from gradfeat_core.experiments.metrics import mean_average_precision
+    from gradfeat_core.experiments.params import load_params
+    from gradfeat_core.experiments.results import RunResult
+    from gradfeat_core.experiments.run import load_trained, run_head
+    from gradfeat_core.experiments.train import predict
+    write_voc(tmp_path / "voc")
+    params = load_params("quick", [f"out_dir={tmp_path}", "data.dataset=voc07", f"data.root={tmp_path / 'voc'}", "data.n_train=null", "data.n_test=null",
+                                   "base.arch=resnet18", "base.leak=0", "base.calibrate_images=3",
+                                   "model.layers=block8", "model.head=grad", "train.val_fraction=0",
+                                   "train.eval_every=0", "train.grad.iterations=2", "train.batch_size=3"])
+    result = run_head(params)
+    assert result.metric == "mAP" and result.n_test == 2
+    model, (_, test) = load_trained(RunResult.read(result.path))
+    labels = load_dataset("voc07", root=tmp_path / "voc").y_test.numpy()
+    scores = predict(model, test).numpy()
+    assert labels.min() == -1  # 000002's only train is difficult: left out, not absent
+    assert result.mean_ap == pytest.approx(mean_average_precision(scores, labels == 1, ignore=labels < 0)[0])

@@ -19,19 +19,28 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import UserError
+from .errors import DataError, UserError  # noqa: F401  (DataError: data.DataError to its users)
+from .errors import one_line as _one_line
+from .multilabel import HOWTO as _MULTILABEL_HOWTO
+from .multilabel import centre_crops, coco2014, voc07
 from .memory import device_budget, fits, gib, host_resident
 
 DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10,
-            "fashion-source": 7, "fashion-mosaic": 10}
+            "fashion-source": 7, "fashion-mosaic": 10, "voc07": 20, "coco2014": 80}
 # (channels, training images, test images, image side in pixels) of each data set as load_dataset
 # gives it (SVHN's training set: extra; the stand-in's: what mosaics() makes of Fashion-MNIST)
 SIZES = {"fashion-mnist": (1, 60_000, 10_000, 32), "cifar10": (3, 50_000, 10_000, 32),
          "cifar100": (3, 50_000, 10_000, 32), "svhn": (3, 531_131, 26_032, 32),
-         "fashion-source": (1, 21_044, 7_000, 16), "fashion-mosaic": (1, 10_003, 3_346, 32)}
+         "fashion-source": (1, 21_044, 7_000, 16), "fashion-mosaic": (1, 10_003, 3_346, 32),
+         "voc07": (3, 5_011, 4_952, 224), "coco2014": (3, 82_081, 40_137, 224)}
 FASHION = ("fashion-mnist", "fashion-source", "fashion-mosaic")  # read from Fashion-MNIST's files
-TRANSFER_TARGETS = ("fashion-mosaic",)  # multi-label targets of Tables 2 and 4: their heads take an
-# encoder pre-trained on another data set (its source task)
+TRANSFER_TARGETS = ("fashion-mosaic", "voc07", "coco2014")  # multi-label targets of Tables 2 and 4:
+# their heads take an encoder pre-trained on another data set (its source task)
+# VOC07 and COCO2014 as the ImageNet ResNets see them (torchvision's evaluation transform): RGB,
+# the shorter side resized to 256, the centre 224 × 224 cropped, each channel normalised by
+# ImageNet's mean and standard deviation. One view per image, to train and to test.
+IMAGENET_NORMALISED = {"voc07", "coco2014"}
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 _HOWTO = {
     "cifar10": "download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and extract it under {root}",
@@ -41,10 +50,7 @@ _HOWTO = {
                      "or pass root=... pointing at the gzip IDX files",
 }
 _HOWTO.update({name: _HOWTO["fashion-mnist"] for name in FASHION})
-
-
-class DataError(UserError):
-    """A dataset is unknown, missing or corrupt; the message is one line."""
+_HOWTO.update(_MULTILABEL_HOWTO)
 
 
 class ArrayUnpickler(pickle.Unpickler):
@@ -87,10 +93,6 @@ def default_root(name: str) -> str | None:
     if name == "synthetic":
         return None
     return "/usr/share/datasets/fashion-mnist" if name in FASHION else f"data/{name}"
-
-
-def _one_line(e) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _missing(name, fname, root):
@@ -270,11 +272,15 @@ def _synthetic(n_train, n_test, seed):
     return sample(n_train) + sample(n_test)
 
 
-def _to_device(x, device, lo, hi, chunk=8192):
-    """uint8 numpy (N,C,32,32) -> float32 on device, converted in chunks to bound host memory."""
+def _to_device(x, device, lo, hi, chunk=8192, imagenet=False):
+    """uint8 numpy (N,C,H,W) -> float32 on device, converted in chunks to bound host memory:
+    in [lo, hi], or (imagenet) each channel normalised by ImageNet's mean and std."""
     out = torch.empty(x.shape, dtype=torch.float32, device=device)
     for i in range(0, len(x), chunk):
         out[i:i + chunk] = torch.from_numpy(np.ascontiguousarray(x[i:i + chunk])).to(device)
+    if imagenet:
+        mean, std = (torch.tensor(v, device=out.device).view(1, -1, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+        return out.div_(255.0).sub_(mean).div_(std)
     return _rescale(out.div_(255.0), lo, hi)
 
 
@@ -294,9 +300,21 @@ def _download(name, root):
         cls(root, train=train, download=True)
 
 
+def _multilabel(name, root):
+    """VOC07 (trainval, test) or COCO2014 (train2014, val2014) as arrays: each image's centre
+    crop (multilabel.centre_crops), labels (N, classes) 1/0, -1 where VOC's difficult objects
+    leave a class out."""
+    out = []
+    for split in ("train", "test"):
+        s = {"voc07": voc07, "coco2014": coco2014}[name](root, split)
+        out += [centre_crops(s.files, s.name), np.where(s.ignore, -1, s.labels).astype(np.int8)]
+    return tuple(out)
+
+
 _READERS = {"cifar10": lambda root: _cifar("cifar10", root),
             "cifar100": lambda root: _cifar("cifar100", root), "svhn": _svhn, "fashion-mnist": _fashion,
-            "fashion-source": _fashion_source, "fashion-mosaic": _fashion_mosaic}
+            "fashion-source": _fashion_source, "fashion-mosaic": _fashion_mosaic,
+            "voc07": lambda root: _multilabel("voc07", root), "coco2014": lambda root: _multilabel("coco2014", root)}
 
 
 # The files each reader reads, and the folders it looks in (every layout it accepts): what
@@ -309,6 +327,10 @@ _FILES = {
                                                    ("images-idx3-ubyte", "labels-idx1-ubyte")], (".gz", "")),
 }
 _FILES.update({name: _FILES["fashion-mnist"] for name in FASHION})
+_FILES.update({  # the image lists and annotations (not every JPEG: the lists name them)
+    "voc07": (("VOCdevkit/VOC2007/ImageSets/Main",), ["trainval.txt", "test.txt"], ("",)),
+    "coco2014": (("annotations",), ["instances_train2014.json", "instances_val2014.json"], ("",)),
+})
 
 
 def data_files(name, root=None):
@@ -384,7 +406,7 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
     xtr, ytr = subset(xtr, ytr, n_train, "n_train")
     xte, yte = subset(xte, yte, n_test, "n_test")
     channels = xtr.shape[1]
-    xtr, xte = placed(xtr, xte, lambda x, on: _to_device(x, on, lo, hi))
+    xtr, xte = placed(xtr, xte, lambda x, on: _to_device(x, on, lo, hi, imagenet=name in IMAGENET_NORMALISED))
     return DataSplits(xtr, torch.from_numpy(np.ascontiguousarray(ytr)).to(device),
                       xte, torch.from_numpy(np.ascontiguousarray(yte)).to(device),
                       DATASETS[name], channels, name, source)

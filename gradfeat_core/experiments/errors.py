@@ -9,3 +9,12 @@ class UserError(ValueError):
 
     def __init__(self, message):
         super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
+
+
+class DataError(UserError):
+    """A dataset is unknown, missing or corrupt; the message is one line."""
+
+
+def one_line(e) -> str:
+    """An exception's message on one line (its type's name when it has none)."""
+    return " ".join(str(e).split()) or type(e).__name__

@@ -21,6 +21,7 @@ file), JSON through the json module. A missing file, malformed annotation, class
 label set or undecodable JPEG is a DataError of one line naming the file.
 """
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,13 +30,16 @@ import torch
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
-from .data import DataError, _one_line
+from .errors import DataError
+from .errors import one_line as _one_line
+from .progress import tqdm
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep",
                "sofa", "train", "tvmonitor")
 VOC_SPLITS = {"train": "trainval", "test": "test"}
 COCO_SPLITS = {"train": "train2014", "test": "val2014"}
+RESIZE, CROP = 256, 224  # torchvision's evaluation transform for ImageNet ResNets
 HOWTO = {
     "voc07": "extract VOCtrainval_06-Nov-2007.tar and VOCtest_06-Nov-2007.tar (host.robots.ox.ac.uk/"
              "pascal/VOC/voc2007) under {root}, which then holds VOCdevkit/VOC2007/{{JPEGImages, "
@@ -160,3 +164,22 @@ def read_jpeg(path):
     except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise DataError(f"image {path} is not a decodable JPEG ({_one_line(e)}); replace the file") from e
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1)
+
+
+def centre_crop(path, resize=RESIZE, crop=CROP):
+    """uint8 (3, crop, crop) of one JPEG: its shorter side resized to `resize` (bilinear, with
+    antialiasing), its centre `crop` × `crop` cut out (torchvision's Resize and CenterCrop)."""
+    from torchvision.transforms import v2
+    image = read_jpeg(path)
+    return v2.functional.center_crop(v2.functional.resize(image, resize, antialias=True), crop)
+
+
+def centre_crops(files, what="images", workers=None):
+    """uint8 (N, 3, CROP, CROP) numpy of the files' centre crops, decoded by a pool of threads
+    (Pillow and the resize release the GIL) with a progress bar."""
+    from concurrent.futures import ThreadPoolExecutor
+    out = np.empty((len(files), 3, CROP, CROP), np.uint8)
+    with ThreadPoolExecutor(workers or min(16, os.cpu_count() or 1)) as pool:
+        for i, crop in enumerate(tqdm(pool.map(centre_crop, files), total=len(files), desc=what, unit="image")):
+            out[i] = crop.numpy()
+    return out
