@@ -403,3 +403,35 @@ def test_another_base_network_runs_the_heads_again_on_its_own_pretraining(tmp_pa
     assert run.parameters["overrides"]["base"]["checkpoint"] == str(encoder)
     with pytest.raises(ParamError, match="other_bases"):
         load_params("fashion-mosaic", ["reproduce.other_bases=[nosuch]"])
+
+
+# --- the paper-sized ResNet profiles: imported base networks ----------------------------------
+
+@pytest.mark.parametrize("profile,own,tables", [
+    ("voc07-resnet18", "imagenet-resnet18", {4, 2}), ("coco2014-resnet18", "imagenet-resnet18", {4}),
+    ("voc07-jigsaw-r50", "jigsaw-resnet50", {4}), ("coco2014-jigsaw-r50", "jigsaw-resnet50", {4})])
+def test_the_paper_sized_resnet_profiles_run_on_imported_weights(tmp_path, profile, own, tables):
+    """The paper's ResNets are imported (import-weights), never pre-trained: the profiles load
+    without the weights (a dry run needs none), pre-train nothing, name each base network's own
+    file (Jigsaw's heads beside ImageNet ResNet18's: C8), and a run without the file, or
+    pre-training such a network, is one line naming the command that writes it."""
+    from gradfeat_core.experiments.pretrain import pretrain
+    from gradfeat_core.suite.reproduce import base_network, experiment_runs, other_pretrainings, reproduce
+    sets = [f"out_dir={tmp_path}"]
+    p = load_params(profile, sets)
+    assert p["pretrain"]["objective"] == own and base_network(p)["source"] == "imported"
+    grid = experiments(p)
+    assert {e.table for e in grid} == tables and all(e.seeds == (0, 1, 2) for e in grid)
+    common = dict(profile=profile, objective=own)
+    assert other_pretrainings(p, common, {}, "local", tmp_path / "runs", sets) == []
+    _, _, runs = experiment_runs(p, common, {}, tmp_path / "runs")
+    for r in runs:
+        objective = r.experiment.objective or own
+        assert run_params(r.parameters)["base"]["checkpoint"].endswith(f"encoders/{objective}/encoder.pt")
+    if own == "imagenet-resnet18":
+        assert {r.experiment.objective for r in runs} == {"", "jigsaw-resnet50"}
+    with pytest.raises(ParamError, match=f"import-weights .* --out encoders/{own}/encoder.pt") as e:
+        reproduce(profile, sets, log=lambda msg: None)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ParamError, match=f"{own}'s weights are imported, not pre-trained here"):
+        pretrain(p)

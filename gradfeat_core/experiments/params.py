@@ -347,6 +347,8 @@ def validate(params, tables=True):
     for key in ("checkpoint", "random_checkpoint"):
         path = base[key]
         if path is not None and not os.path.isfile(path):
+            if key == "checkpoint" and OBJECTIVES[params["pretrain"]["objective"]].imported:
+                continue  # the paper's weights, imported later: a dry run needs none, a run says how
             raise ParamError(f"'base.{key}' points at {path}, which does not exist; "
                              "run `python -m gradfeat_core pretrain` or fix the path")
     for folder in base["compared"]:

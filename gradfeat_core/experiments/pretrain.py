@@ -107,6 +107,11 @@ def pretrain(params, stop_after=None, log=None):
     start_time = time.perf_counter()
     p, base, objective = params["pretrain"], params["base"], params["pretrain"]["objective"]
     entry = OBJECTIVES[objective]
+    if entry.imported:
+        from ..method.imported import IMPORT
+        raise ParamError(f"{objective}'s weights are imported, not pre-trained here: {IMPORT[objective]} "
+                         "(docs/tables-2-and-4.md) writes the file its params/objectives file names "
+                         "(base.checkpoint)")
     if entry.pixel_range and tuple(float(v) for v in base["pixel_range"]) != entry.pixel_range:
         raise ParamError(f"'base.pixel_range' is {base['pixel_range']} but {objective} "
                          f"generates pixels in {list(entry.pixel_range)}; use "

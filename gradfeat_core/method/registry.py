@@ -1,5 +1,5 @@
 """One registry of pre-training objectives (as timm's of models): each objective is one module
-(gan: ali and wali, rotation, vae, supervised) that registers an Objective here when method/ is imported;
+(gan: ali and wali, rotation, vae, supervised; imported: the paper's ResNets) that registers an Objective here when method/ is imported;
 pre-training, parameter validation, the command line, the bench and the report read it. A new
 objective is its module (method/__init__.py imports every module) and params/objectives/<name>.yaml.
 
@@ -54,6 +54,8 @@ class Objective:
     log_scale: bool = False           # its loss curve on a log axis
     labelled: bool = False            # trains on labels: each batch is (images, class indices) and
                                       # build takes the data set's number of classes
+    imported: bool = False            # a published network whose weights are imported (imported.py),
+                                      # never pre-trained here: base.checkpoint names the file
 
     def batches(self, p):
         """Batches of images one update takes."""

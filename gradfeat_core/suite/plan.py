@@ -29,7 +29,7 @@ from ..experiments.params import load_params
 from ..experiments.run import cache_bytes, frozen_part
 from ..experiments.train import pick_device
 from ..method import tangent
-from ..method.registry import ARCHITECTURES
+from ..method.registry import ARCHITECTURES, OBJECTIVES
 from ..method.nets import fold_batchnorm, parse_layers, split
 from .grid import experiments, twins
 
@@ -129,6 +129,12 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
     params = load_params(profile, sets, objective=objective)
     device = pick_device(params["device"])
     timer = Timer(params, device, tflops)
+    timers = {"": timer}  # one per base network: the profile's, and each of reproduce.other_bases
+
+    def timer_of(e):
+        if e.objective not in timers:
+            timers[e.objective] = Timer(load_params(profile, sets, objective=e.objective), device, tflops)
+        return timers[e.objective]
     grid = experiments(params)
     repeats = twins(grid)
     runs = runs or {}
@@ -140,7 +146,7 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
         p = e.params(params)
         head, layers, train = p["model"]["head"], p["model"]["layers"], p["train"]
         channels, n_train, n_test, side = image_counts(p)
-        per_step = timer.step(head, layers, train["batch_size"])
+        per_step = timer_of(e).step(head, layers, train["batch_size"])
         least, most = steps_range(train, head)
         stage = stages.setdefault(f"Table {e.table}", {"runs": 0, "to_run": 0, "least": 0.0, "most": 0.0})
         stage["runs"] += 1
@@ -149,10 +155,10 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
         stage["to_run"] += 1
         stage["least"] += len(e.seeds) * least * per_step
         stage["most"] += len(e.seeds) * most * per_step
-        cache_key = (p["base"]["encoder"], layers, n_train, head != "actv")
+        cache_key = (e.objective, p["base"]["encoder"], layers, n_train, head != "actv")
         if cache_key not in caches:
-            caches[cache_key] = (n_train + n_test) * timer.cache_bytes_per_image(head, layers)
-            seconds = (n_train + n_test) * timer.frozen_per_image(layers)
+            caches[cache_key] = (n_train + n_test) * timer_of(e).cache_bytes_per_image(head, layers)
+            seconds = (n_train + n_test) * timer_of(e).frozen_per_image(layers)
             stage["least"] += seconds
             stage["most"] += seconds
         images, cache = (n_train + n_test) * channels * side * side * 4, caches[cache_key]
@@ -160,7 +166,8 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
         on_device += cache if fits(cache, budget, on_device) else 0  # as run.cache_on_host does
         peak, host = max(peak, on_device), max(host, images + cache - on_device)
     pretrained_here = [params] if params["base"]["checkpoint"] is None else []
-    pretrained_here += [load_params(profile, sets, objective=o) for o in params["reproduce"]["other_bases"]]
+    pretrained_here += [load_params(profile, sets, objective=o) for o in params["reproduce"]["other_bases"]
+                        if not OBJECTIVES[o].imported]
     if pretrained_here:
         from ..experiments.pretrain import build_networks, optimisers, random_batches, step
         stage = {"runs": 0, "to_run": 0, "least": 0.0, "most": 0.0}

@@ -204,6 +204,9 @@ def rerun_spread(quality):
 def describe(base, pretrain, quality=None):
     """Markdown lines for the report: where the base network came from (its sha256 and the
     run that made it) and, with a quality frame, what pre-training reruns did to the probe."""
+    if base.get("source") == "imported":
+        return [f"The paper's own network, imported (`python -m gradfeat_core import-weights`), not "
+                f"pre-trained here: `{base['path']}`, sha256 `{base.get('sha256')}`."]
     if not pretrain:
         return ["No finished pre-training: the heads ran on no pre-trained base network."]
     made = (f"{pretrain['objective']}, seed {pretrain['params']['seed']}, {pretrain['iterations']} "

@@ -245,7 +245,9 @@ def scope(params, pretrain, frame, base_network=None):
     stops = "; ".join(f"Table {table} after a median of {g.iterations.median():.0f} iterations, its "
                       f"best validation at {g.best_iteration.median():.0f}"
                       for table, g in timed.groupby("table"))
-    updates = f"{pretrain['iterations']} updates" if pretrain else "no finished pre-training"
+    imported = (base_network or {}).get("source") == "imported"
+    updates = (f"{pretrain['iterations']} updates" if pretrain else
+               "its imported weights (not pre-trained here)" if imported else "no finished pre-training")
     if (base_network or {}).get("source") == "committed":
         updates += (", once: the committed encoder, the same file in every rerun (its sha256 and "
                     "how much pre-training reruns move the features: see the base network section)")
@@ -255,18 +257,20 @@ def scope(params, pretrain, frame, base_network=None):
         + ("VOC07 and COCO2014 (mAP)" if on_resnets(params) else "CIFAR-10/100 and SVHN")
         + ": each claim is judged on effects inside these runs (grad − actv, pre-trained − random, "
         "...), never on our " + ("mAP" if on_resnets(params) else "accuracy") + " against the paper's.",
-        f"Base network: {network}, pre-trained by {base}, for {updates}; a "
-        "random encoder of the same architecture runs beside it as a reference."
-        + (f" Table {tables[0]}'s heads also run on {'; '.join(others)}, pre-trained in the same "
-           "reproduction on the same source task (C8's distant base network)." if others else "")
+        (f"Base network: {base}, {updates}; a " if imported else
+         f"Base network: {network}, pre-trained by {base}, for {updates}; a ")
+        + "random encoder of the same architecture runs beside it as a reference."
+        + (f" Table {tables[0]}'s heads also run on {'; '.join(others)} (C8's distant base network"
+           + ("" if imported else ", pre-trained in the same reproduction on the same source task")
+           + ")." if others else "")
         + (f" Why this one: the base network section sets its feature-quality curve beside the "
            f"{len(params['base']['compared'])} pre-training(s) tried for this data set instead "
            "(base.compared), each against its own random encoder."
            if params["base"].get("compared") else ""),
-        f"Schedules are far shorter than the paper's 50K–80K iterations (batch "
+        f"Schedules: the paper's are {'50 epochs' if on_resnets(params) else '50K–80K iterations'}; here batch "
         f"{train['batch_size']}, validation split {train['val_fraction']:g}"
         + (f", every {train['eval_every']} iterations, patience {train['patience']}"
-           if train["eval_every"] else "") + ", before each table's own settings; "
+           if train["eval_every"] else "") + ", before each table's own settings ("
         + "; ".join(f"Table {t}'s: {settings(rep[f'table{SHAPE[t]}'])}" for t in tables)
         + f"). Runs stopped: {stops or 'none finished'}. "
         f"{not_converged} of {len(done)} runs were "

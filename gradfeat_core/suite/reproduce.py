@@ -20,6 +20,8 @@ from ..experiments.params import ParamError, assignments, combine, digest, load_
 from ..experiments.progress import tqdm
 from ..experiments.results import RESULTS_VERSION, ROOT, file_sha256, write_json
 from ..experiments.run import SCHEDULING, schedules_read
+from ..method.imported import IMPORT
+from ..method.registry import OBJECTIVES
 from . import cluster
 from .grid import Experiment, experiments, resolve, table3_layers, tables, twins
 from .results import load_summaries, results_frame
@@ -247,6 +249,8 @@ def base_network(params):
     """Where this reproduction's base network comes from: the committed encoder the profile
     names (base.checkpoint, its sha256 checked by load_params) or this run's pre-training."""
     path = params["base"]["checkpoint"]
+    if path and OBJECTIVES[params["pretrain"]["objective"]].imported:  # the paper's, import-weights'
+        return {"source": "imported", "path": path, "pretrain_json": None}
     if path:
         return {"source": "committed", "path": path,
                 "pretrain_json": str(Path(path).with_name("pretrain.json"))}
@@ -275,10 +279,11 @@ def pretraining_run(params, common, overrides, executor, runs_dir):
 
 
 def other_pretrainings(params, common, overrides, executor, runs_dir, sets=()):
-    """The 01_pretrain run of each of reproduce.other_bases (its own objective's parameters)."""
+    """The 01_pretrain run of each of reproduce.other_bases (its own objective's parameters) that
+    is pre-trained here (an imported network's weights are its params file's base.checkpoint)."""
     return [pretraining_run(load_params(common["profile"], sets, objective=o),
                             dict(common, objective=o), overrides, executor, runs_dir)
-            for o in params["reproduce"]["other_bases"]]
+            for o in params["reproduce"]["other_bases"] if not OBJECTIVES[o].imported]
 
 
 def experiment_runs(params, common, overrides, runs_dir):
@@ -291,6 +296,10 @@ def experiment_runs(params, common, overrides, runs_dir):
     def parameters(e):
         if not e.objective:
             return dict(common, overrides=overrides)
+        if OBJECTIVES[e.objective].imported:  # its params file names its weights, not the profile's encoders
+            encoders = pretrained_encoders(out, e.objective)["base"]
+            own = {k: v for k, v in overrides.get("base", {}).items() if k not in encoders}
+            return dict(common, objective=e.objective, overrides={**overrides, "base": own})
         return dict(common, objective=e.objective,
                     overrides=combine(overrides, pretrained_encoders(out, e.objective)))
     runs = [make_run("02_heads", e.name, parameters(e), runs_dir, e) for e in grid if e.name not in repeats]
@@ -326,7 +335,7 @@ def dry_run(profile, sets=(), objective=None, executor="local", log=print, tflop
     common, keyed = dict(profile=profile, objective=objective), notebook_overrides(sets, out)
     done = {}
     pre = other_pretrainings(params, common, keyed, executor, out / "runs", sets)
-    if base_network(params)["source"] != "committed":
+    if base_network(params)["source"] == "pre-trained in this run":
         pre.insert(0, pretraining_run(params, common, keyed, executor, out / "runs"))
         keyed = combine(keyed, pretrained_encoders(out, objective))
     done.update({r.name: r.result.is_file() for r in pre})
@@ -355,7 +364,14 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
     summaries, runs, entries, lin_path = [], [], [], None
     base = base_network(params)
     pretrainings = other_pretrainings(params, common, overrides, executor, runs_dir, sets)
-    if base["source"] == "committed":
+    for name in (objective, *params["reproduce"]["other_bases"]):  # the paper's networks, imported
+        path = load_params(profile, sets, objective=name)["base"]["checkpoint"]
+        if OBJECTIVES[name].imported and not Path(path).is_file():
+            raise ParamError(f"'base.checkpoint' {path}, {name}'s weights, does not exist: "
+                             f"{IMPORT[name]} writes it (docs/tables-2-and-4.md)")
+    if base["source"] == "imported":
+        log(f"pre-training: none, the profile's base network is {objective}'s imported weights {base['path']}")
+    elif base["source"] == "committed":
         log(f"pre-training: none, the profile's base network is the committed {base['path']} "
             "(sha256 checked); --set base.checkpoint=null pre-trains one from scratch instead")
     else:
