@@ -15,8 +15,8 @@ from ..method.resnet import block_names
 from .claims import (NEEDS, PRETRAINING_MIN_GAIN, assess, own_base, paper_assessment, paper_base,
                      pretraining, tables)
 from .evidence import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell, contrast, converged, ratio
-from .grid import (PAPER_DATASETS, PAPER_REFERENCE, PAPER_TRANSFER_DATASETS, PAPER_TRANSFER_REFERENCE,
-                   SHAPE, experiments)
+from .grid import (PAPER_DATASETS, PAPER_REFERENCE, PAPER_RESNETS, PAPER_TRANSFER_DATASETS,
+                   PAPER_TRANSFER_REFERENCE, SHAPE, experiments)
 from .paper import paper_numbers
 from .results import SOURCES, distinct_runs
 
@@ -529,9 +529,12 @@ def effects(frame, linearization=None):
     """One row per comparison a verdict rests on (rules and preconditions; C7's single numbers
     left out): claim, label, mean, low, high, threshold, unit, role, verdict, and the paper's
     effect for the same comparison (its numbers for the paper's data set matching ours, else
-    CIFAR-10), where it printed the cells."""
+    CIFAR-10; VOC07 on a ResNet), where it printed the cells."""
     dataset = frame.dataset.iloc[0] if "dataset" in frame and len(frame) else None
-    paper = paper_assessment(dataset if dataset in PAPER_DATASETS else PAPER_REFERENCE, paper_base(frame))
+    base = paper_base(frame)
+    sets, reference = ((PAPER_TRANSFER_DATASETS, PAPER_TRANSFER_REFERENCE) if base in PAPER_RESNETS
+                       else (PAPER_DATASETS, PAPER_REFERENCE))
+    paper = paper_assessment(dataset if dataset in sets else reference, base)
     printed = {c.effect.label: c.effect.mean for _, _, _, cs in paper.values() for c in cs}
     rows = []
     for claim, (_, _, _, comparisons) in assess(frame, linearization).items():
