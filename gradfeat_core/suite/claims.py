@@ -317,7 +317,7 @@ NEEDS = {"C1": "Table 3's actv, grad and finetune at the top layer",
 
 CLAIMS = {  # claim: (the paper's statement, the rule in one plain sentence, its judge)
     "C1": ("gradient features from a pre-trained network beat the activation baseline by a wide margin",
-           f"At the top layer (conv5; the VAE's conv8) the gradient model recovers more than "
+           f"At the top layer (conv5; the VAE's conv8; a ResNet's top block) the gradient model recovers more than "
            f"{C1_MIN_SHARE:.0%} of fine-tuning's gain over the activation baseline.", c1),
     "C2": ("the full model comes close to fine-tuning",
            "At the top layer the full model closes more than half of the gap from the activation baseline to "
@@ -328,8 +328,8 @@ CLAIMS = {  # claim: (the paper's statement, the rule in one plain sentence, its
            f"than {C3_MIN_LOSS:.0%} of its gain over the activation baseline and the full model keeps less than half of its gain over the "
            "activation baseline.", c3),
     "C4": ("the topmost layer suffices; adding lower layers has diminishing returns",
-           f"With all parameters pre-trained, conv5 alone recovers more than {C1_MIN_SHARE:.0%} of "
-           "conv5 fine-tuning's gain over the activation baseline and no deeper θ2 adds as much as half that gain again, for the "
+           f"With all parameters pre-trained, the top layer alone (conv5; a ResNet's top block) recovers more than {C1_MIN_SHARE:.0%} of "
+           "its fine-tuning's gain over the activation baseline and no deeper θ2 adds as much as half that gain again, for the "
            "gradient and the full model.", c4),
     "C5": ("in the unsupervised setting the gradient model alone is about as good as the full model",
            f"At the top layer the full and the gradient model are equivalent within ±{C5_BAND:g} points.", c5),
