@@ -546,7 +546,7 @@ def effects(frame, linearization=None):
     return pd.DataFrame(rows)
 
 
-def forest(table):
+def forest(table, score="accuracy"):
     """A forest plot per claim and unit of `effects` rows: each comparison's mean and 95%
     interval coloured by its verdict, the rule's threshold dashed, the paper's effect for the
     same comparison as an open diamond where it printed the cells. Returns the figure."""
@@ -557,7 +557,7 @@ def forest(table):
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, sum(heights)), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     colours = {HOLDS: "#2e7d32", FAILS: "#c62828", INCONCLUSIVE: "#b8860b"}
-    units = {"share": "%", "points": "accuracy points", "×": "ratio of step times"}
+    units = {"share": "%", "points": f"{score} points", "×": "ratio of step times"}
     for ax, (claim, unit) in zip(axes[:, 0], panels):
         group = table[(table.claim == claim) & (table.unit == unit)]
         rows = group.drop_duplicates("label").reset_index(drop=True)  # C5: one effect, two thresholds
