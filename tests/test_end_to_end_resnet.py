@@ -36,7 +36,7 @@ def test_quick_resnet_profile_end_to_end(tmp_path):
     assert c8["verdict"] != NOT_RUN and c8["comparison"].startswith(("close", "distant"))
     html = (tmp_path / "report.html").read_text()
     for text in ["Table 4: the four heads at the top layer", "Table 2: the ablation", "mAP %",
-                 "ImageNet ResNet-18 → VOC07", "jackknife pseudo-values", "rotation-resnet18",
+                 "ImageNet ResNet-18 → VOC07", "rotation-resnet18",
                  "stand-ins for the paper's ImageNet and Jigsaw ResNets",
                  "Tables 1 and 3 (BiGAN and VAE encoders on CIFAR and SVHN) are not covered",
                  'alt="Dot-and-interval plot of Table 4', 'alt="Heat maps of Table 2']:

@@ -52,7 +52,7 @@ def measure(out_dir):
     from gradfeat_core.experiments.run import run_head
     quiet = lambda msg: None  # noqa: E731
     out = {}
-    for objective in (o for o, entry in OBJECTIVES.items() if not entry.imported):
+    for objective in OBJECTIVES:
         params = load_params("quick", [f"out_dir={out_dir}"], objective=objective)
         result = pretrain(params, log=quiet)
         out[f"pretrain {objective}"] = {"final_losses": result["final_losses"]}
