@@ -167,7 +167,7 @@ def paper_value(table, dataset, head, layers, theta1="pretrained", theta2="pretr
     if table in (2, 4):
         column = dataset if dataset in PAPER_TRANSFER_DATASETS else PAPER_TRANSFER_REFERENCE
         paper_base = "imagenet-resnet18" if table == 2 else paper_base_of(base)
-        for r in (r for r in paper_numbers() if r["table"] == table and paper_base):
+        for r in (r for r in paper_numbers() if r["table"] == table and paper_base in PAPER_RESNETS):
             named = block_names(PAPER_RESNETS[paper_base], r["layers"]) if "layers" in r else layers
             if (r.get("head") == head and named == layers
                     and r["dataset"] == column and r.get("base", paper_base) == paper_base
