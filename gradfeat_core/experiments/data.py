@@ -300,13 +300,13 @@ def _download(name, root):
         cls(root, train=train, download=True)
 
 
-def _multilabel(name, root):
-    """VOC07 (trainval, test) or COCO2014 (train2014, val2014) as arrays: each image's centre
-    crop (multilabel.centre_crops), labels (N, classes) 1/0, -1 where VOC's difficult objects
-    leave a class out."""
+def _multilabel(read, root):
+    """VOC07 (trainval, test) or COCO2014 (train2014, val2014), as `read` (multilabel.voc07 or
+    coco2014) lists them, as arrays: each image's centre crop (multilabel.centre_crops), labels
+    (N, classes) 1/0, -1 where VOC's difficult objects leave a class out."""
     out = []
     for split in ("train", "test"):
-        s = {"voc07": voc07, "coco2014": coco2014}[name](root, split)
+        s = read(root, split)
         out += [centre_crops(s.files, s.name), np.where(s.ignore, -1, s.labels).astype(np.int8)]
     return tuple(out)
 
@@ -314,7 +314,7 @@ def _multilabel(name, root):
 _READERS = {"cifar10": lambda root: _cifar("cifar10", root),
             "cifar100": lambda root: _cifar("cifar100", root), "svhn": _svhn, "fashion-mnist": _fashion,
             "fashion-source": _fashion_source, "fashion-mosaic": _fashion_mosaic,
-            "voc07": lambda root: _multilabel("voc07", root), "coco2014": lambda root: _multilabel("coco2014", root)}
+            "voc07": lambda root: _multilabel(voc07, root), "coco2014": lambda root: _multilabel(coco2014, root)}
 
 
 # The files each reader reads, and the folders it looks in (every layout it accepts): what

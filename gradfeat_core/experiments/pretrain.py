@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
+from ..method.imported import IMPORT
 from ..method.nets import calibrate_on, random_encoder
 from ..method.registry import OBJECTIVES, DivergedError
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -108,7 +109,6 @@ def pretrain(params, stop_after=None, log=None):
     p, base, objective = params["pretrain"], params["base"], params["pretrain"]["objective"]
     entry = OBJECTIVES[objective]
     if entry.imported:
-        from ..method.imported import IMPORT
         raise ParamError(f"{objective}'s weights are imported, not pre-trained here: {IMPORT[objective]} "
                          "(docs/tables-2-and-4.md) writes the file its params/objectives file names "
                          "(base.checkpoint)")

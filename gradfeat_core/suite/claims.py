@@ -462,6 +462,14 @@ def _paper_columns(claim, label, datasets):
     return "; ".join(effects), ", ".join(said)
 
 
+def beside(dataset, base):
+    """The paper's data sets whose numbers stand beside ours for its base network `base`: ours
+    where the paper used it, else all of that network's (CIFAR-10/100 and SVHN; VOC07 and
+    COCO2014 for its ResNets)."""
+    sets = PAPER_TRANSFER_DATASETS if base in PAPER_RESNETS else PAPER_DATASETS
+    return [dataset] if dataset in sets else list(sets)
+
+
 def verdicts(frame, linearization=None):
     """One row per claim: claim, statement, rule (plain sentence), verdict, comparison (the
     decisive effect), effect (mean [95% interval]), effect_mean/low/high, seeds, comparisons (how
@@ -474,10 +482,8 @@ def verdicts(frame, linearization=None):
     ours = assess(frame, linearization)
     dataset = frame.dataset.iloc[0] if "dataset" in frame and len(frame) else None
     base = paper_base(frame)
-    paper_sets = PAPER_TRANSFER_DATASETS if base in PAPER_RESNETS else PAPER_DATASETS
-    paper = {d: paper_assessment(d, base) for d in ([dataset] if dataset in paper_sets else paper_sets)}
-    resnets = {d: paper_assessment(d, C8_CLOSE)  # C8 is Table 4's, whatever the frame
-               for d in ([dataset] if dataset in PAPER_TRANSFER_DATASETS else PAPER_TRANSFER_DATASETS)}
+    paper = {d: paper_assessment(d, base) for d in beside(dataset, base)}
+    resnets = {d: paper_assessment(d, C8_CLOSE) for d in beside(dataset, C8_CLOSE)}  # C8: Table 4's
     rows = []
     for claim, (statement, rule, _) in CLAIMS.items():
         verdict, decisive, reason, comparisons = ours[claim]

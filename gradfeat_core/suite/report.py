@@ -17,6 +17,7 @@ from .claims import (NEEDS, PRETRAINING_MIN_GAIN, assess, own_base, paper_assess
 from .evidence import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell, contrast, converged, ratio
 from .grid import (PAPER_DATASETS, PAPER_REFERENCE, PAPER_RESNETS, PAPER_TRANSFER_DATASETS,
                    PAPER_TRANSFER_REFERENCE, SHAPE, experiments)
+from .grid import tables as architecture_tables  # the architecture's; claims.tables: a frame's
 from .paper import paper_numbers
 from .results import SOURCES, distinct_runs
 
@@ -192,8 +193,15 @@ def protocol(params, table):
 
 
 def on_resnets(params):
-    """True when the profile's base network is a ResNet (Tables 4 and 2, mAP)."""
-    return 4 in tables_run(params)
+    """True when the profile's base network is a ResNet (Tables 4 and 2, mAP): its architecture's
+    tables (grid.tables), without building the grid."""
+    return architecture_tables(params)[0] == 4
+
+
+def family(params):
+    """The pair of the paper's tables the profile's base network belongs to: (1, 3), or (2, 4) on
+    a ResNet (OTHER_PROFILE's keys)."""
+    return (2, 4) if on_resnets(params) else (1, 3)
 
 
 def deviations(params, pretrain):
@@ -358,15 +366,15 @@ def coverage(params, frame, claims):
     done = frame[frame.status == "done"] if "status" in frame else frame
     status = PAPER_SETTING if paper else STAND_IN
     profile_tables = tables_run(params)
-    family = (2, 4) if on_resnets(params) else (1, 3)
-    to_paper = "" if paper else f"the paper's data and base network: {OTHER_PROFILE[family][1]}"
+    own = family(params)
+    to_paper = "" if paper else f"the paper's data and base network: {OTHER_PROFILE[own][1]}"
     rows = []
     for table, title in PAPER_TABLES.items():
         ran = done[done.table == table]
         if not len(ran):
             why = "not run by this profile"
             other = next(f for f in OTHER_PROFILE if table in f)
-            if other != family:
+            if other != own:
                 stand, real = OTHER_PROFILE[other]
                 why += f"; to cover it: {stand} (a stand-in on a CPU), or on the paper's setting {real}"
             rows.append({"item": title, "covered": NOT_COVERED, "on": "", "notes": why})
@@ -438,13 +446,12 @@ def conclusion(params, frame, claims):
     if stuck:
         lines.append(f"{stuck} of {len(runs)} runs did not converge within their cap: the "
                      "verdicts that use them are inconclusive.")
-    family = (2, 4) if on_resnets(params) else (1, 3)
-    other = next(f for f in OTHER_PROFILE if f != family)
+    other = next(f for f in OTHER_PROFILE if f != family(params))
     missing = [t for t in other if t not in numbers]
     c8 = "C8" in set(claims.claim[claims.verdict == NOT_RUN])
     if missing:
         lines.append(f"Tables {' and '.join(map(str, missing))} ("
-                     + ("BiGAN and VAE encoders on CIFAR and SVHN" if family == (2, 4) else
+                     + ("BiGAN and VAE encoders on CIFAR and SVHN" if on_resnets(params) else
                         "ImageNet ResNets → VOC07/COCO2014 mAP")
                      + ")" + (" and claim C8 are" if c8 else " are") + " not covered by this profile: "
                      f"{OTHER_PROFILE[other][0]} runs them on a stand-in on a CPU.")

@@ -365,8 +365,10 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
     base = base_network(params)
     pretrainings = other_pretrainings(params, common, overrides, executor, runs_dir, sets)
     for name in (objective, *params["reproduce"]["other_bases"]):  # the paper's networks, imported
-        path = load_params(profile, sets, objective=name)["base"]["checkpoint"]
-        if OBJECTIVES[name].imported and not Path(path).is_file():
+        if not OBJECTIVES[name].imported:
+            continue
+        path = (params if name == objective else load_params(profile, sets, objective=name))["base"]["checkpoint"]
+        if not Path(path).is_file():
             raise ParamError(f"'base.checkpoint' {path}, {name}'s weights, does not exist: "
                              f"{IMPORT[name]} writes it (docs/tables-2-and-4.md)")
     if base["source"] == "imported":
