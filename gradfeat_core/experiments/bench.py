@@ -218,8 +218,8 @@ def architecture_times(device, batch, repeats, images=1000):
     for (arch, spec, what), t in ms.items():
         row = {"arch": arch, "layers": spec, "what": what, "ms": round(1000 * t, 2)}
         if what in ("grad", "full", "finetune"):
-            row.update(ratio_to_finetune=round(t / ms[arch, spec, "finetune"], 2),
-                       ratio_to_floor=round(t / ms[arch, spec, FLOOR], 2))
+            row.update(ratio_to_finetune=round(t / ms[arch, spec, "finetune"], 3),
+                       ratio_to_floor=round(t / ms[arch, spec, FLOOR], 3))
         rows.append(row)
     return rows, flops
 
