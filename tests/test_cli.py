@@ -417,3 +417,46 @@ def test_the_package_has_no_import_cycle_and_its_layers_import_downwards_only():
         return rank[module.split(".")[1] if "." in module else module]
     upward = [(m, t) for m, targets in graph.items() for t in targets if layer(t) > layer(m)]
     assert upward == [], upward
+
+
+def test_the_cache_keeps_every_part_then_all_but_the_primal_record_then_nothing():
+    """run.cache_kept, which run.fit_cache and the dry run's cache disk both follow: hand cases."""
+    from gradfeat_core.experiments.run import cache_kept
+    sizes = {"z": 2 ** 20, "primal": 3 * 2 ** 20}  # MiB per image
+    assert cache_kept(sizes, 256, 1.0) == ("z", "primal")   # 1 GiB exactly: kept
+    assert cache_kept(sizes, 257, 1.0) == ("z",)             # 257 MiB + 771: the record goes
+    assert cache_kept(sizes, 1024, 1.0) == ("z",)
+    assert cache_kept(sizes, 1025, 1.0) is None               # not even z
+    assert cache_kept({"features": 2 ** 20}, 2048, 1.0) is None
+    assert cache_kept({}, 10 ** 9, 0.0) == ()                  # nothing to cache always fits
+
+
+def test_the_dry_run_counts_each_training_view_as_an_image_and_test_views_apart():
+    from gradfeat_core.experiments.params import load_params
+    from gradfeat_core.suite.plan import image_counts, test_view_count
+    voc = load_params("voc07-resnet18")
+    assert image_counts(voc) == (3, 5011 * 10, 4952, 224) and test_view_count(voc) == 4952 * 10
+    few = load_params("voc07-resnet18", ["data.n_train=100", "data.n_test=7", "data.test_views=1"])
+    assert image_counts(few) == (3, 1000, 7, 224) and test_view_count(few) == 0
+    assert test_view_count(load_params("coco2014-resnet18")) == 0
+
+
+def test_the_dry_run_times_each_step_with_the_cache_that_fits(monkeypatch):
+    """A step is timed as run.fit_cache will make it: every frozen part cached when they fit
+    cache.max_gib, the primal record recomputed per batch when only it does not, and the whole
+    frozen part (trunk and all) recomputed per batch when nothing fits."""
+    from gradfeat_core.suite import plan
+    seen = {}
+    monkeypatch.setattr(plan.Timer, "step", lambda self, head, layers, batch, cached=True, primal=True:
+                        seen.setdefault((head, layers), (cached, primal)) and 0.01)
+    parts = {"grad": {"z": 1, "primal": 2}, "full": {"z": 1, "primal": 2}, "actv": {"z": 1}, "finetune": {"z": 1}}
+    monkeypatch.setattr(plan.Timer, "cached", lambda self, head, layers, images, max_gib:
+                        (0, plan.cache_kept(parts[head], images, max_gib)))
+    images = sum(plan.image_counts(plan.load_params("quick-resnet"))[1:3])
+    for max_gib, grad, actv in ((3 * images / 2 ** 30, (True, True), (True, False)),
+                                (images / 2 ** 30, (True, False), (True, False)),
+                                (0.5 * images / 2 ** 30, (False, False), (False, False))):
+        seen.clear()
+        plan.estimate("quick-resnet", [f"cache.max_gib={max_gib}"], tflops=1)
+        assert {v for (h, _), v in seen.items() if h in ("grad", "full")} == {grad}, (max_gib, seen)
+        assert {v for (h, _), v in seen.items() if h in ("actv", "finetune")} == {actv}, (max_gib, seen)

@@ -31,3 +31,21 @@ def test_a_committed_report_says_what_it_covers_and_shows_only_what_was_measured
     after = html.split("<img ")[1:]   # what follows each figure, up to the next figure or heading
     uncaptioned = [re.search(r'alt="([^"]*)"', a)[1] for a in after if "<em>" not in re.split(r"<h\d", a)[0]]
     assert not uncaptioned, uncaptioned
+
+
+def test_the_committed_default_reports_runs_keep_their_keys():
+    """Finished runs stay finished: each run key in reports/fashion-mnist/results.csv is the one
+    reproduce computes for that experiment now (a parameter added since stays out of keys at
+    the value that ran before it: params.ADDED). The default profile alone: its base network is
+    committed, while the other profiles' are pre-trained at run time and their keys hash them."""
+    import pandas as pd
+    from gradfeat_core.experiments.data import data_files
+    from gradfeat_core.suite.reproduce import run_keys
+    if not data_files("fashion-mnist"):
+        pytest.skip("Fashion-MNIST is not installed (make data)")
+    committed = pd.read_csv(ROOT / "reports" / "fashion-mnist" / "results.csv")
+    keys = run_keys("fashion-mnist", [])  # each run once: a cell another table reads is its twin's
+    own = committed[committed.experiment.isin(keys)]
+    assert len(set(own.experiment)) == len(set(committed.experiment) - {"t1-actv-conv5", "t1-finetune-conv5",
+                                                                        "t1-grad-conv5-ppp", "t1-full-conv5-ppp"})
+    assert dict(zip(own.experiment, own.run_key)) == {e: keys[e] for e in own.experiment}

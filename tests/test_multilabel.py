@@ -241,3 +241,111 @@ def test_a_grad_head_on_voc07_trains_and_scores_map_without_the_difficult_pairs(
     scores = predict(model, test).numpy()
     assert labels.min() == -1  # 000002's only train is difficult: left out, not absent
     assert result.mean_ap == pytest.approx(mean_average_precision(scores, labels == 1, ignore=labels < 0)[0])
+
+
+# --- random views (data.train_views, data.test_views): Table 4's ten random crops ---------------
+
+def coordinate_jpeg(path, height=150, width=200):
+    """A JPEG whose red channel is the column (0 at the left edge, 255 at the right) and green
+    the row: a view's pixels say where in the image it was cut, and whether it was flipped."""
+    x = np.linspace(0, 255, width)[None, :].repeat(height, 0)
+    y = np.linspace(0, 255, height)[:, None].repeat(width, 1)
+    Image.fromarray(np.stack([x, y, np.zeros_like(x)], -1).round().astype(np.uint8)).save(path, quality=95)
+
+
+def test_random_views_are_flipped_squares_of_a_tenth_to_a_half_of_the_image(tmp_path):
+    """Read back from the pixels (hand-computed oracle): each view is a square (as wide as high in
+    the image's pixels), of 10-50% of its area, mirrored in about half the views; the same seed
+    gives the same views and leaves torch's own generator where it was."""
+    from gradfeat_core.experiments.multilabel import random_views
+    path = tmp_path / "coords.jpg"
+    height, width = 150, 200
+    coordinate_jpeg(path, height, width)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    views = random_views(path, 40, seed=7).float()
+    assert torch.equal(torch.get_rng_state(), before)
+    assert views.shape == (40, 3, 224, 224)
+    assert torch.equal(random_views(path, 40, seed=7).float(), views)
+    assert not torch.equal(random_views(path, 40, seed=8).float(), views)
+    red_left, red_right = views[:, 0, :, 4].mean(1), views[:, 0, :, -5].mean(1)  # columns near each edge
+    green_top, green_bottom = views[:, 1, 4, :].mean(1), views[:, 1, -5, :].mean(1)
+    # image pixels spanned between the two sampled columns (rows): 215 of 224 output pixels
+    wide = (red_right - red_left).abs() / 255 * (width - 1) * 224 / 215
+    high = (green_bottom - green_top) / 255 * (height - 1) * 224 / 215
+    area = wide * high / (height * width)
+    assert ((wide - high).abs() < 3).all(), (wide, high)
+    assert (area > 0.1 - 0.02).all() and (area < 0.5 + 0.02).all(), area
+    assert area.max() - area.min() > 0.2  # spread over the range, not one size
+    flipped = (red_right < red_left).float().mean()
+    assert 0.25 < flipped < 0.75 and (green_bottom > green_top).all()  # mirrored left-right only
+
+
+def test_voc07_with_views_holds_each_images_views_in_order_with_its_labels(tmp_path):
+    from gradfeat_core.experiments.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset
+    from gradfeat_core.experiments.multilabel import random_views, view_seed
+    base = write_voc(tmp_path)
+    d = load_dataset("voc07", root=tmp_path, train_views=3, test_views=4, seed=5)
+    assert d.x_train.shape == (9, 3, 224, 224) and d.y_train.shape == (9, 20) and d.train_views == 3
+    assert d.x_test.shape == (2, 3, 224, 224) and d.x_test_views.shape == (8, 3, 224, 224)
+    assert d.source["train_views"] == 3 and d.source["test_views"] == 4
+    plain = load_dataset("voc07", root=tmp_path)
+    assert torch.equal(d.x_test, plain.x_test) and torch.equal(d.y_test, plain.y_test)
+    assert torch.equal(d.y_train, plain.y_train.repeat_interleave(3, 0))
+    assert "train_views" not in plain.source and plain.x_test_views is None
+    mean, std = (torch.tensor(v).view(3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+    for split, x, k, ids in (("train", d.x_train, 3, VOC["trainval"]), ("test", d.x_test_views, 4, VOC["test"])):
+        for i, image_id in enumerate(ids):
+            views = random_views(base / "JPEGImages" / f"{image_id}.jpg", k, view_seed(5, split, i))
+            assert torch.allclose(x[i * k:(i + 1) * k], (views / 255 - mean) / std, atol=1e-5)
+    sub = load_dataset("voc07", root=tmp_path, train_views=3, test_views=4, seed=5, n_train=2, n_test=1)
+    assert sub.x_train.shape[0] == 6 and sub.x_test_views.shape[0] == 4
+    for i in range(2):  # whole images, each with its three views, labels alike
+        match = [j for j in range(3) if torch.equal(sub.x_train[3 * i], d.x_train[3 * j])]
+        assert len(match) == 1 and torch.equal(sub.x_train[3 * i:3 * i + 3], d.x_train[3 * match[0]:3 * match[0] + 3])
+        assert torch.equal(sub.y_train[3 * i:3 * i + 3], d.y_train[3 * match[0]:3 * match[0] + 3])
+    with pytest.raises(DataError) as e:
+        load_dataset("synthetic", train_views=2)
+    one_line(e, "synthetic has no random views", "set both to 1")
+
+
+def test_a_head_with_views_scores_the_centre_crop_and_the_mean_of_each_images_views(tmp_path):
+    """Table 2's test (the centre crop) and Table 4's (each image's views, their logits averaged)
+    from one trained head, each against mAP computed here from its own predictions."""
+    from gradfeat_core.experiments.metrics import mean_average_precision
+    from gradfeat_core.experiments.params import load_params
+    from gradfeat_core.experiments.results import RunResult
+    from gradfeat_core.experiments.run import (base_networks, experiment_data, experiment_inputs,
+                                               load_trained, run_head)
+    from gradfeat_core.experiments.train import predict
+    write_voc(tmp_path / "voc")
+    params = load_params("quick", [f"out_dir={tmp_path}", "data.dataset=voc07", f"data.root={tmp_path / 'voc'}",
+                                   "data.n_train=null", "data.n_test=null", "data.train_views=2",
+                                   "data.test_views=3", "base.arch=resnet18", "base.leak=0",
+                                   "base.calibrate_images=3", "model.layers=block8", "model.head=full",
+                                   "train.val_fraction=0", "train.eval_every=0", "train.full.iterations=2",
+                                   "train.actv.iterations=2", "train.batch_size=3"])
+    result = run_head(params)
+    assert result.views["test_views"] == 3 and result.n_test == 2
+    model, (_, centre) = load_trained(RunResult.read(result.path))
+    data = experiment_data(params, "cpu")
+    nets = base_networks(params["base"], params["model"], data, tmp_path / "checkpoints")
+    _, _, views = experiment_inputs(params, data, nets)
+    labels = data.y_test.numpy()
+    averaged = predict(model, views).reshape(2, 3, 20).mean(1).numpy()
+    assert result.views["mean_ap"] == pytest.approx(mean_average_precision(averaged, labels == 1, ignore=labels < 0)[0])
+    assert result.mean_ap == pytest.approx(
+        mean_average_precision(predict(model, centre).numpy(), labels == 1, ignore=labels < 0)[0])
+    assert not np.allclose(averaged, predict(model, centre).numpy())  # two tests, not one twice
+
+
+def test_validation_holds_out_whole_images_with_all_their_views():
+    from gradfeat_core.experiments.run import split_validation
+    labels = torch.arange(10).repeat_interleave(4)  # 10 images × 4 views, rows image by image
+    inputs = torch.arange(40.0)[:, None]
+    (kept, kept_labels), validate = split_validation(inputs, labels, {"val_fraction": 0.3, "eval_batch_size": 7}, 0, views=4)
+    held = set(range(40)) - set(kept.indices.tolist())
+    assert validate.size == 3 and len(held) == 12
+    assert {r // 4 for r in held}.isdisjoint({r // 4 for r in kept.indices.tolist()})
+    assert all(sum(r // 4 == i for r in held) == 4 for i in {r // 4 for r in held})
+    assert torch.equal(kept_labels, labels[kept.indices])

@@ -506,3 +506,32 @@ def test_nullable_keys_take_null_or_their_type():
 def test_every_shipped_profile_resolves(profile, objective):
     p = load_params(profile, objective=objective)
     assert p["profile"] == profile and p["pretrain"]["objective"] == objective
+
+
+def test_a_parameter_added_since_stays_out_of_run_keys_at_the_value_that_ran_before_it():
+    """data.train_views and data.test_views (params.ADDED): at 1, what every finished run did,
+    a run key is what it was before they existed; at any other value it is a new key."""
+    from gradfeat_core.experiments.params import ADDED, keyed
+    from gradfeat_core.experiments.run import result_path
+    params = load_params("quick", ["out_dir=/x"])
+    assert {("data", "train_views"), ("data", "test_views")} <= set(ADDED)
+    before = dict(params, data={k: v for k, v in params["data"].items() if k not in ("train_views", "test_views")})
+    assert keyed(params) == before and digest(keyed(params)) == digest(before)
+    assert params["data"]["train_views"] == 1  # keyed leaves its input as it was
+    assert result_path(params) == result_path(before)
+    for key in ("train_views", "test_views"):
+        viewed = dict(params, data=dict(params["data"], **{key: 10}))
+        assert keyed(viewed)["data"][key] == 10
+        assert result_path(viewed) != result_path(params)
+
+
+@pytest.mark.parametrize("sets,message", [
+    (["data.train_views=0"], "'data.train_views' is 0; it must be a positive integer"),
+    (["data.test_views=2.5"], "'data.test_views' in --set data.test_views=2.5 must be int"),
+    (["data.test_views=-3"], "'data.test_views' is -3; it must be a positive integer"),
+    (["data.train_views=10"], "'data.train_views' is 10 but fashion-mnist has no random views"),
+])
+def test_views_are_positive_and_only_for_the_data_sets_that_have_them(sets, message):
+    with pytest.raises(ParamError) as e:
+        load_params("fashion-mnist", sets)
+    assert message in str(e.value) and "\n" not in str(e.value)

@@ -98,6 +98,28 @@ def test_a_run_read_as_another_tables_cell(tmp_path):
     frame = results_frame(both)
     assert list(frame.table) == [3, 1] and list(frame.experiment) == ["t3-grad-conv5", "t1-grad-conv5-ppp"]
     assert frame.accuracy.tolist() == [50.0, 50.0] and frame.run_key.tolist() == ["abc", "abc"]
+    assert frame.test_views.isna().all()  # an accuracy run has no views
+
+
+def test_a_run_with_views_is_table_4s_by_its_views_and_table_2s_by_its_centre_crop(tmp_path):
+    """One multi-label run (data.test_views 10) gives both tables' cells: Table 4 averages ten
+    random views of each test image, Table 2 tests the centre crop (results.VIEWED_TABLES)."""
+    run = {"seed": 0, "metric": "mAP", "accuracy": None, "mean_ap": 0.6, "mean_ap_voc07": 0.58,
+           "test_jackknife": "centre", "iterations": 10, "train_seconds": 1.0,
+           "views": {"test_views": 10, "mean_ap": 0.7, "mean_ap_voc07": 0.68, "test_jackknife": "views"}}
+    summary = {"experiment": "t4-full-block8", "table": 4, "status": "done", "seeds": [0],
+               "params": load_params("quick", ["model.head=full"]), "runs": [run]}
+    path = tmp_path / "t4-full-block8-abc.json"
+    path.write_text(json.dumps(summary))
+    frame = results_frame(load_summaries([path, {"path": str(path), "experiment": "t2-full-block8-ppp", "table": 2}]))
+    assert frame.table.tolist() == [4, 2] and frame.test_views.tolist() == [10, 1]
+    assert frame.mean_ap.tolist() == pytest.approx([70.0, 60.0])
+    assert frame.mean_ap_voc07.tolist() == pytest.approx([68.0, 58.0])
+    assert frame.test_jackknife.tolist() == ["views", "centre"]
+    no_views = dict(summary, runs=[{k: v for k, v in run.items() if k != "views"}])
+    path.write_text(json.dumps(no_views))  # a run without views: both tables read the centre crop
+    frame = results_frame(load_summaries([path]))
+    assert frame.test_views.tolist() == [1] and frame.mean_ap.tolist() == pytest.approx([60.0])
 
 
 @pytest.mark.parametrize("key,value", [("table1_rows.conv5", "[0]"), ("table1_rows.conv4-5", "[9]"),
@@ -435,3 +457,15 @@ def test_the_paper_sized_resnet_profiles_run_on_imported_weights(tmp_path, profi
     assert "\n" not in str(e.value)
     with pytest.raises(ParamError, match=f"{own}'s weights are imported, not pre-trained here"):
         pretrain(p)
+
+
+def test_the_report_says_which_views_each_table_trained_and_tested_on():
+    from gradfeat_core.suite.report import protocol
+    voc = load_params("voc07-resnet18")
+    assert voc["data"]["train_views"] == voc["data"]["test_views"] == 10
+    assert "training images all (each as 10 fixed random views, " in protocol(voc, 2)
+    assert "test images all (each one's centre crop)" in protocol(voc, 2)
+    assert "test images all (10 random views of each averaged)" in protocol(voc, 4)
+    coco = load_params("coco2014-resnet18")
+    assert "(each as its centre crop, " in protocol(coco, 4) and "(each one's centre crop)" in protocol(coco, 4)
+    assert "views" not in protocol(load_params("fashion-mosaic"), 4) + protocol(load_params("fashion-mnist"), 1)

@@ -70,19 +70,21 @@ def setting(device, n_images, classes=10, arch="ali"):
     return net, x, y, omega
 
 
-def head_model(head, spec, net, omega, cached, x, path="fast"):
+def head_model(head, spec, net, omega, cached, x, path="fast", primal=True):
+    """The head and its frozen inputs; cached: the frozen parts computed once (False: per batch);
+    primal=False: without the primal record (run.fit_cache's middle case)."""
     layers = parse_layers(spec, net.LAYERS)
     bottom, top = split(net, layers)
     model = build_head(head, omega, top, layers, path=path).to(x.device)
     nets = {"pretrained": net}
-    plan = tangent.plan(top) if cached and path == "fast" else None
+    plan = tangent.plan(top) if cached and primal and path == "fast" else None
     inputs = FrozenInputs(frozen_part(head, nets, bottom, layers=plan), x, cache=cached)
     return model, inputs
 
 
-def step_fn(head, spec, net, omega, cached, x, y, idx, path="fast"):
+def step_fn(head, spec, net, omega, cached, x, y, idx, path="fast", primal=True):
     """One training step of `head` at `spec` on `net`, as a function to time."""
-    model, inputs = head_model(head, spec, net, omega, cached, x, path)
+    model, inputs = head_model(head, spec, net, omega, cached, x, path, primal)
     opt, _ = make_optimizer([p for p in model.parameters() if p.requires_grad], SCHEDULE)
     return functools.partial(train_step, model, opt, inputs, y, idx)
 

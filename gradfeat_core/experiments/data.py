@@ -11,6 +11,7 @@ the dicts, lists, strings and numpy arrays a genuine batch holds. SVHN's .mat fi
 scipy.io.loadmat, which parses MATLAB's format into numpy arrays (MATLAB objects and function
 handles included) and never unpickles or imports anything; IDX files are raw bytes.
 """
+import functools
 import gzip
 import os
 import pickle
@@ -22,7 +23,7 @@ import torch
 from .errors import DataError, UserError  # noqa: F401  (DataError: data.DataError to its users)
 from .errors import one_line as _one_line
 from .multilabel import HOWTO as _MULTILABEL_HOWTO
-from .multilabel import centre_crops, coco2014, voc07
+from .multilabel import centre_crops, coco2014, views_of, voc07
 from .memory import device_budget, fits, gib, host_resident
 
 DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10,
@@ -38,8 +39,10 @@ TRANSFER_TARGETS = ("fashion-mosaic", "voc07", "coco2014")  # multi-label target
 # their heads take an encoder pre-trained on another data set (its source task)
 # VOC07 and COCO2014 as the ImageNet ResNets see them (torchvision's evaluation transform): RGB,
 # the shorter side resized to 256, the centre 224 × 224 cropped, each channel normalised by
-# ImageNet's mean and standard deviation. One view per image, to train and to test.
+# ImageNet's mean and standard deviation; or, to train, data.train_views fixed random views of each,
+# and, to test, data.test_views random views besides the centre crop (multilabel.random_views).
 IMAGENET_NORMALISED = {"voc07", "coco2014"}
+VIEWED = ("voc07", "coco2014")  # the data sets that data.train_views and data.test_views apply to
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 _HOWTO = {
@@ -86,7 +89,16 @@ class DataSplits:
     in_channels: int
     name: str = ""
     source: dict = None  # what they were loaded from (data set, root, subsets and their seed,
-    # pixel range): part of the key of everything computed from them (random encoders, caches)
+    # pixel range, views): part of the key of everything computed from them (random encoders, caches)
+    train_views: int = 1  # x_train holds this many views of each image, image by image (rows
+    # i·K … i·K + K − 1, y_train repeated alike): data.train_views
+    x_test_views: torch.Tensor = None  # test_views random views of each test image, image by
+    # image (no labels of their own: y_test's), or None; x_test is the centre crops
+    test_views: int = 1
+
+    def images(self):
+        """Every tensor of images held: train, test and the test views when there are some."""
+        return [x for x in (self.x_train, self.x_test, self.x_test_views) if x is not None]
 
 
 def default_root(name: str) -> str | None:
@@ -300,21 +312,27 @@ def _download(name, root):
         cls(root, train=train, download=True)
 
 
-def _multilabel(read, root):
+def _multilabel(read, root, views=(1, 1, 0)):
     """VOC07 (trainval, test) or COCO2014 (train2014, val2014), as `read` (multilabel.voc07 or
-    coco2014) lists them, as arrays: each image's centre crop (multilabel.centre_crops), labels
-    (N, classes) 1/0, -1 where VOC's difficult objects leave a class out."""
-    out = []
-    for split in ("train", "test"):
-        s = read(root, split)
-        out += [centre_crops(s.files, s.name), np.where(s.ignore, -1, s.labels).astype(np.int8)]
-    return tuple(out)
+    coco2014) lists them, as arrays: (training images, their labels, test centre crops, their
+    labels, test views or None); labels (N, classes) 1/0, -1 where VOC's difficult objects leave
+    a class out. views: (train_views, test_views, seed): training images as each one's centre
+    crop (train_views 1) or as train_views random views (multilabel.views_of), labels repeated
+    alike; test_views > 1 random views of each test image besides its centre crop."""
+    train_views, test_views, seed = views
+    train, test = read(root, "train"), read(root, "test")
+    labels = [np.where(s.ignore, -1, s.labels).astype(np.int8) for s in (train, test)]
+    xtr = centre_crops(train.files, train.name) if train_views == 1 else \
+        views_of(train.files, train_views, seed, "train", train.name)
+    xviews = views_of(test.files, test_views, seed, "test", test.name) if test_views > 1 else None
+    return (xtr, np.repeat(labels[0], train_views, axis=0), centre_crops(test.files, test.name),
+            labels[1], xviews)
 
 
 _READERS = {"cifar10": lambda root: _cifar("cifar10", root),
             "cifar100": lambda root: _cifar("cifar100", root), "svhn": _svhn, "fashion-mnist": _fashion,
             "fashion-source": _fashion_source, "fashion-mosaic": _fashion_mosaic,
-            "voc07": lambda root: _multilabel(voc07, root), "coco2014": lambda root: _multilabel(coco2014, root)}
+            "voc07": functools.partial(_multilabel, voc07), "coco2014": functools.partial(_multilabel, coco2014)}
 
 
 # The files each reader reads, and the folders it looks in (every layout it accepts): what
@@ -350,43 +368,53 @@ def data_files(name, root=None):
 
 
 def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=None, n_test=None,
-                 seed=0, download=False, device_budget=None, log=None) -> DataSplits:
+                 seed=0, download=False, device_budget=None, log=None, train_views=1,
+                 test_views=1) -> DataSplits:
     """Train and test tensors of `name` on `device`. Nothing is downloaded unless download=True
     (then into root, default data/<name>, with torchvision, when the files are missing).
     Images larger than device_budget (bytes; None: no limit) stay in host memory as
-    `HostResident` tensors that copy each batch to the device, and `log` says so."""
+    `HostResident` tensors that copy each batch to the device, and `log` says so.
+    train_views, test_views: random views of each image (VOC07, COCO2014: DataSplits); n_train
+    and n_test count images, each with all its views."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    if name not in VIEWED and (train_views, test_views) != (1, 1):
+        raise DataError(f"{name} has no random views (train_views {train_views}, test_views "
+                        f"{test_views}): only {' and '.join(VIEWED)} do; set both to 1")
     lo, hi = (float(v) for v in pixel_range)
     if not lo < hi:
         raise DataError(f"pixel_range must be (low, high) with low < high, got {pixel_range!r}")
     device = torch.device(device)
     source = {"dataset": name, "root": None if root is None else os.fspath(root), "n_train": n_train,
               "n_test": n_test, "seed": seed, "pixel_range": [lo, hi]}
+    source.update({k: v for k, v in (("train_views", train_views), ("test_views", test_views)) if v != 1})
 
-    def placed(xtr, xte, convert):  # (train, test) images on the device, or streamed from the host
-        size = (len(xtr) + len(xte)) * int(np.prod(xtr.shape[1:])) * 4  # float32
+    def placed(xs, convert):  # the image arrays on the device, or streamed from the host
+        size = sum(len(x) for x in xs) * int(np.prod(xs[0].shape[1:])) * 4  # float32
         if fits(size, device_budget):
-            return convert(xtr, device), convert(xte, device)
+            return [convert(x, device) for x in xs]
         (log or print)(f"data: {name}'s images take {gib(size)} > the device budget "
                        f"{gib(device_budget)} (cache.device_gib): kept in host memory"
                        f"{' (pinned)' if device.type == 'cuda' else ''}, each batch copied to {device}")
-        return host_resident(convert(xtr, "cpu"), device), host_resident(convert(xte, "cpu"), device)
+        return [host_resident(convert(x, "cpu"), device) for x in xs]
 
     if name == "synthetic":  # n_train / n_test are the generated sizes
         xtr, ytr, xte, yte = _synthetic(n_train or 512, n_test or 256, seed)
-        xtr, xte = placed(xtr, xte, lambda x, on: _rescale(x, lo, hi).to(on))
+        xtr, xte = placed([xtr, xte], lambda x, on: _rescale(x, lo, hi).to(on))
         return DataSplits(xtr, ytr.to(device), xte, yte.to(device), DATASETS[name], 1, name, source)
     if root is None:
         root = f"data/{name}" if download else default_root(name)
     root = os.fspath(root)
+    viewed = name in VIEWED
+    read = functools.partial(_READERS[name], root, *([(train_views, test_views, seed)] if viewed else []))
     try:
-        xtr, ytr, xte, yte = _READERS[name](root)
+        xtr, ytr, xte, yte, *views = read()
     except DataError:
         if not download:
             raise
         _download(name, root)
-        xtr, ytr, xte, yte = _READERS[name](root)
+        xtr, ytr, xte, yte, *views = read()
+    xviews = views[0] if views else None
 
     for y, split in ((ytr, "train"), (yte, "test")):  # class indices, or multi-label 0/1 (N, C)
         if len(y) and not (0 <= y.min() <= y.max() < DATASETS[name] if y.ndim == 1 else
@@ -395,21 +423,30 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
                             f"{_HOWTO[name].format(root=root)}")
     g = torch.Generator().manual_seed(seed)
 
-    def subset(x, y, n, what):  # index before converting to float: cheap even for SVHN extra
-        if n is None:
-            return x, y
-        if not 0 < n <= len(x):
-            raise DataError(f"{what}={n} is out of range: {name} has {len(x)} {what[2:]} images")
-        idx = torch.randperm(len(x), generator=g)[:n].numpy()
-        return x[idx], y[idx]
+    def rows(idx, per):  # each chosen image's `per` rows, image by image
+        return (idx[:, None] * per + np.arange(per)).reshape(-1)
 
-    xtr, ytr = subset(xtr, ytr, n_train, "n_train")
-    xte, yte = subset(xte, yte, n_test, "n_test")
+    def subset(x, y, n, what, per=1):  # index before converting to float: cheap even for SVHN extra
+        images = len(y) // per
+        if n is None:
+            return np.arange(images)
+        if not 0 < n <= images:
+            raise DataError(f"{what}={n} is out of range: {name} has {images} {what[2:]} images")
+        return torch.randperm(images, generator=g)[:n].numpy()
+
+    chosen = subset(xtr, ytr, n_train, "n_train", train_views)
+    xtr, ytr = (xtr, ytr) if n_train is None else (xtr[rows(chosen, train_views)], ytr[rows(chosen, train_views)])
+    chosen = subset(xte, yte, n_test, "n_test")
+    if n_test is not None:
+        xte, yte = xte[chosen], yte[chosen]
+        xviews = None if xviews is None else xviews[rows(chosen, test_views)]
     channels = xtr.shape[1]
-    xtr, xte = placed(xtr, xte, lambda x, on: _to_device(x, on, lo, hi, imagenet=name in IMAGENET_NORMALISED))
+    convert = functools.partial(_to_device, lo=lo, hi=hi, imagenet=name in IMAGENET_NORMALISED)
+    xtr, xte, *xviews = placed([xtr, xte] + ([] if xviews is None else [xviews]), convert)
     return DataSplits(xtr, torch.from_numpy(np.ascontiguousarray(ytr)).to(device),
                       xte, torch.from_numpy(np.ascontiguousarray(yte)).to(device),
-                      DATASETS[name], channels, name, source)
+                      DATASETS[name], channels, name, source, train_views,
+                      xviews[0] if xviews else None, test_views)
 
 
 def load_data(data, pixel_range, device, device_gib=None, log=None):
@@ -417,4 +454,4 @@ def load_data(data, pixel_range, device, device_gib=None, log=None):
     on `device`, within its budget (device_gib, cache.device_gib: memory.device_budget)."""
     return load_dataset(data["dataset"], data["root"], device, tuple(pixel_range), data["n_train"],
                         data["n_test"], data["seed"], data["download"],
-                        device_budget(device, device_gib), log)
+                        device_budget(device, device_gib), log, data["train_views"], data["test_views"])

@@ -22,6 +22,7 @@ label set or undecodable JPEG is a DataError of one line naming the file.
 """
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,12 +175,52 @@ def centre_crop(path, resize=RESIZE, crop=CROP):
     return v2.functional.center_crop(v2.functional.resize(image, resize, antialias=True), crop)
 
 
+# A random view (data.train_views, data.test_views): the image flipped left-right with chance ½ and
+# a square of VIEW_SCALE of its area, at a random place, resized to CROP × CROP: the VOC07
+# classification protocol of Krähenbühl et al. 2016 that Table 4's "ten random crops" come from
+# (DeepCluster's eval_voc_classif.py: RandomResizedCrop(224, scale=(0.1, 0.5), ratio=(1, 1))).
+VIEW_SCALE = (0.1, 0.5)
+_RNG = threading.Lock()  # torchvision draws a crop's box from torch's global generator
+
+
+def view_seed(seed, split, index):
+    """The seed of one image's views: from data.seed, the split and the image's place in it."""
+    return int(np.random.SeedSequence([seed, {"train": 0, "test": 1}[split], index]).generate_state(1)[0])
+
+
+def random_views(path, k, seed):
+    """uint8 (k, 3, CROP, CROP): k random views of one JPEG (see VIEW_SCALE), the boxes drawn by
+    torchvision's RandomResizedCrop.get_params from `seed` alone (the caller's generator is left
+    as it was), each cut from the decoded image and resized with antialiasing."""
+    from torchvision.transforms import RandomResizedCrop, v2
+    image = read_jpeg(path)
+    with _RNG, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        boxes = [RandomResizedCrop.get_params(image, list(VIEW_SCALE), [1.0, 1.0]) for _ in range(k)]
+        flips = (torch.rand(k) < 0.5).tolist()
+    views = [v2.functional.resized_crop(image, *box, [CROP, CROP], antialias=True) for box in boxes]
+    return torch.stack([v2.functional.horizontal_flip(v) if flip else v for v, flip in zip(views, flips)])
+
+
 def centre_crops(files, what="images", workers=None):
-    """uint8 (N, 3, CROP, CROP) numpy of the files' centre crops, decoded by a pool of threads
-    (Pillow and the resize release the GIL) with a progress bar."""
+    """uint8 (N, 3, CROP, CROP) numpy of the files' centre crops (decoded as `decoded` does)."""
+    return decoded(files, lambda i, path: centre_crop(path)[None], 1, what, workers)
+
+
+def views_of(files, k, seed, split, what="images", workers=None):
+    """uint8 (N·k, 3, CROP, CROP) numpy: k random views of each file (random_views), image by
+    image (rows i·k … i·k + k − 1 are file i's), seeded by view_seed(seed, split, i)."""
+    return decoded(files, lambda i, path: random_views(path, k, view_seed(seed, split, i)), k,
+                   f"{what} ({k} views each)", workers)
+
+
+def decoded(files, fn, per_image, what, workers=None):
+    """uint8 (N·per_image, 3, CROP, CROP) numpy of fn(i, files[i]) for every file, by a pool of
+    threads (Pillow and the resize release the GIL), with a progress bar."""
     from concurrent.futures import ThreadPoolExecutor
-    out = np.empty((len(files), 3, CROP, CROP), np.uint8)
+    out = np.empty((len(files) * per_image, 3, CROP, CROP), np.uint8)
     with ThreadPoolExecutor(workers or min(16, os.cpu_count() or 1)) as pool:
-        for i, crop in enumerate(tqdm(pool.map(centre_crop, files), total=len(files), desc=what, unit="image")):
-            out[i] = crop.numpy()
+        done = pool.map(fn, range(len(files)), files)
+        for i, crops in enumerate(tqdm(done, total=len(files), desc=what, unit="image")):
+            out[i * per_image:(i + 1) * per_image] = crops.numpy()
     return out

@@ -20,7 +20,7 @@ import yaml
 from ..method.linear_model import HEADS
 from ..method.nets import NTK_RULES, parse_layers, top_blocks
 from ..method.registry import ARCHITECTURES, OBJECTIVES
-from .data import DATASETS
+from .data import DATASETS, VIEWED
 from .errors import UserError
 from .results import ROOT, file_sha256
 
@@ -286,6 +286,12 @@ def validate(params, tables=True):
     if data["num_classes"] is not None and data["num_classes"] != classes:
         raise ParamError(f"'data.num_classes' is {data['num_classes']} but {data['dataset']} "
                          f"has {classes} classes; remove the key or set it to {classes}")
+    for key in ("train_views", "test_views"):
+        if not isinstance(data[key], int) or data[key] < 1:
+            raise ParamError(f"'data.{key}' is {data[key]!r}; it must be a positive integer")
+        if data[key] != 1 and data["dataset"] not in VIEWED:
+            raise ParamError(f"'data.{key}' is {data[key]} but {data['dataset']} has no random views "
+                             f"(only {' and '.join(VIEWED)}); remove the key or set it to 1")
     device = str(params["device"])
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise ParamError(f"'device' is {device!r}; choose auto, cpu, cuda or cuda:N")
@@ -425,6 +431,21 @@ def _validate_reproduce(rep):
                              "as strings, e.g. [\"--qos=normal\", \"--account=lab\"]")
     if rep["timeout"] <= 0:
         raise ParamError(f"'reproduce.timeout' is {rep['timeout']}; it must be positive")
+
+
+# Parameters added after results were committed, at the value that does what ran before them: a
+# run key leaves such a parameter out while it has that value (`keyed`), so the finished runs
+# stay finished.
+ADDED = {("data", "train_views"): 1, ("data", "test_views"): 1}
+
+
+def keyed(params):
+    """Resolved parameters as a run's key takes them: each ADDED one left out at its old value."""
+    out = dict(params)
+    for (section, key), old in ADDED.items():
+        if isinstance(out.get(section), dict) and out[section].get(key, old) == old:
+            out[section] = {k: v for k, v in out[section].items() if k != key}
+    return out
 
 
 def digest(obj, length=10):

@@ -155,6 +155,10 @@ class RunResult:
     mean_ap: float | None = _field(default=None, csv=True)
     mean_ap_voc07: float | None = _field(default=None, csv=True)
     test_jackknife: str | None = _field(default=None, csv=True)  # pack_values' float32s
+    # The same head scored as Table 4 tests (data.test_views > 1): each test image's random views,
+    # their scores averaged; {test_views, mean_ap, mean_ap_voc07, test_jackknife} as above. None:
+    # no views (the fields above are then the only test; with views they are the centre crop's).
+    views: dict | None = _field(default=None)
 
     def as_dict(self):
         return asdict(self)

@@ -23,7 +23,7 @@ from .checkpoint import load_into, save_checkpoint
 from .data import TRANSFER_TARGETS, load_data
 from .memory import HostResident, device_budget, fits, gib, nbytes
 from .metrics import map_pseudo_values, mean_average_precision
-from .params import digest
+from .params import digest, keyed
 from .results import (RESULTS_VERSION, RunResult, environment, file_sha256, pack_correct, pack_values,
                       write_json)
 from .train import (FrozenInputs, Of, Subset, frozen_values, pick_device, predict, score,
@@ -175,7 +175,7 @@ def build_model(model, data, nets, omega, random_seed):
 
 
 def frozen_inputs(model, cache, eval_batch, data, nets, stores=None, log=None):
-    """(train, test) FrozenInputs of a run with these model and cache parameters; the same for
+    """(train, test[, test views]) FrozenInputs (`splits`) of a run with these model and cache parameters; the same for
     every seed of an experiment. stores: {split: frozen_stores} where the cache is kept on disk
     (None: memory only). What is cached must fit `cache.max_gib`: the primal record is dropped
     first (the model then recomputes it per batch from z), then the whole cache (every part
@@ -191,16 +191,29 @@ def frozen_inputs(model, cache, eval_batch, data, nets, stores=None, log=None):
     sizes = cache_bytes(parts, data.x_train) if model["cache"] else {}
     cached = model["cache"] and fit_cache(parts, sizes, data, cache["max_gib"], log)
     host = cached and cache_on_host(parts, sizes, data, cache["device_gib"], log)
-    return tuple(FrozenInputs(parts, x, cached, eval_batch,
-                              stores[name] if cached and stores else None, host, log)
-                 for name, x in (("train", data.x_train), ("test", data.x_test)))
+    return tuple(FrozenInputs(parts, x, cached and name in CACHED, eval_batch,
+                              stores[name] if cached and name in CACHED and stores else None, host, log)
+                 for name, x in splits(data).items())
+
+
+CACHED = ("train", "test")  # the test views are scored once per run: their frozen part is
+# computed batch by batch then, never kept (ten views of VOC07's test set would take 14 GiB)
+
+
+def splits(data):
+    """{split: images} of the data: train, test (centre crops for VOC07/COCO2014) and, when the
+    test images have random views, test-views."""
+    out = {"train": data.x_train, "test": data.x_test}
+    if data.x_test_views is not None:
+        out["test-views"] = data.x_test_views
+    return out
 
 
 def experiment_inputs(params, data, nets, log=None):
     """frozen_inputs of the experiment `params`, its cache kept under out_dir/cache."""
     store = Path(params["out_dir"]) / "cache"
     stores = {name: frozen_stores(data, params["base"], params["model"], name, store)
-              for name in ("train", "test")}
+              for name in CACHED}
     return frozen_inputs(params["model"], params["cache"], params["train"]["eval_batch_size"],
                          data, nets, stores, log)
 
@@ -216,7 +229,7 @@ def cache_on_host(parts, sizes, data, device_gib, log):
     in host memory."""
     budget = device_budget(data.x_train.device, device_gib)
     need = sum(sizes[name] for name in parts) * (len(data.x_train) + len(data.x_test))
-    on_device = sum(nbytes(x) for x in (data.x_train, data.x_test) if not isinstance(x, HostResident))
+    on_device = sum(nbytes(x) for x in data.images() if not isinstance(x, HostResident))
     if fits(need, budget, on_device):
         return False
     log(f"cache: the frozen parts ({gib(need)}) and the images on the device ({gib(on_device)}) "
@@ -225,23 +238,32 @@ def cache_on_host(parts, sizes, data, device_gib, log):
     return True
 
 
+def cache_kept(sizes, images, max_gib):
+    """The frozen parts (sizes: cache_bytes per image) a cache of `images` images keeps within
+    max_gib (GiB, cache.max_gib): every one, or all but the primal record (the model then
+    recomputes it per batch from z), or None: cache nothing."""
+    for kept in (tuple(sizes), tuple(name for name in sizes if name != "primal")):
+        if sum(sizes[name] for name in kept) * images <= max_gib * 2 ** 30:
+            return kept
+    return None
+
+
 def fit_cache(parts, sizes, data, max_gib, log):
     """True when the frozen parts of train and test (sizes: cache_bytes per image) fit in
-    max_gib (GiB); the primal record is removed from `parts` when only it does not fit, and
-    False means cache nothing."""
-    images = len(data.x_train) + len(data.x_test)
-    total = sum(sizes.values()) * images / 2 ** 30
-    if total <= max_gib:
-        return True
-    if "primal" in parts and (total - sizes["primal"] * images / 2 ** 30) <= max_gib:
+    max_gib (cache_kept); the primal record is removed from `parts` when only it does not fit,
+    and False means cache nothing."""
+    kept = cache_kept(sizes, len(data.x_train) + len(data.x_test), max_gib)
+    total = sum(sizes.values()) * (len(data.x_train) + len(data.x_test)) / 2 ** 30
+    if kept is None:
+        parts.pop("primal", None)
+        log(f"cache: the frozen parts would take {total:.1f} GiB > cache.max_gib {max_gib}: "
+            "computing them per batch instead (slower; raise cache.max_gib if memory allows)")
+        return False
+    if "primal" in parts and "primal" not in kept:
         del parts["primal"]
         log(f"cache: the frozen parts would take {total:.1f} GiB > cache.max_gib {max_gib}: "
             "the primal record through θ̄2 is recomputed per batch instead")
-        return True
-    parts.pop("primal", None)
-    log(f"cache: the frozen parts would take {total:.1f} GiB > cache.max_gib {max_gib}: "
-        "computing them per batch instead (slower; raise cache.max_gib if memory allows)")
-    return False
+    return True
 
 
 def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
@@ -257,9 +279,10 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
     nets = nets or base_networks(base, model_p, data, checkpoints(params))
     head = model_p["head"]
     omega = None if head == "actv" else omega_bar(params, data, nets, log)  # setup, not training
-    inputs, test_inputs = inputs or experiment_inputs(params, data, nets, log)
+    inputs, test_inputs, *view_inputs = inputs or experiment_inputs(params, data, nets, log)
     setup_seconds = time.perf_counter() - start
-    fit, validate = split_validation(inputs, data.y_train, train_p, params["data"]["seed"])
+    fit, validate = split_validation(inputs, data.y_train, train_p, params["data"]["seed"],
+                                     data.train_views)
     grid, best = [], None  # every learning rate's record; (score, lr, model, training, seconds)
     lrs = [chosen[0]] if chosen else train_p[head]["lr_grid"] or [train_p[head]["lr"]]
     for lr in lrs:
@@ -281,6 +304,11 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
             best = (score, lr, model, training, seconds)
     _, lr, model, training, train_seconds = best
     test = test_scores(predict(model, test_inputs, train_p["eval_batch_size"]), data.y_test)
+    views = None
+    if view_inputs:  # Table 4's protocol: each test image's views scored, their scores averaged
+        logits = per_image(predict(model, view_inputs[0], train_p["eval_batch_size"]), data.test_views)
+        views = dict(test_scores(logits, data.y_test), test_views=data.test_views)
+        views = {k: views[k] for k in ("test_views", "mean_ap", "mean_ap_voc07", "test_jackknife")}
     result = RunResult(
         head=head, layers=model_p["layers"], dataset=data.name, theta1=model_p["theta1"],
         theta2=model_p["theta2"], omega=model_p["omega"], seed=params["seed"], **test,
@@ -296,7 +324,7 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
         seconds=time.perf_counter() - start, setup_seconds=setup_seconds,
         validation_seconds=training.validation_seconds,
         tangent=None if head == "actv" else "jvp" if model.layers is None else "fast",
-        params=params, environment=environment(device))
+        params=params, environment=environment(device), views=views)
     out = result_path(params)
     omega_file = omega_path(params["seed"], data, base, train_p, checkpoints(params))
     result.checkpoint = str(save_head(head, model, out.stem, data, checkpoints(params), omega_file))
@@ -310,7 +338,7 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
 def result_path(params):
     """Where run_head writes the RunResult of `params`: out_dir/train-head/<head>-<layers>-<digest>.json."""
     model = params["model"]
-    return Path(params["out_dir"]) / "train-head" / f"{model['head']}-{model['layers']}-{digest(params)}.json"
+    return Path(params["out_dir"]) / "train-head" / f"{model['head']}-{model['layers']}-{digest(keyed(params))}.json"
 
 
 SCHEDULING = ("profile", "reproduce")  # parameters that name a run or schedule it: no number of its
@@ -321,7 +349,7 @@ def finished_result(params):
     scheduling ones aside: a key added to reproduce since keeps it), or None: what lets work
     made of many runs (the feature-quality probes) resume."""
     def deciding(p):
-        return {k: v for k, v in p.items() if k not in SCHEDULING}
+        return {k: v for k, v in keyed(p).items() if k not in SCHEDULING}
     model = params["model"]
     for path in sorted(result_path(params).parent.glob(f"{model['head']}-{model['layers']}-*.json")):
         result = RunResult.read(path)
@@ -347,20 +375,29 @@ def test_scores(logits, labels):
                 test_jackknife=pack_values(100 * map_pseudo_values(scores, positive, "area", ignore)))
 
 
-def split_validation(inputs, labels, train_p, data_seed):
+def per_image(logits, views):
+    """(images, classes) scores from (images · views, classes) logits held image by image: the
+    mean of each image's views (a sum, as DeepCluster's eval_voc_classif.py takes, ranks alike)."""
+    return logits.reshape(-1, views, logits.shape[-1]).mean(1) if views > 1 else logits
+
+
+def split_validation(inputs, labels, train_p, data_seed, views=1):
     """((inputs, labels) to train on, validate or None): with train.val_fraction > 0 (train_p:
     the train parameters) a split of the training set seeded by data_seed (data.seed: the same
     for every head and seed) is held out, and validate(model) gives the accuracy (mAP for a
-    multi-label set) on it."""
+    multi-label set) on it. views: the training set holds this many views of each image (rows
+    image by image): images are held out with all their views, and validated on the mean of
+    their views' scores."""
     if not train_p["val_fraction"]:
         return (inputs, labels), None
-    keep, held = validation_split(len(labels), train_p["val_fraction"], data_seed)
-    keep, held = keep.to(labels.device), held.to(labels.device)
-    val_inputs, val_labels = Subset(inputs, held), labels[held]
+    keep, held = validation_split(len(labels) // views, train_p["val_fraction"], data_seed)
+    keep, held = ((idx[:, None] * views + torch.arange(views)).reshape(-1).to(labels.device)
+                  for idx in (keep, held))
+    val_inputs, val_labels = Subset(inputs, held), labels[held][::views]
 
     def validate(model):
-        return score(predict(model, val_inputs, train_p["eval_batch_size"]), val_labels)
-    validate.size = len(held)  # how many images: the noise of its accuracy (train.still_rising)
+        return score(per_image(predict(model, val_inputs, train_p["eval_batch_size"]), views), val_labels)
+    validate.size = len(val_labels)  # how many images: the noise of its accuracy (train.still_rising)
     return (Subset(inputs, keep), labels[keep]), validate
 
 
@@ -404,7 +441,7 @@ def load_trained(result, data=None, nets=None):
     omega = None if model_p["head"] == "actv" else omega_bar(params, data, nets, quiet)
     model = build_model(model_p, data, nets, omega, base["random_seed"]).to(data.x_train.device)
     load_into(model, result.checkpoint, expect={"kind": "head", "head": model_p["head"]})
-    return model.eval(), experiment_inputs(params, data, nets, quiet)
+    return model.eval(), experiment_inputs(params, data, nets, quiet)[:2]
 
 
 def finished_run(params, head, result_path=""):

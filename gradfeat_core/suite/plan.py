@@ -9,7 +9,11 @@ depend on the numbers):
            per base network and depth; evaluation, kernel start-up and data loading not counted
     memory the training and test images on the device (float32) + the largest frozen-part cache,
            as far as they fit the device budget (cache.device_gib); the rest streams from host memory
-    disk   every frozen-part cache the grid writes to cache/, once per base network and depth
+    disk   every frozen-part cache the grid writes to cache/, once per base network and depth, as
+           run.fit_cache keeps it within cache.max_gib (the primal record, then every part,
+           dropped past it and recomputed per batch: the time counts a step that does so); random
+           views of test images (data.test_views) are never cached: their frozen part is
+           computed once per run, which it counts
 
 For a device that is not at hand (`--assume-tflops T`), every step is counted instead of timed:
 its matrix-product and convolution FLOPs (torch's FlopCounterMode) divided by T TFLOP/s, plus
@@ -26,7 +30,7 @@ from ..experiments import bench
 from ..experiments.data import DATASETS, SIZES
 from ..experiments.memory import device_budget, fits
 from ..experiments.params import load_params
-from ..experiments.run import cache_bytes, frozen_part
+from ..experiments.run import cache_bytes, cache_kept, frozen_part
 from ..experiments.train import pick_device
 from ..method import tangent
 from ..method.registry import ARCHITECTURES, OBJECTIVES
@@ -60,12 +64,21 @@ def counted_seconds(fn, tflops):
 
 
 def image_counts(params):
-    """(channels, training images, test images, image side) of the data parameters' set."""
+    """(channels, training images, test images, image side) of the data parameters' set, as
+    load_dataset holds them: data.train_views of each training image, each test image's centre
+    crop (its views: test_view_count)."""
     d = params["data"]
     if d["dataset"] == "synthetic":
         return 1, d["n_train"] or 512, d["n_test"] or 256, 32
     channels, n_train, n_test, side = SIZES[d["dataset"]]
-    return channels, min(d["n_train"] or n_train, n_train), min(d["n_test"] or n_test, n_test), side
+    return (channels, min(d["n_train"] or n_train, n_train) * d["train_views"],
+            min(d["n_test"] or n_test, n_test), side)
+
+
+def test_view_count(params):
+    """How many random views of test images the data parameters hold (0: none)."""
+    d = params["data"]
+    return image_counts(params)[2] * d["test_views"] if d["test_views"] > 1 else 0
 
 
 class Timer:
@@ -81,14 +94,16 @@ class Timer:
         self.net.requires_grad_(False)
         self.channels, self.steps, self.frozen = channels, {}, {}
 
-    def step(self, head, layers, batch):
-        key = (head, layers, batch)
+    def step(self, head, layers, batch, cached=True, primal=True):
+        """cached: the frozen parts computed once (False: per batch, trunk and all); primal: the
+        primal record among them (False: recomputed per batch from z), as run.fit_cache decides."""
+        key = (head, layers, batch, cached, primal)
         if key not in self.steps:
             torch.manual_seed(0)
             x = torch.rand(batch, self.channels, self.side, self.side, device=self.device)
             y = torch.randint(0, 10, (batch,), device=self.device)
             omega = nn.Linear(self.net.FEATURE_DIM, 10).to(self.device).requires_grad_(False)
-            fn = bench.step_fn(head, layers, self.net, omega, True, x, y, torch.arange(batch))
+            fn = bench.step_fn(head, layers, self.net, omega, cached, x, y, torch.arange(batch), primal=primal)
             self.steps[key] = self.seconds(fn, 3)
         return self.steps[key]
 
@@ -106,12 +121,17 @@ class Timer:
                 self.frozen[layers] = self.seconds(lambda: bottom(x), 3) / n
         return self.frozen[layers]
 
-    def cache_bytes_per_image(self, head, layers):
+    def cached(self, head, layers, images, max_gib):
+        """(bytes per image, the parts kept) of what run.fit_cache keeps of the frozen parts of
+        `images` images within max_gib (cache.max_gib): all, all but the primal record, or none
+        (run.cache_kept: None)."""
         bottom, top = split(self.net, parse_layers(layers, self.net.LAYERS))
         parts = frozen_part(head, {"pretrained": self.net}, bottom, shared=False,
                             layers=tangent.plan(top) if head != "actv" else None)
         x = torch.rand(1, self.channels, self.side, self.side, device=self.device)
-        return sum(cache_bytes(parts, x).values())
+        sizes = cache_bytes(parts, x)
+        kept = cache_kept(sizes, images, max_gib)
+        return (0 if kept is None else sum(sizes[name] for name in kept)), kept
 
 
 def steps_range(train, head):
@@ -146,22 +166,27 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
         p = e.params(params)
         head, layers, train = p["model"]["head"], p["model"]["layers"], p["train"]
         channels, n_train, n_test, side = image_counts(p)
-        per_step = timer_of(e).step(head, layers, train["batch_size"])
+        views = test_view_count(p)  # scored once per run, their frozen part computed per batch
+        per_image, kept = timer_of(e).cached(head, layers, n_train + n_test, p["cache"]["max_gib"]) \
+            if p["model"]["cache"] else (0, None)
+        per_step = timer_of(e).step(head, layers, train["batch_size"], kept is not None,
+                                    kept is not None and "primal" in kept)
         least, most = steps_range(train, head)
         stage = stages.setdefault(f"Table {e.table}", {"runs": 0, "to_run": 0, "least": 0.0, "most": 0.0})
         stage["runs"] += 1
         if runs.get(e.name):
             continue
         stage["to_run"] += 1
-        stage["least"] += len(e.seeds) * least * per_step
-        stage["most"] += len(e.seeds) * most * per_step
+        seconds = len(e.seeds) * views * timer_of(e).frozen_per_image(layers)
+        stage["least"] += len(e.seeds) * least * per_step + seconds
+        stage["most"] += len(e.seeds) * most * per_step + seconds
         cache_key = (e.objective, p["base"]["encoder"], layers, n_train, head != "actv")
         if cache_key not in caches:
-            caches[cache_key] = (n_train + n_test) * timer_of(e).cache_bytes_per_image(head, layers)
-            seconds = (n_train + n_test) * timer_of(e).frozen_per_image(layers)
+            caches[cache_key] = (n_train + n_test) * per_image
+            seconds = (n_train + n_test) * timer_of(e).frozen_per_image(layers) if kept is not None else 0
             stage["least"] += seconds
             stage["most"] += seconds
-        images, cache = (n_train + n_test) * channels * side * side * 4, caches[cache_key]
+        images, cache = (n_train + n_test + views) * channels * side * side * 4, caches[cache_key]
         on_device = images if fits(images, budget) else 0  # as load_dataset places them
         on_device += cache if fits(cache, budget, on_device) else 0  # as run.cache_on_host does
         peak, host = max(peak, on_device), max(host, images + cache - on_device)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..experiments.data import VIEWED
 from ..experiments.metrics import JACKKNIFE_GROUPS
 from ..experiments.params import merge
 from ..method.registry import ARCHITECTURES, OBJECTIVES
@@ -19,7 +20,7 @@ from .grid import (PAPER_DATASETS, PAPER_REFERENCE, PAPER_RESNETS, PAPER_TRANSFE
                    PAPER_TRANSFER_REFERENCE, SHAPE, experiments)
 from .grid import tables as architecture_tables  # the architecture's; claims.tables: a frame's
 from .paper import paper_numbers
-from .results import SOURCES, distinct_runs
+from .results import SOURCES, VIEWED_TABLES, distinct_runs
 
 # What each of the paper's tables reports, and on what its numbers stand: a frame's heads' table and
 # ablation are 3 and 1 (ALI/VAE encoders, accuracy), or 4 and 2 (ResNets, mAP): claims.tables
@@ -187,8 +188,15 @@ def protocol(params, table):
                       + f", ≤{train[h]['iterations']} iterations halving every {train[h]['stepsize']}"
                       for h in ("actv", "grad", "full", "finetune"))
     rows = "; ".join(f"{layers} rows {rows}" for layers, rows in rep["table1_rows"].items() if rows)
+    views = ""  # VOC07 and COCO2014: which views of each image were trained on and tested
+    if data["dataset"] in VIEWED:
+        views = (f"each as {data['train_views']} fixed random views, " if data["train_views"] > 1
+                 else "each as its centre crop, ")
+        tested = (f"{data['test_views']} random views of each averaged" if table in VIEWED_TABLES
+                  and data["test_views"] > 1 else "each one's centre crop")
     return (f"Table {table}: batch {train['batch_size']}; training images {n_train} "
-            f"({split}); test images {data['n_test'] or 'all'}; {heads}; seeds "
+            f"({views}{split}); test images {data['n_test'] or 'all'}"
+            + (f" ({tested})" if views else "") + f"; {heads}; seeds "
             f"{rep[f'table{SHAPE[table]}_seeds']}" + (f"; {rows}" if SHAPE[table] == 1 else "") + ".")
 
 

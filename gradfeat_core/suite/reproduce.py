@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..experiments.data import data_files
-from ..experiments.params import ParamError, assignments, combine, digest, load_params
+from ..experiments.params import ParamError, assignments, combine, digest, keyed, load_params
 from ..experiments.progress import tqdm
 from ..experiments.results import RESULTS_VERSION, ROOT, file_sha256, write_json
 from ..experiments.run import SCHEDULING, schedules_read
@@ -78,7 +78,7 @@ def decisive(resolved, notebook):
     other than its own and actv's (whose run gives ω̄)."""
     drop = NOT_DECISIVE + (("pretrain",) if notebook != "01_pretrain" else ())
     out = {}
-    for section, value in resolved.items():
+    for section, value in keyed(resolved).items():
         if section in drop:
             continue
         if isinstance(value, dict):
@@ -86,7 +86,7 @@ def decisive(resolved, notebook):
                      if f"{section}.{k}" not in drop}
         out[section] = value
     data = resolved["data"]
-    out["data"] = {k: v for k, v in data.items() if k != "root"}
+    out["data"] = {k: v for k, v in out["data"].items() if k != "root"}
     out["data"]["files"] = {name: file_sha256(path) for name, path in
                             data_files(data["dataset"], data["root"]).items()}
     out["train"] = schedules_read(out["train"], resolved["model"]["head"])

@@ -13,8 +13,19 @@ SOURCES = ("theta1", "theta2", "omega")
 # results.csv: the experiment's columns, then each run's (RunResult's csv fields)
 EXPERIMENT_COLUMNS = ["dataset", "base", "head", "layers", *SOURCES, "paper_accuracy", "paper_dataset",
                       "status", "table", "experiment", "batch_size", "error", "run_key", "notebook"]
-COLUMNS = EXPERIMENT_COLUMNS + CSV_FIELDS
+COLUMNS = EXPERIMENT_COLUMNS + CSV_FIELDS + ["test_views"]
 PERCENT = ("accuracy", "mean_ap", "mean_ap_voc07")  # fractions in a run's JSON, % in results.csv
+VIEWED_TABLES = (4,)  # Table 4 averages ten random crops at test; Table 2 predicts from the centre
+# crop: a Table 4 row reads the run's views (RunResult.views) where it scored some
+
+
+def measured(run, table):
+    """A run's test measurement as `table` reports it (RunResult fields), with test_views: how
+    many views of each test image were averaged (1: the centre crop; None: not a mAP run)."""
+    views = run.get("views") if table in VIEWED_TABLES else None
+    if views:
+        return {**run, **views}
+    return dict(run, test_views=1 if run.get("metric") == "mAP" else None)
 
 
 def experiment_result(experiment, params, results):
@@ -47,9 +58,10 @@ def _rows(summary):
               "error": summary.get("error"), **run_files(summary.get("source"))}
     if summary["status"] != "done":
         return [dict(common, seed=s) for s in summary["seeds"]]
+    runs = [measured(r, summary["table"]) for r in summary["runs"]]
     return [{**common, **{k: r.get(k) for k in CSV_FIELDS}, "metric": r.get("metric", "accuracy"),
-             **{k: None if r.get(k) is None else 100 * r[k] for k in PERCENT}}
-            for r in summary["runs"]]
+             **{k: None if r.get(k) is None else 100 * r[k] for k in PERCENT}, "test_views": r["test_views"]}
+            for r in runs]
 
 
 def results_frame(summaries):
