@@ -387,9 +387,14 @@ def test_images_past_the_device_budget_stay_in_host_memory_and_batches_match(tmp
     assert torch.equal(streamed.x_train[idx], plain.x_train[idx])
     assert torch.equal(streamed.x_test[1:3], plain.x_test[1:3])
     assert torch.equal(streamed.y_train, plain.y_train)
-    assert len(log) == 1 and "device budget" in log[0] and "kept in host memory" in log[0]
+    assert len(log) == 1 and "device budget" in log[0] and "kept in host memory as uint8" in log[0]
+    # held as the files' bytes (a quarter of float32's memory), each batch made float32 as the
+    # plain tensor was, in any pixel range
+    assert streamed.x_train.host.dtype == torch.uint8 and streamed.x_train.dtype == torch.float32
+    wide = load_dataset("fashion-mnist", root=tmp_path, pixel_range=(-1, 1), device_budget=1000, log=log.append)
+    assert torch.equal(wide.x_train[idx], load_dataset("fashion-mnist", root=tmp_path, pixel_range=(-1, 1)).x_train[idx])
     roomy = load_dataset("fashion-mnist", root=tmp_path, device_budget=2**30, log=log.append)
-    assert isinstance(roomy.x_train, torch.Tensor) and len(log) == 1
+    assert isinstance(roomy.x_train, torch.Tensor) and len(log) == 2
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

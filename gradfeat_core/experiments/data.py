@@ -24,7 +24,7 @@ from .errors import DataError, UserError  # noqa: F401  (DataError: data.DataErr
 from .errors import one_line as _one_line
 from .multilabel import HOWTO as _MULTILABEL_HOWTO
 from .multilabel import centre_crops, coco2014, views_of, voc07
-from .memory import device_budget, fits, gib, host_resident
+from .memory import HostResident, device_budget, fits, gib, host_resident
 
 DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10,
             "fashion-source": 7, "fashion-mosaic": 10, "voc07": 20, "coco2014": 80}
@@ -99,6 +99,13 @@ class DataSplits:
     def images(self):
         """Every tensor of images held: train, test and the test views when there are some."""
         return [x for x in (self.x_train, self.x_test, self.x_test_views) if x is not None]
+
+
+def view_rows(images, views):
+    """The rows of `images` (indices, numpy or torch, as given) in an array that holds `views`
+    rows per image, image by image (DataSplits.train_views): each image's rows in turn."""
+    arange = torch.arange if isinstance(images, torch.Tensor) else np.arange
+    return (images[:, None] * views + arange(views)).reshape(-1)
 
 
 def default_root(name: str) -> str | None:
@@ -285,15 +292,22 @@ def _synthetic(n_train, n_test, seed):
 
 
 def _to_device(x, device, lo, hi, chunk=8192, imagenet=False):
-    """uint8 numpy (N,C,H,W) -> float32 on device, converted in chunks to bound host memory:
-    in [lo, hi], or (imagenet) each channel normalised by ImageNet's mean and std."""
+    """uint8 numpy (N,C,H,W) -> float32 on device (`_decoded`), in chunks to bound host memory."""
     out = torch.empty(x.shape, dtype=torch.float32, device=device)
     for i in range(0, len(x), chunk):
-        out[i:i + chunk] = torch.from_numpy(np.ascontiguousarray(x[i:i + chunk])).to(device)
+        out[i:i + chunk] = _decoded(torch.from_numpy(np.ascontiguousarray(x[i:i + chunk])).to(device),
+                                    lo, hi, imagenet)
+    return out
+
+
+def _decoded(x, lo, hi, imagenet=False):
+    """uint8 images (a tensor) -> float32 on their device: in [lo, hi], or (imagenet) each
+    channel normalised by ImageNet's mean and std."""
+    out = x.to(torch.float32).div_(255.0)
     if imagenet:
         mean, std = (torch.tensor(v, device=out.device).view(1, -1, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
-        return out.div_(255.0).sub_(mean).div_(std)
-    return _rescale(out.div_(255.0), lo, hi)
+        return out.sub_(mean).div_(std)
+    return _rescale(out, lo, hi)
 
 
 def _rescale(x01, lo, hi):
@@ -389,13 +403,16 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
               "n_test": n_test, "seed": seed, "pixel_range": [lo, hi]}
     source.update({k: v for k, v in (("train_views", train_views), ("test_views", test_views)) if v != 1})
 
-    def placed(xs, convert):  # the image arrays on the device, or streamed from the host
+    def placed(xs, convert, decode=None):  # the image arrays on the device, or streamed from the host
         size = sum(len(x) for x in xs) * int(np.prod(xs[0].shape[1:])) * 4  # float32
         if fits(size, device_budget):
             return [convert(x, device) for x in xs]
         (log or print)(f"data: {name}'s images take {gib(size)} > the device budget "
                        f"{gib(device_budget)} (cache.device_gib): kept in host memory"
-                       f"{' (pinned)' if device.type == 'cuda' else ''}, each batch copied to {device}")
+                       f"{' as uint8' if decode else ''}{' (pinned)' if device.type == 'cuda' else ''}, "
+                       f"each batch copied to {device}{' and made float32 there' if decode else ''}")
+        if decode:  # uint8 arrays: a quarter of the memory, each batch decoded on the device
+            return [HostResident(torch.from_numpy(np.ascontiguousarray(x)), device, decode) for x in xs]
         return [host_resident(convert(x, "cpu"), device) for x in xs]
 
     if name == "synthetic":  # n_train / n_test are the generated sizes
@@ -423,9 +440,6 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
                             f"{_HOWTO[name].format(root=root)}")
     g = torch.Generator().manual_seed(seed)
 
-    def rows(idx, per):  # each chosen image's `per` rows, image by image
-        return (idx[:, None] * per + np.arange(per)).reshape(-1)
-
     def subset(x, y, n, what, per=1):  # index before converting to float: cheap even for SVHN extra
         images = len(y) // per
         if n is None:
@@ -435,14 +449,15 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
         return torch.randperm(images, generator=g)[:n].numpy()
 
     chosen = subset(xtr, ytr, n_train, "n_train", train_views)
-    xtr, ytr = (xtr, ytr) if n_train is None else (xtr[rows(chosen, train_views)], ytr[rows(chosen, train_views)])
+    xtr, ytr = (xtr, ytr) if n_train is None else (xtr[view_rows(chosen, train_views)], ytr[view_rows(chosen, train_views)])
     chosen = subset(xte, yte, n_test, "n_test")
     if n_test is not None:
         xte, yte = xte[chosen], yte[chosen]
-        xviews = None if xviews is None else xviews[rows(chosen, test_views)]
+        xviews = None if xviews is None else xviews[view_rows(chosen, test_views)]
     channels = xtr.shape[1]
     convert = functools.partial(_to_device, lo=lo, hi=hi, imagenet=name in IMAGENET_NORMALISED)
-    xtr, xte, *xviews = placed([xtr, xte] + ([] if xviews is None else [xviews]), convert)
+    decode = functools.partial(_decoded, lo=lo, hi=hi, imagenet=name in IMAGENET_NORMALISED)
+    xtr, xte, *xviews = placed([xtr, xte] + ([] if xviews is None else [xviews]), convert, decode)
     return DataSplits(xtr, torch.from_numpy(np.ascontiguousarray(ytr)).to(device),
                       xte, torch.from_numpy(np.ascontiguousarray(yte)).to(device),
                       DATASETS[name], channels, name, source, train_views,

@@ -20,7 +20,7 @@ from ..method.registry import ARCHITECTURES
 from ..method.nets import fold_batchnorm, mix, parse_layers, random_encoder, \
     split
 from .checkpoint import load_into, save_checkpoint
-from .data import TRANSFER_TARGETS, load_data
+from .data import TRANSFER_TARGETS, load_data, view_rows
 from .memory import HostResident, device_budget, fits, gib, nbytes
 from .metrics import map_pseudo_values, mean_average_precision
 from .params import digest, keyed
@@ -175,11 +175,10 @@ def build_model(model, data, nets, omega, random_seed):
 
 
 def frozen_inputs(model, cache, eval_batch, data, nets, stores=None, log=None):
-    """(train, test[, test views]) FrozenInputs (`splits`) of a run with these model and cache parameters; the same for
-    every seed of an experiment. stores: {split: frozen_stores} where the cache is kept on disk
-    (None: memory only). What is cached must fit `cache.max_gib`: the primal record is dropped
-    first (the model then recomputes it per batch from z), then the whole cache (every part
-    computed per batch). A cache that fits there but not on the device beside the images
+    """(train, test[, test views]) FrozenInputs (`splits`) of a run with these model and cache
+    parameters; the same for every seed of an experiment. stores: {split: frozen_stores} where
+    the cache is kept on disk (None: memory only). What is cached must fit `cache.max_gib`
+    (cache_kept: the primal record is dropped first, then the whole cache). A cache that fits there but not on the device beside the images
     (cache.device_gib) stays in host memory and is copied to the device batch by batch
     (`cache_on_host`)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -391,8 +390,7 @@ def split_validation(inputs, labels, train_p, data_seed, views=1):
     if not train_p["val_fraction"]:
         return (inputs, labels), None
     keep, held = validation_split(len(labels) // views, train_p["val_fraction"], data_seed)
-    keep, held = ((idx[:, None] * views + torch.arange(views)).reshape(-1).to(labels.device)
-                  for idx in (keep, held))
+    keep, held = (view_rows(idx, views).to(labels.device) for idx in (keep, held))
     val_inputs, val_labels = Subset(inputs, held), labels[held][::views]
 
     def validate(model):

@@ -9,6 +9,7 @@ depend on the numbers):
            per base network and depth; evaluation, kernel start-up and data loading not counted
     memory the training and test images on the device (float32) + the largest frozen-part cache,
            as far as they fit the device budget (cache.device_gib); the rest streams from host memory
+           (images there as uint8: a quarter of float32's bytes)
     disk   every frozen-part cache the grid writes to cache/, once per base network and depth, as
            run.fit_cache keeps it within cache.max_gib (the primal record, then every part,
            dropped past it and recomputed per batch: the time counts a step that does so); random
@@ -188,8 +189,9 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
             stage["most"] += seconds
         images, cache = (n_train + n_test + views) * channels * side * side * 4, caches[cache_key]
         on_device = images if fits(images, budget) else 0  # as load_dataset places them
-        on_device += cache if fits(cache, budget, on_device) else 0  # as run.cache_on_host does
-        peak, host = max(peak, on_device), max(host, images + cache - on_device)
+        on_host = 0 if on_device else images // 4 if p["data"]["dataset"] != "synthetic" else images  # uint8
+        cache_on = fits(cache, budget, on_device)  # as run.cache_on_host decides
+        peak, host = max(peak, on_device + cache * cache_on), max(host, on_host + cache * (not cache_on))
     pretrained_here = [params] if params["base"]["checkpoint"] is None else []
     pretrained_here += [load_params(profile, sets, objective=o) for o in params["reproduce"]["other_bases"]
                         if not OBJECTIVES[o].imported]
