@@ -440,18 +440,18 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
                             f"{_HOWTO[name].format(root=root)}")
     g = torch.Generator().manual_seed(seed)
 
-    def subset(x, y, n, what, per=1):  # index before converting to float: cheap even for SVHN extra
+    def chosen_images(y, n, what, per=1):  # which images (of len(y) // per) n_train/n_test keep
         images = len(y) // per
-        if n is None:
-            return np.arange(images)
         if not 0 < n <= images:
             raise DataError(f"{what}={n} is out of range: {name} has {images} {what[2:]} images")
         return torch.randperm(images, generator=g)[:n].numpy()
 
-    chosen = subset(xtr, ytr, n_train, "n_train", train_views)
-    xtr, ytr = (xtr, ytr) if n_train is None else (xtr[view_rows(chosen, train_views)], ytr[view_rows(chosen, train_views)])
-    chosen = subset(xte, yte, n_test, "n_test")
+    # indexed before converting to float: cheap even for SVHN extra
+    if n_train is not None:
+        rows = view_rows(chosen_images(ytr, n_train, "n_train", train_views), train_views)
+        xtr, ytr = xtr[rows], ytr[rows]
     if n_test is not None:
+        chosen = chosen_images(yte, n_test, "n_test")
         xte, yte = xte[chosen], yte[chosen]
         xviews = None if xviews is None else xviews[view_rows(chosen, test_views)]
     channels = xtr.shape[1]
