@@ -251,8 +251,8 @@ def fit_cache(parts, sizes, data, max_gib, log):
     """True when the frozen parts of train and test (sizes: cache_bytes per image) fit in
     max_gib (cache_kept); the primal record is removed from `parts` when only it does not fit,
     and False means cache nothing."""
-    kept = cache_kept(sizes, len(data.x_train) + len(data.x_test), max_gib)
-    total = sum(sizes.values()) * (len(data.x_train) + len(data.x_test)) / 2 ** 30
+    images = len(data.x_train) + len(data.x_test)
+    kept, total = cache_kept(sizes, images, max_gib), sum(sizes.values()) * images / 2 ** 30
     if kept is None:
         parts.pop("primal", None)
         log(f"cache: the frozen parts would take {total:.1f} GiB > cache.max_gib {max_gib}: "
