@@ -438,7 +438,8 @@ def test_the_dry_run_counts_each_training_view_as_an_image_and_test_views_apart(
     assert image_counts(voc) == (3, 5011 * 10, 4952, 224) and test_view_count(voc) == 4952 * 10
     few = load_params("voc07-resnet18", ["data.n_train=100", "data.n_test=7", "data.test_views=1"])
     assert image_counts(few) == (3, 1000, 7, 224) and test_view_count(few) == 0
-    assert test_view_count(load_params("coco2014-resnet18")) == 0
+    assert test_view_count(load_params("coco2014-resnet18")) == 40137 * 10
+    assert test_view_count(load_params("coco2014-resnet18", ["data.test_views=1"])) == 0
 
 
 def test_the_dry_run_times_each_step_with_the_cache_that_fits(monkeypatch):

@@ -349,3 +349,56 @@ def test_validation_holds_out_whole_images_with_all_their_views():
     assert {r // 4 for r in held}.isdisjoint({r // 4 for r in kept.indices.tolist()})
     assert all(sum(r // 4 == i for r in held) == 4 for i in {r // 4 for r in held})
     assert torch.equal(kept_labels, labels[kept.indices])
+
+
+def test_test_views_are_decoded_from_the_files_when_read_the_same_in_any_order(tmp_path):
+    """Test views are never held (multilabel.StreamedViews): each batch is decoded from the JPEG
+    files when read. In order (the next batch decoded ahead), backwards, shuffled, as slices or
+    index tensors, and for a subset of the test images (n_test): the same pixels as the views
+    decoded and held at once (multilabel.views_of), normalised as the centre crops are."""
+    from gradfeat_core.experiments.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset
+    from gradfeat_core.experiments.multilabel import StreamedViews, views_of
+    base = write_voc(tmp_path)
+    d = load_dataset("voc07", root=tmp_path, test_views=4, seed=5)
+    views = d.x_test_views
+    assert isinstance(views, StreamedViews) and views._ahead == {}  # nothing decoded at load
+    assert views.shape == (8, 3, 224, 224) and views.dtype == torch.float32 and len(views) == 8
+    assert d.images() == [d.x_train, d.x_test]  # what is held: not the views
+    files = [base / "JPEGImages" / f"{image_id}.jpg" for image_id in VOC["test"]]
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+    held = (torch.from_numpy(views_of(files, 4, 5, "test")) / 255 - mean) / std
+    in_order = torch.cat([views[torch.arange(i, min(i + 3, 8))] for i in range(0, 8, 3)])
+    assert torch.allclose(in_order, held, atol=1e-6)
+    for rows in (torch.arange(7, -1, -1), torch.randperm(8, generator=torch.Generator().manual_seed(0))):
+        assert torch.allclose(torch.cat([views[rows[i:i + 3]] for i in range(0, 8, 3)]), held[rows], atol=1e-6)
+    assert torch.allclose(views[2:6], held[2:6], atol=1e-6) and views[torch.arange(0)].shape == (0, 3, 224, 224)
+    sub = load_dataset("voc07", root=tmp_path, test_views=4, seed=5, n_test=1)
+    image = next(i for i in range(2) if torch.equal(sub.x_test[0], d.x_test[i]))
+    assert torch.allclose(sub.x_test_views[torch.arange(4)], held[4 * image:4 * image + 4], atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_views_on_cuda_are_the_cpus_and_a_head_scores_them_there(tmp_path):
+    """On CUDA, training views held in pinned host memory as uint8 (a device budget of 1000
+    bytes) and test views decoded from the files arrive on the GPU as the CPU's pixels; a head
+    with views trains and scores both tests there."""
+    from gradfeat_core.experiments.data import load_dataset
+    from gradfeat_core.experiments.memory import HostResident
+    from gradfeat_core.experiments.params import load_params
+    from gradfeat_core.experiments.run import run_head
+    write_voc(tmp_path / "voc")
+    kw = dict(root=tmp_path / "voc", train_views=2, test_views=3, seed=5)
+    cpu = load_dataset("voc07", **kw)
+    gpu = load_dataset("voc07", device="cuda", device_budget=1000, log=lambda m: None, **kw)
+    assert isinstance(gpu.x_train, HostResident) and gpu.x_train.host.is_pinned()
+    for x, ref in ((gpu.x_train, cpu.x_train), (gpu.x_test_views, cpu.x_test_views)):
+        rows = torch.arange(6, device="cuda")
+        assert x[rows].is_cuda and torch.allclose(x[rows].cpu(), ref[rows.cpu()], atol=1e-5)
+    params = load_params("quick", [f"out_dir={tmp_path}", "device=cuda", "data.dataset=voc07",
+                                   f"data.root={tmp_path / 'voc'}", "data.n_train=null", "data.n_test=null",
+                                   "data.train_views=2", "data.test_views=3", "base.arch=resnet18",
+                                   "base.leak=0", "base.calibrate_images=3", "model.layers=block8",
+                                   "model.head=full", "train.val_fraction=0", "train.eval_every=0",
+                                   "train.full.iterations=2", "train.actv.iterations=2", "train.batch_size=3"])
+    result = run_head(params)
+    assert result.views["test_views"] == 3 and 0 < result.views["mean_ap"] <= 1 and 0 < result.mean_ap <= 1

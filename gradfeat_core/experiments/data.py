@@ -23,7 +23,7 @@ import torch
 from .errors import DataError, UserError  # noqa: F401  (DataError: data.DataError to its users)
 from .errors import one_line as _one_line
 from .multilabel import HOWTO as _MULTILABEL_HOWTO
-from .multilabel import centre_crops, coco2014, views_of, voc07
+from .multilabel import StreamedViews, centre_crops, coco2014, views_of, voc07
 from .memory import HostResident, device_budget, fits, gib, host_resident
 
 DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10,
@@ -92,13 +92,14 @@ class DataSplits:
     # pixel range, views): part of the key of everything computed from them (random encoders, caches)
     train_views: int = 1  # x_train holds this many views of each image, image by image (rows
     # i·K … i·K + K − 1, y_train repeated alike): data.train_views
-    x_test_views: torch.Tensor = None  # test_views random views of each test image, image by
-    # image (no labels of their own: y_test's), or None; x_test is the centre crops
+    x_test_views: StreamedViews = None  # test_views random views of each test image, image by
+    # image (no labels of their own: y_test's), decoded from the files when read; or None.
+    # x_test is the centre crops
     test_views: int = 1
 
     def images(self):
-        """Every tensor of images held: train, test and the test views when there are some."""
-        return [x for x in (self.x_train, self.x_test, self.x_test_views) if x is not None]
+        """Every tensor of images held: train and test (the test views are not held)."""
+        return [self.x_train, self.x_test]
 
 
 def view_rows(images, views):
@@ -326,21 +327,20 @@ def _download(name, root):
         cls(root, train=train, download=True)
 
 
-def _multilabel(read, root, views=(1, 1, 0)):
+def _multilabel(read, root, views=(1, 0)):
     """VOC07 (trainval, test) or COCO2014 (train2014, val2014), as `read` (multilabel.voc07 or
     coco2014) lists them, as arrays: (training images, their labels, test centre crops, their
-    labels, test views or None); labels (N, classes) 1/0, -1 where VOC's difficult objects leave
-    a class out. views: (train_views, test_views, seed): training images as each one's centre
-    crop (train_views 1) or as train_views random views (multilabel.views_of), labels repeated
-    alike; test_views > 1 random views of each test image besides its centre crop."""
-    train_views, test_views, seed = views
+    labels, the test images' files); labels (N, classes) 1/0, -1 where VOC's difficult objects
+    leave a class out. views: (train_views, seed): training images as each one's centre crop
+    (train_views 1) or as train_views random views (multilabel.views_of), labels repeated alike
+    (test views: load_dataset's StreamedViews of the files)."""
+    train_views, seed = views
     train, test = read(root, "train"), read(root, "test")
     labels = [np.where(s.ignore, -1, s.labels).astype(np.int8) for s in (train, test)]
     xtr = centre_crops(train.files, train.name) if train_views == 1 else \
         views_of(train.files, train_views, seed, "train", train.name)
-    xviews = views_of(test.files, test_views, seed, "test", test.name) if test_views > 1 else None
     return (xtr, np.repeat(labels[0], train_views, axis=0), centre_crops(test.files, test.name),
-            labels[1], xviews)
+            labels[1], np.asarray(test.files))
 
 
 _READERS = {"cifar10": lambda root: _cifar("cifar10", root),
@@ -423,7 +423,7 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
         root = f"data/{name}" if download else default_root(name)
     root = os.fspath(root)
     viewed = name in VIEWED
-    read = functools.partial(_READERS[name], root, *([(train_views, test_views, seed)] if viewed else []))
+    read = functools.partial(_READERS[name], root, *([(train_views, seed)] if viewed else []))
     try:
         xtr, ytr, xte, yte, *views = read()
     except DataError:
@@ -431,7 +431,7 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
             raise
         _download(name, root)
         xtr, ytr, xte, yte, *views = read()
-    xviews = views[0] if views else None
+    test_files = views[0] if views else None
 
     for y, split in ((ytr, "train"), (yte, "test")):  # class indices, or multi-label 0/1 (N, C)
         if len(y) and not (0 <= y.min() <= y.max() < DATASETS[name] if y.ndim == 1 else
@@ -450,18 +450,19 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
     if n_train is not None:
         rows = view_rows(chosen_images(ytr, n_train, "n_train", train_views), train_views)
         xtr, ytr = xtr[rows], ytr[rows]
+    chosen = np.arange(len(yte))
     if n_test is not None:
         chosen = chosen_images(yte, n_test, "n_test")
         xte, yte = xte[chosen], yte[chosen]
-        xviews = None if xviews is None else xviews[view_rows(chosen, test_views)]
     channels = xtr.shape[1]
     convert = functools.partial(_to_device, lo=lo, hi=hi, imagenet=name in IMAGENET_NORMALISED)
     decode = functools.partial(_decoded, lo=lo, hi=hi, imagenet=name in IMAGENET_NORMALISED)
-    xtr, xte, *xviews = placed([xtr, xte] + ([] if xviews is None else [xviews]), convert, decode)
+    xtr, xte = placed([xtr, xte], convert, decode)
+    xviews = StreamedViews(test_files[chosen], test_views, seed, "test", device, decode, chosen) \
+        if test_views > 1 else None  # decoded from the files batch by batch: never held
     return DataSplits(xtr, torch.from_numpy(np.ascontiguousarray(ytr)).to(device),
                       xte, torch.from_numpy(np.ascontiguousarray(yte)).to(device),
-                      DATASETS[name], channels, name, source, train_views,
-                      xviews[0] if xviews else None, test_views)
+                      DATASETS[name], channels, name, source, train_views, xviews, test_views)
 
 
 def load_data(data, pixel_range, device, device_gib=None, log=None):

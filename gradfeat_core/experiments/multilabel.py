@@ -214,6 +214,53 @@ def views_of(files, k, seed, split, what="images", workers=None):
                    f"{what} ({k} views each)", workers)
 
 
+class StreamedViews:
+    """k random views of each of `files` (random_views, seeded by view_seed(seed, split,
+    index[i])), never held: decoded from the JPEG files when a batch of rows is indexed, rows
+    image by image (row r is view r % k of image r // k), and `decode` applied to the batch on
+    `device` (data._decoded). It stands in for an image tensor wherever images are read by batch
+    (len, shape, dtype, device, indexing), like memory.HostResident, and holds none of them: the
+    test views of Table 4 (ten views of COCO2014's test set would take 265 GiB as float32, 66 as
+    uint8). Read in order (as train.predict reads them), the next batch's images are decoded by a
+    pool of threads while this one is used."""
+
+    def __init__(self, files, k, seed, split, device, decode, index=None, workers=None):
+        self.files, self.k, self.seed, self.split = list(files), k, seed, split
+        self.index = np.arange(len(self.files)) if index is None else np.asarray(index)
+        self.device, self.decode, self.workers = torch.device(device), decode, workers
+        self.shape, self.dtype = (len(self.files) * k, 3, CROP, CROP), torch.float32
+        self._pool, self._ahead = None, {}  # {image: future of its views}
+
+    def __len__(self):
+        return self.shape[0]
+
+    def _views(self, image):
+        return random_views(self.files[image], self.k, view_seed(self.seed, self.split, int(self.index[image])))
+
+    def _submit(self, images):
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(self.workers or min(16, os.cpu_count() or 1))
+        for i in images:
+            if i not in self._ahead:
+                self._ahead[i] = self._pool.submit(self._views, i)
+
+    def __getitem__(self, idx):
+        rows = np.arange(len(self))[idx] if isinstance(idx, slice) else \
+            np.asarray(idx.cpu() if isinstance(idx, torch.Tensor) else idx).reshape(-1)
+        images = np.unique(rows // self.k).tolist()
+        self._submit(images)
+        views = {i: self._ahead.pop(i).result() for i in images}
+        after = images[-1] + 1 if images else 0  # the next as many images, decoded meanwhile
+        ahead = range(after, min(after + len(images), len(self.files)))
+        for i in set(self._ahead) - set(ahead):  # read out of order: nothing else is kept
+            self._ahead.pop(i).cancel()
+        self._submit(ahead)
+        batch = torch.stack([views[r // self.k][r % self.k] for r in rows.tolist()]) if len(rows) else \
+            torch.empty((0, 3, CROP, CROP), dtype=torch.uint8)
+        return self.decode(batch.to(self.device))
+
+
 def decoded(files, fn, per_image, what, workers=None):
     """uint8 (N·per_image, 3, CROP, CROP) numpy of fn(i, files[i]) for every file, by a pool of
     threads (Pillow and the resize release the GIL), with a progress bar."""

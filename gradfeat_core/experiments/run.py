@@ -195,8 +195,8 @@ def frozen_inputs(model, cache, eval_batch, data, nets, stores=None, log=None):
                  for name, x in splits(data).items())
 
 
-CACHED = ("train", "test")  # the test views are scored once per run: their frozen part is
-# computed batch by batch then, never kept (ten views of VOC07's test set would take 14 GiB)
+CACHED = ("train", "test")  # the test views are scored once per run, decoded from their files
+# (multilabel.StreamedViews): their frozen part is computed batch by batch then, never kept
 
 
 def splits(data):

@@ -13,8 +13,8 @@ depend on the numbers):
     disk   every frozen-part cache the grid writes to cache/, once per base network and depth, as
            run.fit_cache keeps it within cache.max_gib (the primal record, then every part,
            dropped past it and recomputed per batch: the time counts a step that does so); random
-           views of test images (data.test_views) are never cached: their frozen part is
-           computed once per run, which it counts
+           views of test images (data.test_views) are neither held nor cached: decoded from
+           their files batch by batch, their frozen part computed once per run, which it counts
 
 For a device that is not at hand (`--assume-tflops T`), every step is counted instead of timed:
 its matrix-product and convolution FLOPs (torch's FlopCounterMode) divided by T TFLOP/s, plus
@@ -187,7 +187,7 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
             seconds = (n_train + n_test) * timer_of(e).frozen_per_image(layers) if kept is not None else 0
             stage["least"] += seconds
             stage["most"] += seconds
-        images, cache = (n_train + n_test + views) * channels * side * side * 4, caches[cache_key]
+        images, cache = (n_train + n_test) * channels * side * side * 4, caches[cache_key]  # views: streamed
         on_device = images if fits(images, budget) else 0  # as load_dataset places them
         on_host = 0 if on_device else images // 4 if p["data"]["dataset"] != "synthetic" else images  # uint8
         cache_on = fits(cache, budget, on_device)  # as run.cache_on_host decides
