@@ -461,3 +461,24 @@ def test_the_dry_run_times_each_step_with_the_cache_that_fits(monkeypatch):
         plan.estimate("quick-resnet", [f"cache.max_gib={max_gib}"], tflops=1)
         assert {v for (h, _), v in seen.items() if h in ("grad", "full")} == {grad}, (max_gib, seen)
         assert {v for (h, _), v in seen.items() if h in ("actv", "finetune")} == {actv}, (max_gib, seen)
+
+
+def test_the_dry_run_counts_every_trial_the_first_seed_trains(monkeypatch):
+    """A head with alternatives (run.trials) trains each on its first seed: the dry run adds one
+    run of that head's steps per alternative and experiment, and nothing elsewhere."""
+    from gradfeat_core.suite import plan
+    monkeypatch.setattr(plan.Timer, "step", lambda self, *args, **kwargs: 0.01)
+    monkeypatch.setattr(plan.Timer, "frozen_per_image", lambda self, layers, n=256: 0.0)
+    monkeypatch.setattr(plan.Timer, "cached", lambda self, head, layers, images, max_gib: (0, ("z",)))
+
+    def minutes(*sets):
+        return {s["stage"]: s["most_min"] for s in plan.estimate("quick-resnet", list(sets), tflops=1)["stages"]}
+    alternatives = "train.finetune.alternatives=[{optimizer: sgd}, {lr: 0.5}]"
+    before, after = minutes(), minutes(alternatives)
+    params = plan.load_params("quick-resnet", [alternatives])
+    grid, repeats = plan.experiments(params), plan.twins(plan.experiments(params))
+    for stage in before:
+        finetunes = [e for e in grid if f"Table {e.table}" == stage and e.head == "finetune" and e.name not in repeats]
+        extra = sum(2 * e.params(params)["train"]["finetune"]["iterations"] * 0.01 / 60 for e in finetunes)
+        assert after[stage] - before[stage] == pytest.approx(extra), stage
+    assert any(after[s] > before[s] for s in before)

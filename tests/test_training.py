@@ -247,6 +247,60 @@ def test_the_first_seed_chooses_the_learning_rate_for_the_others(tmp_path):
     assert alone.loss_history == second.loss_history
 
 
+def test_alternatives_without_a_split_keep_the_better_on_test_as_the_paper_reports_fine_tuning(tmp_path):
+    """train.finetune.alternatives with no validation split (the paper's VOC07/COCO2014
+    fine-tuning: Adam and SGD, the better reported): every schedule trains from the same start,
+    each records its test score, the better is kept (and is exactly that schedule's run alone),
+    the first seed chooses and the second trains the choice alone."""
+    sets = ["model.head=finetune", "train.val_fraction=0", "train.finetune.iterations=30",
+            "train.finetune.optimizer=adam", "train.finetune.lr=1.0",  # far too high: the worse
+            "train.finetune.alternatives=[{optimizer: sgd, lr: 1.0e-5, weight_decay: 5.0e-5}]"]
+    run_head(quick(tmp_path, "model.head=actv", "train.val_fraction=0"))
+    first, second = run_experiment(quick(tmp_path, *sets), [0, 1])
+    tried = [(g["optimizer"], g["lr"], g["weight_decay"]) for g in first.lr_grid]
+    assert tried == [("adam", 1.0, load_params("quick")["train"]["finetune"]["weight_decay"]), ("sgd", 1e-5, 5e-5)]
+    scores = [g["test_score"] for g in first.lr_grid]
+    assert 0 <= scores[0] < scores[1] <= 1  # the second is kept, not merely the first
+    kept = first.lr_grid[1]
+    assert first.trial == {k: kept[k] for k in ("optimizer", "lr", "weight_decay")}
+    assert first.accuracy == max(scores) and first.trial_chosen_on == "test" and first.lr_chosen_on_seed == 0
+    assert [g["optimizer"] for g in second.lr_grid] == [first.trial["optimizer"]]
+    assert second.trial == first.trial and second.trial_chosen_on == "test" and second.lr_chosen_on_seed == 0
+    assert second.lr_grid[0]["test_score"] is None  # one trial: nothing chosen on test
+    alone = run_head(quick(tmp_path, *sets[:3], *(f"train.finetune.{k}={v}" for k, v in first.trial.items()),
+                           "train.finetune.alternatives=[]"))
+    assert alone.accuracy == first.accuracy and alone.loss_history == first.loss_history
+    assert alone.trial_chosen_on is None and alone.lr_chosen_on_seed is None
+
+
+def test_alternatives_with_a_split_are_chosen_on_validation(tmp_path):
+    sets = ["train.val_fraction=0.25", "train.eval_every=10", "train.patience=2"]
+    run_head(quick(tmp_path, "model.head=actv", *sets))
+    result = run_head(quick(tmp_path, "model.head=grad", *sets,
+                            "train.grad.alternatives=[{lr: 1.0e-4}, {optimizer: adam, lr: 1.0e-3}]"))
+    scores = [g["validation_accuracy"] for g in result.lr_grid]
+    assert len(scores) == 3 and all(g["test_score"] is None for g in result.lr_grid)
+    assert result.lr_grid[scores.index(max(scores))]["lr"] == result.lr and result.trial_chosen_on == "validation"
+
+
+@pytest.mark.parametrize("value", ["[{optimizer: rmsprop}]", "[{lr: -1}]", "[{lr: true}]", "[{momentum: 0.5}]",
+                                   "[{}]", "[{weight_decay: -1.0e-5}]"])
+def test_a_bad_alternative_is_named(value):
+    from gradfeat_core.experiments.params import ParamError
+    with pytest.raises(ParamError, match="train.finetune.alternatives.*optimizer \\(sgd \\| adam\\)") as e:
+        load_params("quick", [f"train.finetune.alternatives={value}"])
+    assert "\n" not in str(e.value)
+
+
+def test_alternatives_stay_out_of_run_keys_while_empty():
+    from gradfeat_core.experiments.params import keyed
+    p = load_params("quick")
+    k = keyed(p)
+    assert all("alternatives" not in k["train"][h] for h in ("actv", "grad", "full", "finetune"))
+    assert all("alternatives" in p["train"][h] for h in ("actv", "grad", "full", "finetune"))  # untouched
+    assert "alternatives" in keyed(load_params("quick", ["train.full.alternatives=[{lr: 0.5}]"]))["train"]["full"]
+
+
 @pytest.mark.parametrize("value,match", [("[0.1, -1]", "positive"), ("[0.1, true]", "positive"),
                                          ("[0.01, 0.1]", "val_fraction")])
 def test_a_bad_learning_rate_grid_is_named(value, match):

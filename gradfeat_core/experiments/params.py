@@ -330,6 +330,19 @@ def validate(params, tables=True):
         if len(grid) > 1 and not train["val_fraction"]:
             raise ParamError(f"'train.{head}.lr_grid' has {len(grid)} learning rates but nothing "
                              "to choose on: set train.val_fraction (e.g. 0.1)")
+        alternatives = train[head]["alternatives"]
+
+        def number(value, least):  # YAML reads 5e-5 as text
+            return not isinstance(value, bool) and _is_float(value) and float(value) >= least
+        if not isinstance(alternatives, list) or not all(
+                isinstance(a, dict) and a and set(a) <= {"optimizer", "lr", "weight_decay"}
+                and a.get("optimizer", "sgd") in ("sgd", "adam") and number(a.get("lr", 1), 1e-300)
+                and number(a.get("weight_decay", 0), 0) for a in alternatives):
+            raise ParamError(f"'train.{head}.alternatives' is {alternatives!r}; it must list schedules, "
+                             "each changing some of optimizer (sgd | adam), lr (> 0) and weight_decay "
+                             "(>= 0), e.g. [{optimizer: sgd, weight_decay: 5.0e-5}], or []")
+        train[head]["alternatives"] = [{k: v if k == "optimizer" else float(v) for k, v in a.items()}
+                                       for a in alternatives]
     snapshots, its = params["pretrain"]["snapshots"], params["pretrain"]["iterations"]
     if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= its for i in snapshots):
         raise ParamError(f"'pretrain.snapshots' is {snapshots!r}; it must list iterations from 0 "
@@ -436,15 +449,25 @@ def _validate_reproduce(rep):
 # Parameters added after results were committed, at the value that does what ran before them: a
 # run key leaves such a parameter out while it has that value (`keyed`), so the finished runs
 # stay finished.
-ADDED = {("data", "train_views"): 1, ("data", "test_views"): 1}
+ADDED = {("data", "train_views"): 1, ("data", "test_views"): 1,
+         **{("train", head, "alternatives"): [] for head in HEADS}}
+
+
+def _without(tree, path, old):
+    """`tree` without the key at `path` where that holds `old` (copied along the path only)."""
+    name, *rest = path
+    if not isinstance(tree, dict) or name not in tree:
+        return tree
+    if not rest:
+        return {k: v for k, v in tree.items() if k != name} if tree[name] == old else tree
+    return dict(tree, **{name: _without(tree[name], rest, old)})
 
 
 def keyed(params):
     """Resolved parameters as a run's key takes them: each ADDED one left out at its old value."""
     out = dict(params)
-    for (section, key), old in ADDED.items():
-        if isinstance(out.get(section), dict) and out[section].get(key, old) == old:
-            out[section] = {k: v for k, v in out[section].items() if k != key}
+    for path, old in ADDED.items():
+        out = _without(out, path, old)
     return out
 
 

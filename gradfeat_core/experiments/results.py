@@ -131,8 +131,9 @@ class RunResult:
     n_test: int = _field(csv=True)        # test images evaluated
     test_correct: str | None = _field(csv=True)  # which of them it classified right, in the test set's
     # order: pack_correct's bits (the test sample's share of an effect's interval needs them)
-    lr_grid: list = _field()               # every learning rate tried, with its validation record
-    lr_chosen_on_seed: int | None = _field()  # the seed whose validation chose lr (a grid only)
+    lr_grid: list = _field()               # every trial (run.trials: learning rates, alternatives),
+    # with its validation record (and test score where the test chose)
+    lr_chosen_on_seed: int | None = _field()  # the seed whose trials chose the one kept (several only)
     iterations_cap: int = _field()
     loss_history: list = _field()          # [iteration, training loss] every train.log_every
     validation_curve: list = _field()      # [iteration, validation accuracy] every train.eval_every
@@ -159,6 +160,12 @@ class RunResult:
     # their scores averaged; {test_views, mean_ap, mean_ap_voc07, test_jackknife} as above. None:
     # no views (the fields above are then the only test; with views they are the centre crop's).
     views: dict | None = _field(default=None)
+    # The schedule kept, {optimizer, lr, weight_decay} (run.trials: one of lr_grid's rates or of
+    # train.<head>.alternatives), and where it was chosen among several: "validation", "test"
+    # (alternatives without a validation split: the better on test, as the paper reports its
+    # fine-tuning), or None (one trial).
+    trial: dict | None = _field(default=None)
+    trial_chosen_on: str | None = _field(default=None)
 
     def as_dict(self):
         return asdict(self)

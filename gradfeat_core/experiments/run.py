@@ -265,11 +265,26 @@ def fit_cache(parts, sizes, data, max_gib, log):
     return True
 
 
+TRIED = ("optimizer", "lr", "weight_decay")  # what a trial of a head's schedules sets (trials)
+
+
+def trials(schedule):
+    """The schedules a run of a head tries, each {optimizer, lr, weight_decay}: `schedule`'s
+    (train.<head>) at each rate of its lr_grid (or at its lr), then each of its alternatives
+    (those keys of it changed)."""
+    own = {k: schedule[k] for k in TRIED}
+    return ([dict(own, lr=lr) for lr in schedule["lr_grid"] or [schedule["lr"]]]
+            + [dict(own, **alternative) for alternative in schedule["alternatives"]])
+
+
 def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
     """Train and evaluate the head `params['model']['head']`; returns its RunResult and writes
     it (and the trained head's checkpoint) under out_dir. `inputs`: the (train, test)
-    FrozenInputs of an earlier seed of the same experiment. chosen: (lr, seed): the rate an
-    earlier seed chose from train.<head>.lr_grid; this run trains at it alone."""
+    FrozenInputs of an earlier seed of the same experiment. Where the head's schedule has more
+    than one trial (`trials`) they are all trained and the one best on validation is kept; with
+    no validation split (alternatives only), the one better on the test set, as the paper
+    reports its fine-tuning (the better of Adam and SGD). chosen: (trial, seed): the trial an
+    earlier seed chose; this run trains it alone."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     start = time.perf_counter()
     device = pick_device(params["device"])
@@ -282,27 +297,36 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
     setup_seconds = time.perf_counter() - start
     fit, validate = split_validation(inputs, data.y_train, train_p, params["data"]["seed"],
                                      data.train_views)
-    grid, best = [], None  # every learning rate's record; (score, lr, model, training, seconds)
-    lrs = [chosen[0]] if chosen else train_p[head]["lr_grid"] or [train_p[head]["lr"]]
-    for lr in lrs:
-        seed_everything(params["seed"])  # every learning rate from the same start and batches
+    tried = [chosen[0]] if chosen else trials(train_p[head])
+    several = len(trials(train_p[head])) > 1
+    chosen_on = None if not several else "validation" if validate else "test"  # test: alternatives
+    on_test = len(tried) > 1 and chosen_on == "test"  # only, without a split (params.validate)
+    grid, best = [], None  # every trial's record; (score, trial, model, training, seconds, test logits)
+    for trial in tried:
+        seed_everything(params["seed"])  # every trial from the same start and batches
         model = build_model(model_p, data, nets, omega, base["random_seed"]).to(device)
         began = time.perf_counter()
-        training = train(model, *fit, dict(train_p[head], lr=lr), train_p["batch_size"],
+        training = train(model, *fit, dict(train_p[head], **trial), train_p["batch_size"],
                          train_p["clip_grad_norm"], train_p["log_every"], params["seed"],
-                         desc=f"{head} {model_p['layers']} lr {lr:g}", validate=validate,
-                         eval_every=train_p["eval_every"], patience=train_p["patience"],
+                         desc=f"{head} {model_p['layers']} {trial['optimizer']} lr {trial['lr']:g}",
+                         validate=validate, eval_every=train_p["eval_every"], patience=train_p["patience"],
                          min_iterations=train_p["min_iterations"],
                          n_validation=validate.size if validate else 0)
         seconds = time.perf_counter() - began - training.validation_seconds
-        score = validate(model) if validate else None
-        grid.append({"lr": lr, "validation_accuracy": score, "iterations": training.iterations,
+        val_score = validate(model) if validate else None
+        logits = predict(model, test_inputs, train_p["eval_batch_size"]) if on_test else None
+        test_score = score(logits, data.y_test) if on_test else None
+        grid.append({**trial, "validation_accuracy": val_score, "test_score": test_score,
+                     "iterations": training.iterations,
                      "converged": training.converged, "train_seconds": seconds,
                      "validation_curve": training.validation})
-        if best is None or (score or 0.0) > (best[0] or 0.0):  # the first on ties; only it is kept
-            best = (score, lr, model, training, seconds)
-    _, lr, model, training, train_seconds = best
-    test = test_scores(predict(model, test_inputs, train_p["eval_batch_size"]), data.y_test)
+        kept = test_score if on_test else val_score
+        if best is None or (kept or 0.0) > (best[0] or 0.0):  # the first on ties; only it is kept
+            best = (kept, trial, model, training, seconds, logits)
+    _, trial, model, training, train_seconds, logits = best
+    if logits is None:
+        logits = predict(model, test_inputs, train_p["eval_batch_size"])
+    test = test_scores(logits, data.y_test)
     views = None
     if view_inputs:  # Table 4's protocol: each test image's views scored, their scores averaged
         logits = per_image(predict(model, view_inputs[0], train_p["eval_batch_size"]), data.test_views)
@@ -311,19 +335,19 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
     result = RunResult(
         head=head, layers=model_p["layers"], dataset=data.name, theta1=model_p["theta1"],
         theta2=model_p["theta2"], omega=model_p["omega"], seed=params["seed"], **test,
-        iterations=training.iterations, lr=lr, train_seconds=train_seconds,
+        iterations=training.iterations, lr=trial["lr"], train_seconds=train_seconds,
         ms_per_step=1000 * train_seconds / training.iterations, converged=training.converged,
         best_iteration=training.best_iteration,
-        lr_grid=grid,  # what this run tried: the whole grid, or the rate chosen before
-        lr_chosen_on_seed=(chosen[1] if chosen else params["seed"])
-        if len(train_p[head]["lr_grid"]) > 1 else None,
+        lr_grid=grid,  # what this run tried: every trial, or the one chosen before
+        lr_chosen_on_seed=(chosen[1] if chosen else params["seed"]) if several else None,
         iterations_cap=train_p[head]["iterations"], loss_history=training.loss,
         validation_curve=training.validation, stopped_early=training.stopped_early,
         selected="best validation" if train_p["patience"] else "end of training",
         seconds=time.perf_counter() - start, setup_seconds=setup_seconds,
         validation_seconds=training.validation_seconds,
         tangent=None if head == "actv" else "jvp" if model.layers is None else "fast",
-        params=params, environment=environment(device), views=views)
+        params=params, environment=environment(device), views=views, trial=trial,
+        trial_chosen_on=chosen_on)
     out = result_path(params)
     omega_file = omega_path(params["seed"], data, base, train_p, checkpoints(params))
     result.checkpoint = str(save_head(head, model, out.stem, data, checkpoints(params), omega_file))
@@ -411,7 +435,7 @@ def run_experiment(params, seeds, log=None):
     results = []
     for seed in seeds:
         first = results[0] if results else None
-        chosen = (first.lr, first.seed) if first and first.lr_chosen_on_seed is not None else None
+        chosen = (first.trial, first.seed) if first and first.lr_chosen_on_seed is not None else None
         results.append(run_head(dict(params, seed=seed), data, nets, log, inputs, chosen=chosen))
     return results
 

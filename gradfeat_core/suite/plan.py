@@ -5,7 +5,8 @@ device it detects, an estimate per stage from a few timed steps of each head at 
 batch size and of one pre-training update, on random weights and images (a step's cost does not
 depend on the numbers):
     time   steps × ms per step, for steps from the stopping rule's least (min_iterations +
-           patience × eval_every) to the cap, per seed, plus the frozen part of every image once
+           patience × eval_every) to the cap, per seed and per trial of the first seed's
+           (run.trials: lr_grid, alternatives), plus the frozen part of every image once
            per base network and depth; evaluation, kernel start-up and data loading not counted
     memory the training and test images on the device (float32) + the largest frozen-part cache,
            as far as they fit the device budget (cache.device_gib); the rest streams from host memory
@@ -31,7 +32,7 @@ from ..experiments import bench
 from ..experiments.data import DATASETS, SIZES
 from ..experiments.memory import device_budget, fits
 from ..experiments.params import load_params
-from ..experiments.run import cache_bytes, cache_kept, frozen_part
+from ..experiments.run import cache_bytes, cache_kept, frozen_part, trials
 from ..experiments.train import pick_device
 from ..method import tangent
 from ..method.registry import ARCHITECTURES, OBJECTIVES
@@ -178,9 +179,10 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
         if runs.get(e.name):
             continue
         stage["to_run"] += 1
+        trained = len(e.seeds) + len(trials(train[head])) - 1  # the first seed trains every trial
         seconds = len(e.seeds) * views * timer_of(e).frozen_per_image(layers)
-        stage["least"] += len(e.seeds) * least * per_step + seconds
-        stage["most"] += len(e.seeds) * most * per_step + seconds
+        stage["least"] += trained * least * per_step + seconds
+        stage["most"] += trained * most * per_step + seconds
         cache_key = (e.objective, p["base"]["encoder"], layers, n_train, head != "actv")
         if cache_key not in caches:
             caches[cache_key] = (n_train + n_test) * per_image

@@ -185,6 +185,10 @@ def protocol(params, table):
     heads = ", ".join(f"{h} {train[h]['optimizer']} lr {train[h]['lr']:g}"
                       + (f" (w1 {train[h]['w1_lr']:g})" if train[h].get("w1_lr") else "")
                       + (f" (best on validation of {train[h]['lr_grid']})" if train[h]["lr_grid"] else "")
+                      + "".join(f" or {', '.join(f'{k} {v:g}' if k != 'optimizer' else v for k, v in a.items())}"
+                                for a in train[h]["alternatives"])
+                      + (f" (the better on {'validation' if train['val_fraction'] else 'test'}, chosen on "
+                         "the first seed)" if train[h]["alternatives"] else "")
                       + f", ≤{train[h]['iterations']} iterations halving every {train[h]['stepsize']}"
                       for h in ("actv", "grad", "full", "finetune"))
     rows = "; ".join(f"{layers} rows {rows}" for layers, rows in rep["table1_rows"].items() if rows)
