@@ -220,3 +220,21 @@ def test_pickled_module_is_refused(tmp_path):
     path2 = tmp_path / "wrapped.pt"  # a module hidden inside the expected layout
     torch.save({"state_dict": {}, "meta": {"net": nn.Linear(2, 2)}}, path2)
     refuses(lambda: load_checkpoint(path2), "not readable")
+
+
+def test_the_same_tensors_make_the_same_bytes_whatever_the_file_is_called(tmp_path):
+    """A file's sha256 keys the runs that read it (reproduce.decisive): saving the same weights
+    again, under another name or by another process, must give the same bytes. (torch.save
+    named its archive's records after the temporary file, which held the process id, so every
+    pre-training made a file of new bytes, and every run on it a new key.)"""
+    import hashlib
+    from gradfeat_core.experiments.checkpoint import load_checkpoint, save_checkpoint
+    state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.zeros(3)}
+    digests = set()
+    for name in ("a/encoder.pt", "b/other-name.pt"):
+        save_checkpoint(tmp_path / name, state, {"kind": "encoder"})
+        digests.add(hashlib.sha256((tmp_path / name).read_bytes()).hexdigest())
+        loaded, meta = load_checkpoint(tmp_path / name)
+        assert torch.equal(loaded["w"], state["w"]) and meta == {"kind": "encoder"}
+    assert len(digests) == 1
+    assert not list(tmp_path.rglob("*.tmp"))  # nothing left behind

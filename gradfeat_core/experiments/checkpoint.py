@@ -13,16 +13,27 @@ class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable, or made for something else."""
 
 
+def save_atomic(obj, path):
+    """torch.save `obj` at `path` atomically (a run killed mid-write leaves the previous file
+    intact) and byte for byte the same for the same tensors, so that a file's sha256 (which keys
+    the runs that read it) says whether its content changed: torch.save names the records of its
+    archive after a path it is given, here a temporary one holding the process id, so it writes
+    through a file object instead."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: two may write one file
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+    os.replace(tmp, path)
+
+
 def save_checkpoint(path, state_dict, meta, extra=None):
-    """Write atomically: a run killed mid-write leaves the previous file intact.
-    extra: nested dicts/lists of tensors and plain values (optimiser states), loaded as saved."""
+    """Write atomically (save_atomic). extra: nested dicts/lists of tensors and plain values
+    (optimiser states), loaded as saved."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu() for k, v in state_dict.items()}
     meta = json.loads(json.dumps(meta))  # plain values only, or it would not load back
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: two may write one file
-    torch.save({"state_dict": tensors, "meta": dict(meta), "extra": extra}, tmp)
-    os.replace(tmp, path)
+    save_atomic({"state_dict": tensors, "meta": dict(meta), "extra": extra}, path)
 
 
 def load_checkpoint(path, expect=None, with_extra=False):

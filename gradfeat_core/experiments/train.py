@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import save_atomic
 from .errors import UserError
 from .memory import gib, host_resident, nbytes
 from .metrics import mean_average_precision
@@ -101,9 +102,7 @@ def stored(fn, x, batch_size, path=None, host=False, log=print):
                     f"{gib(MIN_FREE_DISK)} free on {Path(path).parent}: kept in memory only, "
                     "computed again by the next run")
             else:
-                tmp = Path(f"{path}.{os.getpid()}.tmp")  # per process: two may write one file
-                torch.save(_cpu(out), tmp)
-                os.replace(tmp, path)
+                save_atomic(_cpu(out), path)
     return host_resident(out, x.device) if host else out
 
 
