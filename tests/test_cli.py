@@ -474,7 +474,7 @@ def test_the_dry_run_counts_every_trial_the_first_seed_trains(monkeypatch):
     def minutes(*sets):
         return {s["stage"]: s["most_min"] for s in plan.estimate("quick-resnet", list(sets), tflops=1)["stages"]}
     alternatives = "train.finetune.alternatives=[{optimizer: sgd}, {lr: 0.5}]"
-    before, after = minutes(), minutes(alternatives)
+    before, after = minutes("train.finetune.alternatives=[]"), minutes(alternatives)
     params = plan.load_params("quick-resnet", [alternatives])
     grid, repeats = plan.experiments(params), plan.twins(plan.experiments(params))
     for stage in before:

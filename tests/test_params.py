@@ -509,20 +509,31 @@ def test_every_shipped_profile_resolves(profile, objective):
 
 
 def test_a_parameter_added_since_stays_out_of_run_keys_at_the_value_that_ran_before_it():
-    """data.train_views and data.test_views (params.ADDED): at 1, what every finished run did,
-    a run key is what it was before they existed; at any other value it is a new key."""
-    from gradfeat_core.experiments.params import ADDED, keyed
+    """data.train_views, data.test_views (1) and train.<head>.alternatives ([]) (params.ADDED): at
+    the value that did what every finished run did, a run key is what it was before they existed;
+    at any other value it is a new key."""
+    import copy
+    from gradfeat_core.experiments.params import ADDED, HEADS, keyed
     from gradfeat_core.experiments.run import result_path
     params = load_params("quick", ["out_dir=/x"])
     assert {("data", "train_views"), ("data", "test_views")} <= set(ADDED)
-    before = dict(params, data={k: v for k, v in params["data"].items() if k not in ("train_views", "test_views")})
+    assert {("train", head, "alternatives") for head in HEADS} <= set(ADDED)
+    before = copy.deepcopy(params)
+    for key in ("train_views", "test_views"):
+        del before["data"][key]
+    for head in HEADS:
+        del before["train"][head]["alternatives"]
     assert keyed(params) == before and digest(keyed(params)) == digest(before)
-    assert params["data"]["train_views"] == 1  # keyed leaves its input as it was
+    assert params["data"]["train_views"] == 1 and params["train"]["grad"]["alternatives"] == []  # input kept
     assert result_path(params) == result_path(before)
     for key in ("train_views", "test_views"):
         viewed = dict(params, data=dict(params["data"], **{key: 10}))
         assert keyed(viewed)["data"][key] == 10
         assert result_path(viewed) != result_path(params)
+    sgd = [{"optimizer": "sgd"}]
+    tried = dict(params, train=dict(params["train"], finetune=dict(params["train"]["finetune"], alternatives=sgd)))
+    assert keyed(tried)["train"]["finetune"]["alternatives"] == sgd and "alternatives" not in keyed(tried)["train"]["grad"]
+    assert result_path(tried) != result_path(params)
 
 
 @pytest.mark.parametrize("sets,message", [
