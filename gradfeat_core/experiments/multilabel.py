@@ -202,23 +202,27 @@ def random_views(path, k, seed):
     return torch.stack([v2.functional.horizontal_flip(v) if flip else v for v, flip in zip(views, flips)])
 
 
+def image_views(path, k, seed, split, index):
+    """random_views of the file at place `index` of `split`, seeded by view_seed(seed, split, index)."""
+    return random_views(path, k, view_seed(seed, split, index))
+
+
 def centre_crops(files, what="images", workers=None):
     """uint8 (N, 3, CROP, CROP) numpy of the files' centre crops (decoded as `decoded` does)."""
     return decoded(files, lambda i, path: centre_crop(path)[None], 1, what, workers)
 
 
 def views_of(files, k, seed, split, what="images", workers=None):
-    """uint8 (N·k, 3, CROP, CROP) numpy: k random views of each file (random_views), image by
-    image (rows i·k … i·k + k − 1 are file i's), seeded by view_seed(seed, split, i)."""
-    return decoded(files, lambda i, path: random_views(path, k, view_seed(seed, split, i)), k,
+    """uint8 (N·k, 3, CROP, CROP) numpy: k random views of each file (image_views(…, i) of file
+    i), image by image (rows i·k … i·k + k − 1 are file i's)."""
+    return decoded(files, lambda i, path: image_views(path, k, seed, split, i), k,
                    f"{what} ({k} views each)", workers)
 
 
 class StreamedViews:
-    """k random views of each of `files` (random_views, seeded by view_seed(seed, split,
-    index[i])), never held: decoded from the JPEG files when a batch of rows is indexed, rows
-    image by image (row r is view r % k of image r // k), and `decode` applied to the batch on
-    `device` (data._decoded). It stands in for an image tensor wherever images are read by batch
+    """k random views of each of `files` (file i's by image_views(…, index[i])), never held:
+    decoded from the JPEG files when a batch of rows is indexed, rows image by image (row r is
+    view r % k of image r // k), and `decode` applied to the batch on `device` (data._decoded). It stands in for an image tensor wherever images are read by batch
     (len, shape, dtype, device, indexing), like memory.HostResident, and holds none of them: the
     test views of Table 4 (ten views of COCO2014's test set would take 265 GiB as float32, 66 as
     uint8). Read in order (as train.predict reads them), the next batch's images are decoded by a
@@ -235,7 +239,7 @@ class StreamedViews:
         return self.shape[0]
 
     def _views(self, image):
-        return random_views(self.files[image], self.k, view_seed(self.seed, self.split, int(self.index[image])))
+        return image_views(self.files[image], self.k, self.seed, self.split, int(self.index[image]))
 
     def _submit(self, images):
         if self._pool is None:

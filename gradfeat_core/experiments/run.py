@@ -297,8 +297,8 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
     setup_seconds = time.perf_counter() - start
     fit, validate = split_validation(inputs, data.y_train, train_p, params["data"]["seed"],
                                      data.train_views)
-    tried = [chosen[0]] if chosen else trials(train_p[head])
-    several = len(trials(train_p[head])) > 1
+    every = trials(train_p[head])
+    tried, several = [chosen[0]] if chosen else every, len(every) > 1
     chosen_on = None if not several else "validation" if validate else "test"  # test: alternatives
     on_test = len(tried) > 1 and chosen_on == "test"  # only, without a split (params.validate)
     grid, best = [], None  # every trial's record; (score, trial, model, training, seconds, test logits)
