@@ -106,6 +106,27 @@ def test_a_bad_voc_annotation_is_one_line_naming_its_file(tmp_path, text, words)
     one_line(e, "Annotations/000005.xml", *words)
 
 
+@pytest.mark.parametrize("line,words", [
+    ("000005  2", ["line 1", "'000005 2'", "1, 0 or -1"]),
+    ("000005", ["line 1", "'<image id> <label>'"]),
+    ("000005 one", ["line 1", "1, 0 or -1"]),
+    ("000005  1", ["line 1", "annotation gives -1"]),  # 000005 shows no aeroplane
+    ("000099 -1", ["line 1", "lists image 000005"]),
+])
+def test_a_bad_line_in_a_voc_class_list_is_one_line_naming_the_file_and_line(tmp_path, line, words):
+    base = write_voc(tmp_path)
+    path = base / "ImageSets" / "Main" / "aeroplane_trainval.txt"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([line, *lines[1:]]) + "\n")
+    with pytest.raises(DataError) as e:
+        voc07(tmp_path, "train")
+    one_line(e, "ImageSets/Main/aeroplane_trainval.txt", *words)
+    path.write_text("\n".join(lines[:-1]) + "\n")  # an image left out
+    with pytest.raises(DataError) as e:
+        voc07(tmp_path, "train")
+    one_line(e, "aeroplane_trainval.txt", f"{len(lines) - 1} lines", f"{len(lines)} images")
+
+
 def write_coco(root, folder="val2014"):
     (root / folder).mkdir(parents=True)
     (root / "annotations").mkdir(exist_ok=True)

@@ -94,6 +94,17 @@ def test_a_torchvision_file_converts_and_another_architecture_is_named(tmp_path,
         import_weights("resnet18", tmp_path / "x.pt", tmp_path / "r50.pth")
 
 
+def test_a_tensor_of_another_shape_is_one_line_naming_it_and_both_shapes(tmp_path, capsys):
+    state = reference("resnet18").state_dict()
+    state["layer3.1.conv2.weight"] = torch.zeros(256, 256, 1, 1)  # resnet18's is 3×3
+    torch.save(state, tmp_path / "bad.pth")
+    assert main(["import-weights", str(tmp_path / "bad.pth"), "--arch", "resnet18",
+                 "--out", str(tmp_path / "x.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and not (tmp_path / "x.pt").exists()
+    assert "layer3.1.conv2.weight" in err and "(256, 256, 1, 1)" in err and "(256, 256, 3, 3)" in err
+
+
 class Exploit:
     def __reduce__(self):
         return (os.system, ("echo pwned",))

@@ -8,7 +8,8 @@
     <root>/annotations/instances_{train,val}2014.json
 
 VOC's labels come from each image's annotation, as the devkit makes its
-ImageSets/Main/<class>_<split>.txt: a class is present (1) when a non-difficult object of it is
+ImageSets/Main/<class>_<split>.txt (where the archive has those lists, each is checked against
+the annotations, line by line): a class is present (1) when a non-difficult object of it is
 annotated, ignored (the devkit's 0, "difficult") when only difficult ones are, absent (-1)
 otherwise; ignored pairs count neither way in AP (metrics.py). COCO's: a class is present when
 an instance of it is annotated; the 80 classes in category-id order; images with no instance
@@ -91,7 +92,30 @@ def voc07(root, split):
         labels[row, sorted(present)] = 1
         ignore[row, sorted(difficult - present)] = True
         files.append(str(jpeg))
+    devkit = np.where(labels == 1, 1, np.where(ignore, 0, -1))
+    for c, name in enumerate(VOC_CLASSES):
+        check_class_list(base / "ImageSets" / "Main" / f"{name}_{VOC_SPLITS[split]}.txt", ids, devkit[:, c])
     return MultiLabelSet(files, labels, ignore, VOC_CLASSES, f"voc07 {VOC_SPLITS[split]}")
+
+
+def check_class_list(path, ids, expected):
+    """The devkit's per-class list at `path`, where the archive has one: each line '<id> <label>'
+    with the label 1, 0 or -1, for the split's images in order, agreeing with what the
+    annotations give (`expected`); anything else is a DataError naming the file and line."""
+    if not path.is_file():
+        return
+    lines = [(n, line.split()) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    for (n, words), image_id, want in zip(lines, ids, expected):
+        where = f"voc07 class list {path}, line {n}"
+        if len(words) != 2 or words[1] not in ("1", "0", "-1"):
+            raise DataError(f"{where}: {' '.join(words)!r} is not '<image id> <label>' with the label "
+                            "1, 0 or -1; restore the file from the archive")
+        if words[0] != image_id or int(words[1]) != want:
+            raise DataError(f"{where}: {' '.join(words)!r}, but the split lists image {image_id} and "
+                            f"its annotation gives {want}; restore the file from the archive")
+    if len(lines) != len(ids):
+        raise DataError(f"voc07 class list {path} has {len(lines)} lines for the split's {len(ids)} "
+                        "images; restore the file from the archive")
 
 
 def voc_objects(path):

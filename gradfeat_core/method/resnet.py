@@ -60,23 +60,31 @@ TORCHVISION_KEY = re.compile(r"layer(\d)\.(\d+)\.(.*)")
 def from_torchvision(state_dict, arch):
     """torchvision's state dict of `arch` (resnet18, resnet50, ...) in this module's names:
     conv1/bn1 → stem.0/stem.1, layer<i>.<j> → block<k> (k counting blocks from 1), fc dropped.
-    A state dict of another architecture is a one-line ValueError that says which one it is."""
+    A state dict of another architecture is a one-line ValueError that says which one it is; one
+    of its own with a tensor of another shape names the tensor and both shapes."""
     net = ARCHITECTURES[arch]
     offsets = [sum(net.DEPTHS[:i]) for i in range(4)]
-    out = {}
+    out, names = {}, {}  # names: ours → the file's (torchvision's) name of each tensor
     for key, value in state_dict.items():
         if key.startswith("fc."):
             continue
         m = TORCHVISION_KEY.fullmatch(key)
         if m:
             layer, index, rest = int(m[1]), int(m[2]), m[3]
-            out[f"block{offsets[layer - 1] + index + 1}.{rest}"] = value
+            ours = f"block{offsets[layer - 1] + index + 1}.{rest}"
         else:
-            out[re.sub(r"^conv1\.", "stem.0.", re.sub(r"^bn1\.", "stem.1.", key))] = value
+            ours = re.sub(r"^conv1\.", "stem.0.", re.sub(r"^bn1\.", "stem.1.", key))
+        out[ours], names[ours] = value, key
     expected = {k: v.shape for k, v in net(_channels(state_dict)).state_dict().items()}
-    if {k: v.shape for k, v in out.items()} != expected:
+    if set(out) != set(expected):
         raise ValueError(f"the weights are not {arch}'s ({architecture_of(state_dict)}): name the "
                          "file's own architecture in base.arch")
+    wrong = [k for k in expected if out[k].shape != expected[k]]
+    if wrong:  # the right tensors, one of another shape: a damaged or edited file
+        raise ValueError(f"tensor {names[wrong[0]]} has shape {tuple(out[wrong[0]].shape)} but {arch}'s is "
+                         f"{tuple(expected[wrong[0]])}"
+                         + (f" ({len(wrong) - 1} more tensors differ)" if len(wrong) > 1 else "")
+                         + "; the file is damaged or of another network")
     return out
 
 
