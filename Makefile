@@ -1,6 +1,8 @@
 # make test         create .venv, install the pinned requirements, run the tests
-# make train-head   train one head end to end (HEAD=actv|grad|full|finetune LAYERS=conv5 PROFILE=fashion-mnist)
+# make train-head   train one head end to end as the report's cells train it, seed 0 (HEAD=actv|grad|full|finetune
+#                   PROFILE=fashion-mnist; LAYERS=conv4-5 etc., by default the profile's top block)
 # make reproduce    every experiment through papermill, then reports/$(PROFILE)/report.html (PROFILE=fashion-mnist)
+# make smoke        the same shrunk to minutes (params/smoke.yaml) into reports/$(PROFILE)-smoke: does my setup run?
 # make bench        time per training step of every head; writes reports/bench/bench.json
 # make lab          JupyterLab on notebooks/ (each notebook runs with its defaults: the quick profile)
 PYTHON ?= python3
@@ -8,10 +10,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= fashion-mnist
 HEAD ?= full
-LAYERS ?= conv5
+LAYERS ?=
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: test reproduce train-head bench data lab clean-venv
+.PHONY: test reproduce smoke train-head bench data lab clean-venv
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +44,11 @@ data: $(VENV)/.installed
 reproduce: $(VENV)/.installed data
 	$(PY) -m gradfeat_core reproduce --profile $(PROFILE)
 
+smoke: $(VENV)/.installed data
+	$(PY) -m gradfeat_core reproduce --profile $(PROFILE) --smoke
+
 train-head: $(VENV)/.installed data
-	$(PY) -m gradfeat_core train-head --profile $(PROFILE) --head $(HEAD) --layers $(LAYERS)
+	$(PY) -m gradfeat_core train-head --profile $(PROFILE) --head $(HEAD) $(if $(LAYERS),--layers $(LAYERS))
 
 bench: $(VENV)/.installed
 	$(PY) -m gradfeat_core.experiments.bench

@@ -1,9 +1,10 @@
 """python -m gradfeat_core SUBCOMMAND ...  (see --help of each subcommand)."""
 import argparse
+import json
 import sys
 
 from .experiments.errors import UserError
-from .experiments.params import load_params
+from .experiments.params import with_protocol
 from .method.linear_model import HEADS
 from .method.registry import OBJECTIVES
 from .suite.cluster import EXECUTORS
@@ -15,20 +16,47 @@ USER_ERRORS = (UserError,)
 
 def train_head(args):
     from .experiments.run import run_head  # imported here so that --help stays fast
+    from .suite.grid import head_params
     sets = list(args.set)
     if args.head:
         sets.append(f"model.head={args.head}")
     if args.layers:
         sets.append(f"model.layers={args.layers}")
-    result = run_head(load_params(args.profile, sets, objective=args.objective))
-    print(f"test accuracy {result.accuracy:.4f}  ({result.head} {result.layers}, "
-          f"{result.iterations} iterations, {result.ms_per_step:.1f} ms per step, "
-          f"{result.seconds:.0f} s in all) -> {result.path}")
+    params, section = head_params(args.profile, sets, args.objective)
+    protocol_note(params, section, "the report's cells")
+    if not params["base"]["checkpoint"]:
+        print("note: base.checkpoint is null, so a random encoder stands in for the pre-trained one; "
+              f"pre-train first (`python -m gradfeat_core pretrain --profile {args.profile}`) and "
+              "pass --set base.checkpoint=<its encoder.pt>", file=sys.stderr)
+    result = run_head(params)
+    print(f"{score_line(result)}  ({result.head} {result.layers}, {result.iterations} iterations, "
+          f"{result.ms_per_step:.1f} ms per step, {result.seconds:.0f} s in all) -> {result.path}")
+
+
+def score_line(result):
+    """A RunResult's test score in its own metric: accuracy, or mAP in both definitions (and on
+    the test views, where the run scored them)."""
+    if result.metric == "accuracy":
+        return f"test accuracy {result.accuracy:.4f}"
+    line = f"{result.mean_ap:.4f} (VOC07 11-point {result.mean_ap_voc07:.4f})"
+    if not result.views:
+        return f"test mAP {line}"
+    views = result.views
+    return (f"test mAP: centre crop {line}, {views['test_views']} views averaged "
+            f"{views['mean_ap']:.4f} ({views['mean_ap_voc07']:.4f})")
+
+
+def protocol_note(params, section, what):
+    """One line on stderr when reproduce.<section> changes what a command runs."""
+    if params["reproduce"][section]:
+        print(f"as {what}: the profile's reproduce.{section} ({json.dumps(params['reproduce'][section])}) "
+              "applied; --set overrides it", file=sys.stderr)
 
 
 def pretrain(args):
     from .experiments.pretrain import DivergedError, pretrain as run_pretrain
-    params = load_params(args.profile, args.set, objective=args.objective)
+    params, section = with_protocol(args.profile, args.set, args.objective, lambda params: "pretrain")
+    protocol_note(params, section, "reproduce pre-trains")
     try:
         result = run_pretrain(params)
     except DivergedError as e:
@@ -80,8 +108,7 @@ def reproduce(args):
         print(f"error: {e}", file=sys.stderr)
         return 1
     failed = int((frame.status != "done").sum())
-    print(f"{len(frame) - failed} results, {failed} failed or not run -> "
-          f"reports/{args.profile}/report.html")
+    print(f"{len(frame) - failed} results, {failed} failed or not run -> {frame.attrs['report']}")
     return 1 if failed else 0
 
 
@@ -91,15 +118,22 @@ def common(p):
                    help="pre-training objective: applies params/objectives/NAME.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one parameter, e.g. --set train.actv.lr=0.05 (repeatable)")
+    p.add_argument("--smoke", action="store_true",
+                   help="shrink the profile to a run of minutes (params/smoke.yaml: a few images "
+                        "and updates, one seed), into reports/<profile>-smoke: does my setup run?")
 
 
 def parser():
     p = argparse.ArgumentParser(prog="python -m gradfeat_core", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train-head", help="train one head and write its result JSON")
+    t = sub.add_parser("train-head", help="train one head (seed 0) as the report's cells train it, "
+                                          "with its table's protocol (reproduce.table3 or table1, e.g. "
+                                          "a training subset; --set overrides it), and write its result JSON")
     common(t)
     t.add_argument("--head", choices=HEADS, help="overrides model.head")
-    t.add_argument("--layers", help="θ2 blocks: conv5 | conv4-5 | conv3-5 (overrides model.layers)")
+    t.add_argument("--layers", help="θ2 blocks, ending at the top block: conv5 | conv4-5 | conv3-5 on "
+                                    "the five-conv encoder, block8 | block7-8 on ResNet18 (default: the "
+                                    "profile's model.layers, its top block)")
     t.set_defaults(func=train_head)
     pt = sub.add_parser("pretrain", help="pre-train the base network (a BiGAN) without labels")
     common(pt)
@@ -149,6 +183,9 @@ def parser():
 def main(argv=None):
     args = parser().parse_args(argv)
     try:
+        if getattr(args, "smoke", False):  # laid under the command line's own --set
+            from .experiments.params import smoke
+            args.set = smoke(args.profile, args.set, args.objective) + args.set
         return args.func(args) or 0
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)

@@ -32,6 +32,30 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.path.name != "test_end_to_end.py")
 
 
+@pytest.fixture(scope="session")
+def written_archives(tmp_path_factory):
+    """The paper-sized data sets' archives and imported weights (tests/archives.py), written
+    once per test worker, and a copy of params/ whose imported objectives name those weights."""
+    from archives import import_random_resnets, params_copy, write_archives
+    from gradfeat_core.experiments import params as params_module
+    root = tmp_path_factory.mktemp("smoke")
+    roots = write_archives(root / "data")
+    params_dir = params_copy(params_module.PARAMS_DIR, root / "params")
+    import_random_resnets(root / "weights", params_dir)
+    return roots, params_dir
+
+
+@pytest.fixture
+def archives(written_archives, monkeypatch):
+    """{data set: its data.root} of written_archives, with their params/ in force here and in
+    every notebook kernel (GRADFEAT_PARAMS)."""
+    from gradfeat_core.experiments import params as params_module
+    roots, params_dir = written_archives
+    monkeypatch.setattr(params_module, "PARAMS_DIR", params_dir)
+    monkeypatch.setenv("GRADFEAT_PARAMS", str(params_dir))
+    return roots
+
+
 @pytest.fixture
 def tried_run():
     """A function that writes a pre-training folder as `pretrain` and `quality` leave it, small

@@ -40,14 +40,20 @@ def write_voc(root):
         for n, (image_id, objects) in enumerate(images.items()):
             jpeg(base / "JPEGImages" / f"{image_id}.jpg", seed=n)
             (base / "Annotations" / f"{image_id}.xml").write_text(voc_xml(image_id, objects))
-        for c in VOC_CLASSES:  # the devkit's own per-class lists: 1, -1 or 0 (difficult only)
-            lines = []
-            for image_id, objects in images.items():
-                easy = any(name == c and not hard for name, hard in objects)
-                hard = any(name == c and h for name, h in objects)
-                lines.append(f"{image_id} {1 if easy else 0 if hard else -1:2d}\n")
-            (base / "ImageSets" / "Main" / f"{c}_{split}.txt").write_text("".join(lines))
+        write_class_lists(base, split, images)
     return base
+
+
+def write_class_lists(base, split, images):
+    """The devkit's own per-class lists of `images` ({id: [(class, difficult)]}): 1, -1 or 0
+    (difficult only)."""
+    for c in VOC_CLASSES:
+        lines = []
+        for image_id, objects in images.items():
+            easy = any(name == c and not hard for name, hard in objects)
+            hard = any(name == c and h for name, h in objects)
+            lines.append(f"{image_id} {1 if easy else 0 if hard else -1:2d}\n")
+        (base / "ImageSets" / "Main" / f"{c}_{split}.txt").write_text("".join(lines))
 
 
 def devkit_labels(base, split):

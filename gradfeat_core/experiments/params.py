@@ -446,6 +446,38 @@ def _validate_reproduce(rep):
         raise ParamError(f"'reproduce.timeout' is {rep['timeout']}; it must be positive")
 
 
+def with_protocol(profile, sets=(), objective=None, section=lambda params: "table3"):
+    """(parameters, section) of one stage run on its own as `reproduce` runs it: the profile's with
+    its reproduce.<section> laid over them (a table's protocol, e.g. the report's training
+    subset, or the pre-training's, e.g. its source data set), the command line's `sets` over
+    both. section: the name, from the parameters without it."""
+    params = load_params(profile, sets, objective=objective)
+    name = section(params)
+    overrides = combine(params["reproduce"][name], assignments(sets))
+    return load_params(profile, sets, objective=objective, overrides=overrides), name
+
+
+def smoke(profile, sets=(), objective=None, params_dir=None):
+    """`--smoke`: the --set assignments that shrink `profile` to a run of minutes (laid before
+    the command line's `sets`, which win): params/smoke.yaml, also over any of the profile's
+    protocols (reproduce.table3, table1, pretrain) that set one of its keys; no row of the
+    ablation at any of the profile's depths; random views at most 2; out_dir
+    reports/<profile>-smoke unless `sets` name one."""
+    params_dir = Path(params_dir or PARAMS_DIR)
+    params = load_params(profile, sets, params_dir, objective)
+    own, rep = _read_yaml(params_dir / "smoke.yaml"), params["reproduce"]
+    mine = dict(_leaves(own))
+    for section in ("table3", "table1", "pretrain"):
+        for key, _ in _leaves(rep[section]):
+            if key in mine:
+                own = combine(own, parse_set(f"reproduce.{section}.{key}={json.dumps(mine[key])}"))
+    own = combine(own, {"reproduce": {"table1_rows": {d: [] for d in rep["table1_rows"]}},
+                        "data": {k: min(params["data"][k], 2) for k in ("train_views", "test_views")}})
+    if "out_dir" not in assignments(sets):
+        own["out_dir"] = str(REPORTS_DIR / f"{profile}-smoke")
+    return [f"{key}={json.dumps(value)}" for key, value in _leaves(own)]
+
+
 # Parameters added after results were committed, at the value that does what ran before them: a
 # run key leaves such a parameter out while it has that value (`keyed`), so the finished runs
 # stay finished.

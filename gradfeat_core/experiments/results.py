@@ -167,6 +167,11 @@ class RunResult:
     trial: dict | None = _field(default=None)
     trial_chosen_on: str | None = _field(default=None)
 
+    @property
+    def score(self):
+        """The test score in the run's metric: accuracy, or mAP (a fraction either way)."""
+        return self.accuracy if self.metric == "accuracy" else self.mean_ap
+
     def as_dict(self):
         return asdict(self)
 

@@ -354,7 +354,7 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
     result.path = str(out)
     write_json(out, result.as_dict())
     log(f"{head} {model_p['layers']} on {data.name}: test {result.metric} "
-        f"{result.accuracy if result.metric == 'accuracy' else result.mean_ap:.4f} ({out})")
+        f"{result.score:.4f} ({out})")
     return result
 
 

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field
 
 import yaml
 
-from ..experiments.params import PARAMS_DIR, ParamError, combine, load_params, merge
+from ..experiments.params import PARAMS_DIR, ParamError, combine, load_params, merge, with_protocol
 from ..method.nets import parse_layers
 from ..method.registry import ARCHITECTURES, OBJECTIVES
 from ..method.resnet import block_names
@@ -75,6 +75,13 @@ def resolve(profile, objective, overrides=None, experiment=None):
     return cell, params
 
 
+def head_params(profile, sets=(), objective=None):
+    """(parameters, protocol section) of one head as the report's cells run it (`train-head`):
+    reproduce.table3's protocol for a head at the top block, reproduce.table1's below it."""
+    return with_protocol(profile, sets, objective, lambda params: "table3" if params["model"]["layers"]
+                         == table3_layers(params) else "table1")
+
+
 # The shape of each table: Table 4 (ResNets transferred to multi-label targets) is Table 3's
 # heads, Table 2 Table 1's ablation; each takes grid.yaml's section and the reproduce settings
 # (seeds, rows, protocol) of the table whose shape it has.
@@ -93,15 +100,17 @@ def _experiment(table, head, layers, sources, rep, base="pretrained", objective=
 
 def experiments(params, grid_path=None):
     """Every experiment of the grid, in an order that trains each ω̄ (actv) before its users:
-    the heads' table (3, or 4 on a ResNet; again on each of reproduce.other_bases), then the
+    the heads' table (3, or 4 on a ResNet; on the random encoder too unless
+    reproduce.random_encoder is false; again on each of reproduce.other_bases), then the
     ablation's (1 on the ALI encoder, 2 on a ResNet; none on the VAE), as the architecture's
     TABLES say, at the depths and rows of reproduce.table1_rows."""
     grid = yaml.safe_load(open(grid_path or PARAMS_DIR / "grid.yaml"))
     rep, pretrained = params["reproduce"], ("pretrained",) * 3
     t3, t1 = grid["table3"], grid["table1"]
     main, *ablation = tables(params)
+    bases = [b for b in t3.get("bases", ["pretrained"]) if b != "random" or rep["random_encoder"]]
     out = [_experiment(main, head, table3_layers(params, grid), pretrained, rep, base)
-           for base in t3.get("bases", ["pretrained"]) for head in t3["heads"]]
+           for base in bases for head in t3["heads"]]
     for objective in rep["other_bases"]:  # the heads again, on each other base network's top block
         top = ARCHITECTURES[OBJECTIVES[objective].arch].LAYERS[-1]
         out += [_experiment(main, head, top, pretrained, rep, objective=objective) for head in t3["heads"]]

@@ -90,7 +90,8 @@ class Timer:
 
     def __init__(self, params, device, tflops=None):
         self.device, self.params, self.tflops = device, params, tflops
-        channels, *_, self.side = image_counts(params)
+        channels, n_train, n_test, self.side = image_counts(params)
+        self.sample = min(256, n_train + n_test)  # images a frozen part is timed on: no more than a run has
         arch = ARCHITECTURES[params["base"]["arch"]]
         self.net = fold_batchnorm(arch(in_channels=channels).reset_parameters()).to(device)
         self.net.requires_grad_(False)
@@ -115,12 +116,12 @@ class Timer:
             return counted_seconds(fn, self.tflops)
         return bench.timed(fn, repeats, self.device)
 
-    def frozen_per_image(self, layers, n=256):
+    def frozen_per_image(self, layers):
         if layers not in self.frozen:
             bottom, _ = split(self.net, parse_layers(layers, self.net.LAYERS))
-            x = torch.rand(n, self.channels, self.side, self.side, device=self.device)
+            x = torch.rand(self.sample, self.channels, self.side, self.side, device=self.device)
             with torch.no_grad():
-                self.frozen[layers] = self.seconds(lambda: bottom(x), 3) / n
+                self.frozen[layers] = self.seconds(lambda: bottom(x), 3) / self.sample
         return self.frozen[layers]
 
     def cached(self, head, layers, images, max_gib):

@@ -60,6 +60,10 @@ def quality_curve(profile, sets=(), objective=None, log=print, overrides=None):
     sets: --set strings; overrides: a nested mapping (a notebook's)."""
     params = load_params(profile, sets, objective=objective, overrides=overrides)
     objective = params["pretrain"]["objective"]
+    if OBJECTIVES[objective].imported:
+        raise UserError(f"{objective}'s weights are imported, not pre-trained here: it has no "
+                        "snapshots to probe; the curve is for a base network this suite pre-trains "
+                        "(e.g. --profile fashion-mnist)")
     pretrain_dir = Path(params["out_dir"]) / "pretrain" / objective
     found = snapshots(pretrain_dir)
     if not found:
@@ -76,10 +80,10 @@ def quality_curve(profile, sets=(), objective=None, log=print, overrides=None):
             best = max(acc for _, acc in curve) if curve else None
             rows.append({"pretrain_seed": params["seed"], "iteration": iteration,
                          "encoder": encoder, "probe": head, "validation_accuracy": best,
-                         "test_accuracy": result.accuracy, "converged": result.converged,
+                         "test_accuracy": result.score, "converged": result.converged,
                          "probe_iterations": result.iterations})
             log(f"probe {head} on {encoder} {'' if iteration is None else iteration}: "
-                f"validation {best}, test {result.accuracy:.4f}")
+                f"validation {best}, test {result.metric} {result.score:.4f}")
     frame = pd.DataFrame(rows, columns=COLUMNS).astype({"iteration": "Int64"})
     frame.to_csv(pretrain_dir / "quality.csv", index=False)
     plot(frame, pretrain_dir / "quality.png", objective)

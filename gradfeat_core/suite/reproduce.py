@@ -131,12 +131,19 @@ def check_parameters(notebook_path, parameters):
                          f"it declares {', '.join(declared)}")
 
 
+# `python -m papermill` without rfc3987_syntax: an optional extra of jsonschema (jupyterlab's
+# jupyter-events installs it) that builds a grammar when imported, 1.1-1.5 s of every notebook's
+# papermill process here, to check IRIs, which nbformat's schema has none of.
+PAPERMILL = ("import sys; sys.modules['rfc3987_syntax'] = None; sys.argv[0] = 'papermill'; "
+             "from papermill.cli import papermill; papermill()")
+
+
 def papermill(source, output, parameters, timeout=None):
     """Execute a notebook in a papermill process of its own (its own kernel too); returns None
     or the error's last line. A process, not papermill's Python API: nbclient takes over SIGINT
     and SIGTERM while a notebook runs, so in-process a Ctrl-C would only kill that one kernel
     and the grid would go on; here it reaches this process and stops the whole reproduction."""
-    command = [sys.executable, "-m", "papermill", str(source), str(output), "--kernel", "python3",
+    command = [sys.executable, "-c", PAPERMILL, str(source), str(output), "--kernel", "python3",
                "--cwd", str(ROOT), "--no-progress-bar", "-y", json.dumps(parameters)]
     if timeout:
         command += ["--execution-timeout", str(timeout)]
@@ -421,6 +428,7 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
         "linearization": str(lin_path) if lin_path else None,
         "seconds_this_call": time.perf_counter() - started})
     report(out, profile, log)
+    frame.attrs["report"] = str(out / "report.html")  # where this run's report went (out_dir's)
     return frame
 
 
