@@ -11,6 +11,8 @@ PY := $(VENV)/bin/python
 PROFILE ?= fashion-mnist
 HEAD ?= full
 LAYERS ?=
+# more arguments for reproduce, smoke and train-head, e.g. ARGS='--smoke --set device=cpu'
+ARGS ?=
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
 .PHONY: test reproduce smoke train-head bench data lab clean-venv
@@ -42,13 +44,13 @@ data: $(VENV)/.installed
 
 # Skips what a previous run finished; safe to interrupt and start again.
 reproduce: $(VENV)/.installed data
-	$(PY) -m gradfeat_core reproduce --profile $(PROFILE)
+	$(PY) -m gradfeat_core reproduce --profile $(PROFILE) $(ARGS)
 
 smoke: $(VENV)/.installed data
-	$(PY) -m gradfeat_core reproduce --profile $(PROFILE) --smoke
+	$(PY) -m gradfeat_core reproduce --profile $(PROFILE) --smoke $(ARGS)
 
 train-head: $(VENV)/.installed data
-	$(PY) -m gradfeat_core train-head --profile $(PROFILE) --head $(HEAD) $(if $(LAYERS),--layers $(LAYERS))
+	$(PY) -m gradfeat_core train-head --profile $(PROFILE) --head $(HEAD) $(if $(LAYERS),--layers $(LAYERS)) $(ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) -m gradfeat_core.experiments.bench

@@ -95,3 +95,4 @@ def test_make_train_head_passes_the_profiles_own_depth(profile, layers):
         return done.stdout
     assert "--layers" not in command() and f"--profile {profile} --head full" in command()
     assert f"--layers {layers}" in command(f"LAYERS={layers}")
+    assert command("ARGS=--smoke --set device=cpu").rstrip().endswith("--smoke --set device=cpu")
