@@ -446,11 +446,11 @@ def _validate_reproduce(rep):
         raise ParamError(f"'reproduce.timeout' is {rep['timeout']}; it must be positive")
 
 
-def with_protocol(profile, sets=(), objective=None, section=lambda params: "table3"):
+def with_protocol(profile, sets, objective, section):
     """(parameters, section) of one stage run on its own as `reproduce` runs it: the profile's with
     its reproduce.<section> laid over them (a table's protocol, e.g. the report's training
     subset, or the pre-training's, e.g. its source data set), the command line's `sets` over
-    both. section: the name, from the parameters without it."""
+    both. section(parameters without it) names the section."""
     params = load_params(profile, sets, objective=objective)
     name = section(params)
     overrides = combine(params["reproduce"][name], assignments(sets))
