@@ -8,7 +8,6 @@ weights, put through `import-weights` into the files a copy of params/objectives
 import json
 import pickle
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -111,9 +110,3 @@ def import_random_resnets(folder, params_dir):
         text = re.sub(r"(?m)^  checkpoint: .*$", f"  checkpoint: {out}", path.read_text())
         assert str(out) in text
         path.write_text(text)
-
-
-def params_copy(source, target):
-    """A copy of params/ to point at other files."""
-    shutil.copytree(source, target)
-    return Path(target)

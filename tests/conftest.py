@@ -8,6 +8,7 @@ run (CI's included) tries the same inputs and takes a few seconds; nothing is wr
     .venv/bin/python -m pytest tests/test_params_fuzz.py --hypothesis-profile=explore
 """
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -36,11 +37,12 @@ def pytest_collection_modifyitems(items):
 def written_archives(tmp_path_factory):
     """The paper-sized data sets' archives and imported weights (tests/archives.py), written
     once per test worker, and a copy of params/ whose imported objectives name those weights."""
-    from archives import import_random_resnets, params_copy, write_archives
+    import shutil
+    from archives import import_random_resnets, write_archives
     from gradfeat_core.experiments import params as params_module
     root = tmp_path_factory.mktemp("smoke")
     roots = write_archives(root / "data")
-    params_dir = params_copy(params_module.PARAMS_DIR, root / "params")
+    params_dir = Path(shutil.copytree(params_module.PARAMS_DIR, root / "params"))
     import_random_resnets(root / "weights", params_dir)
     return roots, params_dir
 

@@ -1,5 +1,5 @@
 """Every paper-sized profile end to end under `--smoke`, as a researcher's "does my setup run?"
-before GPU hours: its own grid, notebooks and report, on archives written at test time in the
+before GPU hours: the cheapest grid of its own that reaches every notebook, and its report, on archives written at test time in the
 data sets' real formats (tests/archives.py) and ResNets imported by `import-weights` from a
 torchvision state dict and a Caffe2 Jigsaw pickle. On CUDA too where a GPU is present
 (.ci/gpu-check runs these there); skipped here without one."""
