@@ -446,6 +446,40 @@ def test_fashion_standin_source_and_mosaic_from_the_idx_files(tmp_path):
     assert tiles and not tiles & src_images
 
 
+def test_stand_in_tiles_at_each_side_hand_computed():
+    """tiles(): 2×2 means, rounded (16 px), the images (32), bilinear ×2 with align_corners false
+    (64): an inner output pixel is 3/4 of its nearer input and 1/4 of the next, per axis."""
+    from gradfeat_core.experiments.data import tiles
+    x = np.array([[0, 4], [8, 12]], np.uint8)[None, None]
+    assert tiles(x, 2) is x and tiles(x, 1).tolist() == [[[[6]]]]
+    assert tiles(np.array([[1, 2], [2, 2]], np.uint8)[None, None], 1).tolist() == [[[[2]]]]  # 1.75 rounds up
+    assert tiles(x, 4)[0, 0].tolist() == [[0, 1, 3, 4], [2, 3, 5, 6], [6, 7, 9, 10], [8, 9, 11, 12]]
+    with pytest.raises(DataError, match="16, 32 or 64 px"):
+        tiles(x, 3)
+
+
+@pytest.mark.parametrize("side", [64, 128])
+def test_the_stand_in_at_a_larger_side_is_the_same_mosaics_at_another_scale(tmp_path, side):
+    """data.mosaic_side: the same tiles in the same mosaics with the same labels, each tile side/2
+    px; the source's images are tiles at the same scale; every other data set refuses one."""
+    from gradfeat_core.experiments.data import tiles
+    write_fashion(tmp_path, n_train=40, n_test=12)
+    small, big = (load_dataset("fashion-mosaic", root=tmp_path, mosaic_side=s) for s in (32, side))
+    assert big.x_train.shape[1:] == (1, side, side) and torch.equal(big.y_train, small.y_train)
+    assert torch.equal(big.y_test, small.y_test) and big.source["mosaic_side"] == side
+    assert "mosaic_side" not in small.source  # the default stays out of what keys caches
+    full = (load_dataset("fashion-mnist", root=tmp_path).x_train * 255).round().byte().numpy()
+    expect = {bytes(t) for t in tiles(full, side // 2)}
+    h = side // 2
+    shown = [bytes(t) for m in (big.x_train * 255).round().byte().numpy()
+             for t in (m[:, r:r + h, q:q + h] for r in (0, h) for q in (0, h)) if t.any()]
+    assert shown and set(shown) <= expect
+    src = load_dataset("fashion-source", root=tmp_path, mosaic_side=side)
+    assert src.x_train.shape[1:] == (1, h, h) and {bytes(im) for im in (src.x_train * 255).round().byte().numpy()} <= expect
+    with pytest.raises(DataError, match="only fashion-source and fashion-mosaic have one"):
+        load_dataset("fashion-mnist", root=tmp_path, mosaic_side=side)
+
+
 @pytest.mark.skipif(not os.path.isdir(REAL_FMNIST), reason="needs Debian's dataset-fashion-mnist")
 def test_real_fashion_standin_sizes():
     src = load_dataset("fashion-source")

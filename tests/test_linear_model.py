@@ -223,3 +223,19 @@ def test_flops_per_block_are_what_torch_flop_counter_counts(size):
             with FlopCounterMode(display=False) as counter, torch.no_grad():
                 x = net._modules[name](x)
             assert counted[name] == counter.get_total_flops() > 0, (arch, name)
+
+
+@pytest.mark.parametrize("size", [32, 128])
+def test_map_sides_are_each_blocks_output_as_a_real_forward_gives_it(size):
+    """BaseNetwork.map_sides (meta device) against a forward pass of real tensors, block by block;
+    and the hand-counted case: a ResNet18 halves its input five times, so its top block sees a
+    1×1 map of a 32 px image and 4×4 of a 128 px one."""
+    from gradfeat_core.method.registry import ARCHITECTURES
+    for arch, cls in ARCHITECTURES.items():
+        net = cls(in_channels=1).eval()
+        sides, x = net.map_sides(size), torch.rand(1, 1, size, size)
+        with torch.no_grad():
+            for name in net.LAYERS:
+                x = net._modules[name](x)
+                assert sides[name] == x.shape[-1], (arch, name)
+    assert ARCHITECTURES["resnet18"](in_channels=1).map_sides(size)["block8"] == size // 32

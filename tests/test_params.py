@@ -509,17 +509,18 @@ def test_every_shipped_profile_resolves(profile, objective):
 
 
 def test_a_parameter_added_since_stays_out_of_run_keys_at_the_value_that_ran_before_it():
-    """data.train_views, data.test_views (1) and train.<head>.alternatives ([]) (params.ADDED): at
+    """data.train_views, data.test_views (1), data.mosaic_side (32) and train.<head>.alternatives
+    ([]) (params.ADDED): at
     the value that did what every finished run did, a run key is what it was before they existed;
     at any other value it is a new key."""
     import copy
     from gradfeat_core.experiments.params import ADDED, HEADS, keyed
     from gradfeat_core.experiments.run import result_path
     params = load_params("quick", ["out_dir=/x"])
-    assert {("data", "train_views"), ("data", "test_views")} <= set(ADDED)
+    assert {("data", "train_views"), ("data", "test_views"), ("data", "mosaic_side")} <= set(ADDED)
     assert {("train", head, "alternatives") for head in HEADS} <= set(ADDED)
     before = copy.deepcopy(params)
-    for key in ("train_views", "test_views"):
+    for key in ("train_views", "test_views", "mosaic_side"):
         del before["data"][key]
     for head in HEADS:
         del before["train"][head]["alternatives"]
@@ -534,6 +535,26 @@ def test_a_parameter_added_since_stays_out_of_run_keys_at_the_value_that_ran_bef
     tried = dict(params, train=dict(params["train"], finetune=dict(params["train"]["finetune"], alternatives=sgd)))
     assert keyed(tried)["train"]["finetune"]["alternatives"] == sgd and "alternatives" not in keyed(tried)["train"]["grad"]
     assert result_path(tried) != result_path(params)
+
+
+@pytest.mark.parametrize("profile,sets,message", [
+    ("fashion-mosaic", ["data.mosaic_side=48"], "'data.mosaic_side' is 48; choose 32, 64, 128"),
+    ("fashion-mnist", ["data.mosaic_side=64"], "'data.mosaic_side' is 64 but fashion-mnist is not the stand-in"),
+])
+def test_the_mosaic_side_is_one_of_three_and_only_the_stand_ins(profile, sets, message):
+    with pytest.raises(ParamError) as e:
+        load_params(profile, sets)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_mosaic_side_reaches_the_source_pre_training_and_keys_runs_only_off_its_default():
+    from gradfeat_core.experiments.params import keyed
+    from gradfeat_core.suite.plan import image_counts
+    p = load_params("fashion-mosaic", ["data.mosaic_side=128"])
+    pre = load_params("fashion-mosaic", ["data.mosaic_side=128", "data.dataset=fashion-source"])
+    assert image_counts(p)[3] == 128 and image_counts(pre)[3] == 64 and keyed(p)["data"]["mosaic_side"] == 128
+    assert "mosaic_side" not in keyed(load_params("fashion-mosaic"))["data"]
+    assert image_counts(load_params("fashion-mosaic"))[3] == 32
 
 
 @pytest.mark.parametrize("sets,message", [

@@ -29,12 +29,23 @@ from .memory import HostResident, device_budget, fits, gib, host_resident
 DATASETS = {"cifar10": 10, "cifar100": 100, "svhn": 10, "fashion-mnist": 10, "synthetic": 10,
             "fashion-source": 7, "fashion-mosaic": 10, "voc07": 20, "coco2014": 80}
 # (channels, training images, test images, image side in pixels) of each data set as load_dataset
-# gives it (SVHN's training set: extra; the stand-in's: what mosaics() makes of Fashion-MNIST)
+# gives it (SVHN's training set: extra; the stand-in's: what mosaics() makes of Fashion-MNIST, at
+# data.mosaic_side 32: image_side)
 SIZES = {"fashion-mnist": (1, 60_000, 10_000, 32), "cifar10": (3, 50_000, 10_000, 32),
          "cifar100": (3, 50_000, 10_000, 32), "svhn": (3, 531_131, 26_032, 32),
          "fashion-source": (1, 21_044, 7_000, 16), "fashion-mosaic": (1, 10_003, 3_346, 32),
          "voc07": (3, 5_011, 4_952, 224), "coco2014": (3, 82_081, 40_137, 224)}
+
+
+def image_side(data):
+    """The side in pixels of the images of the data parameters `data` (the stand-in's at its
+    data.mosaic_side)."""
+    side = SIZES[data["dataset"]][3]
+    return side * data["mosaic_side"] // 32 if data["dataset"] in STANDIN else side
+
+
 FASHION = ("fashion-mnist", "fashion-source", "fashion-mosaic")  # read from Fashion-MNIST's files
+STANDIN = ("fashion-source", "fashion-mosaic")  # the stand-in for Tables 2 and 4 (data.mosaic_side)
 TRANSFER_TARGETS = ("fashion-mosaic", "voc07", "coco2014")  # multi-label targets of Tables 2 and 4:
 # their heads take an encoder pre-trained on another data set (its source task)
 # VOC07 and COCO2014 as the ImageNet ResNets see them (torchvision's evaluation transform): RGB,
@@ -215,12 +226,14 @@ def _fashion(root):
 # task, on which a ResNet is pre-trained with labels, is the single images of classes 0-6 from one
 # half of the training images; the target is a multi-label set of 2×2 mosaics of the other half
 # (its test set: of the test images), labelled with every class a tile shows, classes 7-9
-# (sneaker, bag, ankle boot) included, which the source never saw. Fixed by STANDIN_SEED. Both at
-# half Fashion-MNIST's side (16 px, 2×2 means of the padded 32 px images), so a tile is at the
-# source's scale and a mosaic is 32 px: a ResNet's step costs a third of what 64 px mosaics do
-# (docs/tables-2-and-4.md).
+# (sneaker, bag, ankle boot) included, which the source never saw. Fixed by STANDIN_SEED. A tile
+# is at the source's scale, half the mosaic's side (data.mosaic_side, `tiles`): 16 px (the 2×2
+# means of the padded 32 px images), 32 px (the padded images themselves) or 64 px (each pixel
+# interpolated bilinearly to four: Fashion-MNIST has no more detail to give). docs/tables-2-and-4.md
+# says what each side costs and shows.
 SOURCE_CLASSES = 7
 MOSAIC_BLANK = 0.25   # the chance that a tile is empty (a mosaic holds 1-4 images, 3 on average)
+MOSAIC_SIDES = (32, 64, 128)
 STANDIN_SEED = 0
 
 
@@ -230,19 +243,27 @@ def _halves(n):
     return np.sort(order[:n // 2]), np.sort(order[n // 2:])
 
 
-def _half_side(x):
-    """uint8 (N, C, H, W) -> (N, C, H/2, W/2): the mean of each 2×2 block, rounded."""
+def tiles(x, side):
+    """uint8 (N, C, 32, 32) Fashion-MNIST images -> (N, C, side, side) tiles: the mean of each 2×2
+    block, rounded (16), the images (32), or bilinear interpolation, rounded (64)."""
     n, c, h, w = x.shape
-    return np.rint(x.reshape(n, c, h // 2, 2, w // 2, 2).mean((3, 5))).astype(np.uint8)
+    if side == h:
+        return x
+    if side == h // 2:
+        return np.rint(x.reshape(n, c, h // 2, 2, w // 2, 2).mean((3, 5))).astype(np.uint8)
+    if side == 2 * h:
+        up = torch.nn.functional.interpolate(torch.from_numpy(x).float(), scale_factor=2, mode="bilinear")
+        return up.round_().clamp_(0, 255).to(torch.uint8).numpy()
+    raise DataError(f"a stand-in tile is 16, 32 or 64 px (data.mosaic_side 32, 64 or 128), not {side}")
 
 
-def _fashion_small(root):
+def _fashion_tiles(root, side):
     xtr, ytr, xte, yte = _fashion(root)
-    return _half_side(xtr), ytr, _half_side(xte), yte
+    return tiles(xtr, side), ytr, tiles(xte, side), yte
 
 
-def _fashion_source(root):
-    xtr, ytr, xte, yte = _fashion_small(root)
+def _fashion_source(root, mosaic_side=32):
+    xtr, ytr, xte, yte = _fashion_tiles(root, mosaic_side // 2)
     xtr, ytr = xtr[_halves(len(xtr))[0]], ytr[_halves(len(ytr))[0]]
     seen_tr, seen_te = ytr < SOURCE_CLASSES, yte < SOURCE_CLASSES
     return xtr[seen_tr], ytr[seen_tr], xte[seen_te], yte[seen_te]
@@ -271,8 +292,8 @@ def mosaics(x, y, classes, seed):
     return out, labels
 
 
-def _fashion_mosaic(root):
-    xtr, ytr, xte, yte = _fashion_small(root)
+def _fashion_mosaic(root, mosaic_side=32):
+    xtr, ytr, xte, yte = _fashion_tiles(root, mosaic_side // 2)
     target = _halves(len(xtr))[1]
     return (*mosaics(xtr[target], ytr[target], 10, STANDIN_SEED),
             *mosaics(xte, yte, 10, STANDIN_SEED + 1))
@@ -383,18 +404,22 @@ def data_files(name, root=None):
 
 def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=None, n_test=None,
                  seed=0, download=False, device_budget=None, log=None, train_views=1,
-                 test_views=1) -> DataSplits:
+                 test_views=1, mosaic_side=32) -> DataSplits:
     """Train and test tensors of `name` on `device`. Nothing is downloaded unless download=True
     (then into root, default data/<name>, with torchvision, when the files are missing).
     Images larger than device_budget (bytes; None: no limit) stay in host memory as
     `HostResident` tensors that copy each batch to the device, and `log` says so.
     train_views, test_views: random views of each image (VOC07, COCO2014: DataSplits); n_train
-    and n_test count images, each with all its views."""
+    and n_test count images, each with all its views. mosaic_side: the stand-in's mosaics' side
+    (fashion-source's images are its tiles, half of it)."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     if name not in VIEWED and (train_views, test_views) != (1, 1):
         raise DataError(f"{name} has no random views (train_views {train_views}, test_views "
                         f"{test_views}): only {' and '.join(VIEWED)} do; set both to 1")
+    if mosaic_side != 32 and (name not in STANDIN or mosaic_side not in MOSAIC_SIDES):
+        raise DataError(f"mosaic_side {mosaic_side} for {name}: only {' and '.join(STANDIN)} have one, "
+                        f"{', '.join(map(str, MOSAIC_SIDES))} px")
     lo, hi = (float(v) for v in pixel_range)
     if not lo < hi:
         raise DataError(f"pixel_range must be (low, high) with low < high, got {pixel_range!r}")
@@ -402,6 +427,8 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
     source = {"dataset": name, "root": None if root is None else os.fspath(root), "n_train": n_train,
               "n_test": n_test, "seed": seed, "pixel_range": [lo, hi]}
     source.update({k: v for k, v in (("train_views", train_views), ("test_views", test_views)) if v != 1})
+    if mosaic_side != 32:
+        source["mosaic_side"] = mosaic_side
 
     def placed(xs, convert, decode=None):  # the image arrays on the device, or streamed from the host
         size = sum(len(x) for x in xs) * int(np.prod(xs[0].shape[1:])) * 4  # float32
@@ -423,7 +450,8 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
         root = f"data/{name}" if download else default_root(name)
     root = os.fspath(root)
     viewed = name in VIEWED
-    read = functools.partial(_READERS[name], root, *([(train_views, seed)] if viewed else []))
+    read = functools.partial(_READERS[name], root, *([(train_views, seed)] if viewed else
+                                                     [mosaic_side] if name in STANDIN else []))
     try:
         xtr, ytr, xte, yte, *views = read()
     except DataError:
@@ -470,4 +498,5 @@ def load_data(data, pixel_range, device, device_gib=None, log=None):
     on `device`, within its budget (device_gib, cache.device_gib: memory.device_budget)."""
     return load_dataset(data["dataset"], data["root"], device, tuple(pixel_range), data["n_train"],
                         data["n_test"], data["seed"], data["download"],
-                        device_budget(device, device_gib), log, data["train_views"], data["test_views"])
+                        device_budget(device, device_gib), log, data["train_views"], data["test_views"],
+                        data["mosaic_side"])

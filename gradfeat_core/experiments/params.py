@@ -20,7 +20,7 @@ import yaml
 from ..method.linear_model import HEADS
 from ..method.nets import NTK_RULES, parse_layers, top_blocks
 from ..method.registry import ARCHITECTURES, OBJECTIVES
-from .data import DATASETS, VIEWED
+from .data import DATASETS, MOSAIC_SIDES, STANDIN, VIEWED
 from .errors import UserError
 from .results import ROOT, file_sha256
 
@@ -292,6 +292,10 @@ def validate(params, tables=True):
         if data[key] != 1 and data["dataset"] not in VIEWED:
             raise ParamError(f"'data.{key}' is {data[key]} but {data['dataset']} has no random views "
                              f"(only {' and '.join(VIEWED)}); remove the key or set it to 1")
+    if data["mosaic_side"] != 32 and (data["dataset"] not in STANDIN or data["mosaic_side"] not in MOSAIC_SIDES):
+        raise ParamError(f"'data.mosaic_side' is {data['mosaic_side']!r}" + (
+            f"; choose {', '.join(map(str, MOSAIC_SIDES))}" if data["dataset"] in STANDIN else
+            f" but {data['dataset']} is not the stand-in ({' and '.join(STANDIN)}); remove the key"))
     device = str(params["device"])
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise ParamError(f"'device' is {device!r}; choose auto, cpu, cuda or cuda:N")
@@ -481,7 +485,7 @@ def smoke(profile, sets=(), objective=None, params_dir=None):
 # Parameters added after results were committed, at the value that does what ran before them: a
 # run key leaves such a parameter out while it has that value (`keyed`), so the finished runs
 # stay finished.
-ADDED = {("data", "train_views"): 1, ("data", "test_views"): 1,
+ADDED = {("data", "train_views"): 1, ("data", "test_views"): 1, ("data", "mosaic_side"): 32,
          **{("train", head, "alternatives"): [] for head in HEADS}}
 
 

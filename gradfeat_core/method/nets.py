@@ -69,6 +69,17 @@ class BaseNetwork(nn.Sequential):
             hook.remove()
         return counts
 
+    def map_sides(self, size=32):
+        """{block: side of the feature map it outputs} on size × size inputs (one pass of a copy on
+        the meta device): where a top block's 3×3 kernels have space to act (1: centre taps only)."""
+        net, sides = copy.deepcopy(self).to("meta").eval(), {}
+        x = torch.empty(1, self.config["in_channels"], size, size, device="meta")
+        with torch.no_grad():
+            for name in self.LAYERS:
+                x = net._modules[name](x)
+                sides[name] = x.shape[-1]
+        return sides
+
 
 @architecture
 class Encoder(BaseNetwork):

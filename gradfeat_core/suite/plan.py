@@ -29,7 +29,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..experiments import bench
-from ..experiments.data import DATASETS, SIZES
+from ..experiments.data import DATASETS, SIZES, image_side
 from ..experiments.memory import device_budget, fits
 from ..experiments.params import load_params
 from ..experiments.run import cache_bytes, cache_kept, frozen_part, trials
@@ -72,9 +72,9 @@ def image_counts(params):
     d = params["data"]
     if d["dataset"] == "synthetic":
         return 1, d["n_train"] or 512, d["n_test"] or 256, 32
-    channels, n_train, n_test, side = SIZES[d["dataset"]]
+    channels, n_train, n_test, _ = SIZES[d["dataset"]]
     return (channels, min(d["n_train"] or n_train, n_train) * d["train_views"],
-            min(d["n_test"] or n_test, n_test), side)
+            min(d["n_test"] or n_test, n_test), image_side(d))
 
 
 def test_view_count(params):
