@@ -527,3 +527,38 @@ def test_a_finished_run_is_found_again_by_its_parameters_and_results_version(tmp
     record["converged"] = record.pop("convergence") == "converged"  # version 2's field: not read
     open(result.path, "w").write(json.dumps(record))
     assert finished_result(params) is None
+
+
+def test_a_multi_label_run_at_its_cap_is_judged_by_the_jackknife_of_its_map_gain():
+    """train() on a small multi-label problem, validated on mAP, reaching its cap while still
+    improving: validation_se is the direct delete-a-group jackknife SE of the mAP difference
+    between the best evaluation of the window and the best before it (every evaluation's scores
+    recorded here by the test, not by train)."""
+    import numpy as np
+    from gradfeat_core.experiments.metrics import jackknife_groups, mean_average_precision
+    torch.manual_seed(0)
+    x, w = torch.randn(400, 8), torch.randn(8, 4)
+    labels = (x @ w + 0.5 * torch.randn(400, 4) > 0.5).long()
+    model, groups = torch.nn.Linear(8, 4), 10
+    seen = []
+
+    class Recorded(Validation):
+        def __call__(self, model):
+            evaluation = super().__call__(model)
+            seen.append(evaluation)
+            return evaluation
+    validation = Recorded(lambda m: predict(m, x[300:]), labels[300:], groups)
+    schedule = {"optimizer": "sgd", "lr": 0.05, "weight_decay": 0.0, "iterations": 12, "stepsize": 1000}
+    run = train(model, x[:300], labels[:300], schedule, 16, validate=validation, eval_every=2,
+                patience=2, min_iterations=100)
+    scores = [e.score for e in seen]
+    assert run.convergence == "at its cap" and scores[-1] > max(scores[:-2])  # still rising
+    before = max(range(len(scores) - 2), key=lambda k: scores[k])
+    best = max(range(len(scores) - 2, len(scores)), key=lambda k: scores[k])
+    a, b, y = seen[best].items.numpy(), seen[before].items.numpy(), labels[300:].numpy()
+    group = jackknife_groups(len(y), groups)
+    left_out = np.array([mean_average_precision(a[group != g], y[group != g] == 1)[0]
+                         - mean_average_precision(b[group != g], y[group != g] == 1)[0] for g in range(groups)])
+    direct = np.sqrt((groups - 1) / groups * np.sum((left_out - left_out.mean()) ** 2))
+    assert run.validation_se == pytest.approx(direct, rel=1e-9)
+    assert scores[best] - scores[before] > direct
