@@ -535,3 +535,11 @@ def test_a_run_that_never_trained_is_a_failed_run_in_the_report_and_in_no_mean()
     said = " ".join(scope(load_params("fashion-mnist"), None, frame))
     assert "2 of 12 runs were at their cap, still improving" in said
     assert "1 never trained (failed runs, in no mean) and 0 were not validated" in said
+
+
+def test_a_frame_with_both_columns_takes_the_word_where_a_row_has_one():
+    from gradfeat_core.suite.evidence import converged
+    frame = pd.DataFrame({"convergence": ["never trained", None, "", None],
+                          "converged": [True, False, None, True]})
+    assert list(converged(frame).convergence) == ["never trained", "at its cap", None, "converged"]
+    assert list(converged(pd.DataFrame({"seed": [0]})).convergence) == ["converged"]

@@ -109,16 +109,17 @@ def converged(frame):
     """The frame with a `convergence` column: each run's CONVERGED, AT_CAP, NEVER_TRAINED or None
     (not validated: unknown; results.csv leaves it empty). The one place that reads a results.csv
     written before the words (results version 2), whose boolean `converged` column maps True to
-    converged, False to at its cap and empty to None. A frame with neither column (frames made by
-    hand) counts as converged."""
-    if "convergence" in frame:
-        words = frame.convergence
-    elif "converged" in frame:
-        words = frame.converged.astype(str).str.strip().str.lower().map(LEGACY_CONVERGED)
-    else:
+    converged, False to at its cap and empty to None (a row of a frame with both columns takes
+    the word where it has one). A frame with neither column (made by hand) counts as converged."""
+    if "convergence" not in frame and "converged" not in frame:
         return frame.assign(convergence=CONVERGED)
-    known = words.notna() & (words.astype(str).str.strip() != "")
-    return frame.assign(convergence=words.astype(object).where(known, None))
+    words = pd.Series(None, index=frame.index, dtype=object)
+    if "converged" in frame:
+        words = frame.converged.astype(str).str.strip().str.lower().map(LEGACY_CONVERGED).astype(object)
+    if "convergence" in frame:
+        said = frame.convergence.notna() & (frame.convergence.astype(str).str.strip() != "")
+        words = frame.convergence.astype(object).where(said, words)
+    return frame.assign(convergence=words.where(words.notna(), None))
 
 
 def trained(frame):
