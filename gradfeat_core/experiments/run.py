@@ -407,10 +407,10 @@ def per_image(logits, views):
 def split_validation(inputs, labels, train_p, data_seed, views=1):
     """((inputs, labels) to train on, validate or None): with train.val_fraction > 0 (train_p:
     the train parameters) a split of the training set seeded by data_seed (data.seed: the same
-    for every head and seed) is held out, and validate(model) gives the accuracy (mAP for a
-    multi-label set) on it, a train.Validation. views: the training set holds this many views of
-    each image (rows image by image): images are held out with all their views, and validated on
-    the mean of their views' scores."""
+    for every head and seed) is held out, and validate (a train.Validation) gives a model's
+    accuracy (mAP for a multi-label set) on it with each item's record. views: the training set
+    holds this many views of each image (rows image by image): images are held out with all their
+    views, and validated on the mean of their views' scores."""
     if not train_p["val_fraction"]:
         return (inputs, labels), None
     keep, held = validation_split(len(labels) // views, train_p["val_fraction"], data_seed)
