@@ -1,8 +1,11 @@
 """The claims' rules: they hold on the paper's own numbers wherever it reports a claim, fail on
 numbers where the claim clearly fails, and turn seed noise, missing seeds and unconverged runs
 into 'inconclusive' with the reason."""
+import numpy as np
 import pandas as pd
 import pytest
+
+from gradfeat_core.experiments.params import load_params
 
 from gradfeat_core.suite.claims import (C1_MIN_SHARE, CLAIMS, FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell,
                                   assess, paper_frame, verdicts)
@@ -140,9 +143,10 @@ def test_a_broken_full_model_never_makes_c3_hold():
 
 # --- our runs: seeds, pairing, convergence ----------------------------------------------------
 
-def runs(cells, ms=None, converged=None, dataset="fashion-mnist", batch=128):
+def runs(cells, ms=None, convergence=None, dataset="fashion-mnist", batch=128, converged=None):
     """A results frame: {Cell: accuracy per seed}; ms: {Cell: ms per step per seed};
-    converged: {Cell: flags per seed} (the column is left out when None)."""
+    convergence: {Cell: words per seed}, or converged: {Cell: version 2's flags per seed} (the
+    column is left out when None)."""
     rows = []
     for cell, accuracies in cells.items():
         for seed, accuracy in enumerate(accuracies):
@@ -150,6 +154,8 @@ def runs(cells, ms=None, converged=None, dataset="fashion-mnist", batch=128):
                          "layers": cell.layers, **dict(zip(SOURCES, cell.sources)), "seed": seed,
                          "accuracy": accuracy, "status": "done", "batch_size": batch,
                          "ms_per_step": (ms or {}).get(cell, [10.0] * len(accuracies))[seed],
+                         **({"convergence": convergence.get(cell, ["converged"] * len(accuracies))[seed]}
+                            if convergence is not None else {}),
                          **({"converged": converged.get(cell, [True] * len(accuracies))[seed]}
                             if converged is not None else {})})
     return pd.DataFrame(rows)
@@ -186,21 +192,54 @@ def test_an_interval_straddling_the_threshold_is_inconclusive_and_says_so():
     assert v.loc["C1", "reason"].endswith("straddles the threshold 50%")
 
 
-def test_a_run_not_converged_makes_every_verdict_using_it_inconclusive():
-    flags = {T3["grad"]: [True, False, True]}
-    v = by_claim(table3(**GOOD, converged=flags))
+def test_a_run_at_its_cap_makes_every_verdict_using_it_inconclusive():
+    flags = {T3["grad"]: ["converged", "at its cap", "converged"]}
+    v = by_claim(table3(**GOOD, convergence=flags))
     assert (v.loc[["C1", "C5"], "verdict"] == INCONCLUSIVE).all()
-    assert v.loc["C1", "reason"] == "not converged: grad conv5 (seed 1)"
+    assert v.loc["C1", "reason"] == "at its cap: grad conv5 (seed 1)"
     assert v.loc["C1", "effect"].startswith("84%") and v.loc["C1", "effect_low"] > C1_MIN_SHARE  # shown, flagged
-    assert v.loc["C1", "effect"].endswith("(not converged: grad conv5 (seed 1))")
+    assert v.loc["C1", "effect"].endswith("(at its cap: grad conv5 (seed 1))")
     assert v.loc["C2", "verdict"] == HOLDS   # C2 does not use grad
-    from_csv = table3(**GOOD, converged={T3["grad"]: ["True", "False", "True"]})
-    assert by_claim(from_csv).loc["C1", "verdict"] == INCONCLUSIVE
-    assert by_claim(table3(**GOOD, converged={})).loc["C1", "verdict"] == HOLDS
-    unknown = table3(**GOOD, converged={T3["grad"]: [True, None, True]})  # not validated
+    assert by_claim(table3(**GOOD, convergence={})).loc["C1", "verdict"] == HOLDS
+    unknown = table3(**GOOD, convergence={T3["grad"]: ["converged", None, "converged"]})  # not validated
     v = by_claim(unknown)
     assert v.loc["C1", "verdict"] == INCONCLUSIVE
     assert v.loc["C1", "reason"] == "convergence unknown (not validated): grad conv5 (seed 1)"
+
+
+@pytest.mark.parametrize("flags, words", [
+    ([True, False, None], ["converged", "at its cap", None]),
+    (["True", "False", ""], ["converged", "at its cap", None]),   # as pandas reads results.csv
+    ([1.0, 0.0, float("nan")], ["converged", "at its cap", None]),
+])
+def test_a_results_csv_of_version_2_reads_its_boolean_flag_as_words(flags, words):
+    """Results version 2 wrote a boolean `converged` column: True is converged, False at its cap
+    (the bool did not tell a run that never trained from one at its cap), empty unknown."""
+    from gradfeat_core.suite.evidence import converged
+    frame = table3(**GOOD, converged={T3["grad"]: flags})
+    grad = converged(frame).pipe(lambda f: f[f["head"] == "grad"])
+    assert list(grad.convergence) == words
+    assert by_claim(frame).loc["C1", "reason"] == ("at its cap: grad conv5 (seed 1); "
+                                                   "convergence unknown (not validated): grad conv5 (seed 2)")
+
+
+def test_a_run_that_never_trained_is_dropped_and_named():
+    """A never-trained run is a failed run: dropped from its cell's effects. With 3 seeds its cell
+    has too few left and the comparison is inconclusive, saying which run and why; with 4 the
+    effect is computed on the 3 others and the problem names the run dropped."""
+    flags = {T3["grad"]: ["converged", "never trained", "converged"]}
+    v = by_claim(table3(**GOOD, convergence=flags))
+    assert v.loc["C1", "verdict"] == INCONCLUSIVE
+    assert v.loc["C1", "reason"] == "needs ≥3 seeds: grad conv5 has 2 (never trained, dropped: seed 1)"
+    four = {k: x + [x[0]] for k, x in GOOD.items()}
+    grad = four["grad"]
+    grad[1] = 10.0  # what the failed run scored: in no mean
+    v = by_claim(table3(**four, convergence={T3["grad"]: ["converged", "never trained", "converged", "converged"]}))
+    kept = [0, 2, 3]
+    share = np.mean([(grad[s] - four["actv"][s]) / (four["finetune"][s] - four["actv"][s]) for s in kept])
+    assert v.loc["C1", "verdict"] == INCONCLUSIVE and v.loc["C1", "seeds"] == 3
+    assert v.loc["C1", "reason"] == "never trained (dropped): grad conv5 (seed 1)"
+    assert v.loc["C1", "effect"].startswith(f"{share:.0%}")
 
 
 def test_pretraining_precondition_of_c3_and_c4():
@@ -297,7 +336,6 @@ def test_the_frame_puts_the_papers_effect_beside_ours_as_printed():
 def test_coverage_names_every_table_and_claim_and_what_they_ran_on():
     """Tables 1–4 and C1–C8, each reproduced on the paper's setting (its data set and base
     network), on a stand-in (saying which), or not covered (saying why)."""
-    from gradfeat_core.experiments.params import load_params
     from gradfeat_core.suite.report import NOT_COVERED, PAPER_SETTING, STAND_IN, coverage
     frame = table3(**GOOD, dataset="cifar10")  # Table 3 only
     claims = verdicts(frame)
@@ -316,7 +354,6 @@ def test_coverage_names_every_table_and_claim_and_what_they_ran_on():
 
 
 def test_the_conclusion_says_what_ran_on_what_and_what_held():
-    from gradfeat_core.experiments.params import load_params
     from gradfeat_core.suite.report import conclusion
     frame = table3(**GOOD).assign(notebook=lambda f: f["head"] + "-" + f.seed.astype(str))
     twin = frame[frame["head"] == "grad"].assign(table=1)  # Table 1's twin of a Table 3 run
@@ -335,7 +372,7 @@ def test_the_conclusion_says_what_ran_on_what_and_what_held():
     said = conclusion(load_params("fashion-mnist"), flagged, verdicts(flagged))
     assert said[2].startswith("The base network's features beat a random encoder's by +1.00")
     assert "barely above random" in said[2]
-    assert said[3].startswith("4 of 15 runs did not converge")
+    assert said[3].startswith("4 of 15 runs were still improving at their cap")
 
 
 def test_the_forest_plot_has_a_panel_per_claim_and_unit_with_the_papers_effect_beside_ours():
@@ -476,3 +513,33 @@ def test_the_report_on_the_stand_in_covers_tables_2_and_4_and_judges_c8():
     lags = frame.copy()  # the close network's full model below fine-tuning: C8 fails
     lags.loc[(lags["base"] == "supervised") & (lags["head"] == "full") & (lags.table == 4), "mean_ap"] -= 3
     assert by_claim(lags).loc["C8", "verdict"] == FAILS
+
+
+def test_a_run_that_never_trained_is_a_failed_run_in_the_report_and_in_no_mean():
+    """The report's Failed runs list a never-trained run with its reason beside the unfinished
+    ones; the heads' table leaves it out of its mean; Read this first counts the runs at their
+    cap and the never trained from the same `convergence` column as results.csv."""
+    from gradfeat_core.suite.report import NEVER_TRAINED_REASON, failed_runs, heads, scope
+    words = {T3["full"]: ["never trained", "converged", "converged"],
+             T3["grad"]: ["converged", "at its cap", "at its cap"]}
+    frame = table3(**GOOD, convergence=words).assign(
+        experiment=lambda f: "t3-" + f["head"], notebook=lambda f: f["head"] + ".ipynb", base="rotation",
+        error=None, iterations=1000, best_iteration=500, paper_accuracy=None, paper_dataset=None)
+    frame.loc[len(frame)] = dict(frame.iloc[0], experiment="t3-broken", seed=0, status="failed",
+                                 error="RuntimeError: out of memory", notebook="broken.ipynb")
+    failed = failed_runs(frame)
+    assert failed.values.tolist() == [["t3-broken", 0, "RuntimeError: out of memory"],
+                                      ["t3-full", 0, NEVER_TRAINED_REASON]]
+    full = heads(frame).set_index("head").loc["full"]
+    assert full.seeds == 2 and full.ours == pytest.approx(np.mean(GOOD["full"][1:]))
+    said = " ".join(scope(load_params("fashion-mnist"), None, frame))
+    assert "2 of 12 runs were at their cap, still improving" in said
+    assert "1 never trained (failed runs, in no mean) and 0 were not validated" in said
+
+
+def test_a_frame_with_both_columns_takes_the_word_where_a_row_has_one():
+    from gradfeat_core.suite.evidence import converged
+    frame = pd.DataFrame({"convergence": ["never trained", None, "", None],
+                          "converged": [True, False, None, True]})
+    assert list(converged(frame).convergence) == ["never trained", "at its cap", None, "converged"]
+    assert list(converged(pd.DataFrame({"seed": [0]})).convergence) == ["converged"]
