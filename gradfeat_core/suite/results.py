@@ -92,13 +92,13 @@ def run_files(source):
 
 
 def loss_curves(summaries):
-    """Long frame of training losses: experiment, head, layers, seed, iteration, loss."""
+    """Long frame of training losses: experiment, base, head, layers, seed, iteration, loss."""
     rows = [{"experiment": s["experiment"], "head": s["params"]["model"]["head"],
              "layers": s["params"]["model"]["layers"], "seed": r["seed"], "iteration": it,
-             "loss": loss}
+             "base": base_name(s["params"]), "loss": loss}
             for s in summaries if s["status"] == "done" for r in s["runs"]
             for it, loss in r["loss_history"]]
-    return pd.DataFrame(rows, columns=["experiment", "head", "layers", "seed", "iteration", "loss"])
+    return pd.DataFrame(rows, columns=["experiment", "base", "head", "layers", "seed", "iteration", "loss"])
 
 
 def validation_curves(summaries):
