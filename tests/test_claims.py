@@ -378,7 +378,8 @@ def test_the_conclusion_says_what_ran_on_what_and_what_held():
 def test_the_forest_plot_has_a_panel_per_claim_and_unit_with_the_papers_effect_beside_ours():
     import matplotlib
     matplotlib.use("Agg")
-    from gradfeat_core.suite.report import effects, forest
+    from gradfeat_core.suite.figures import forest
+    from gradfeat_core.suite.report import effects
     table = effects(table3(**GOOD))
     c1 = table[table.claim == "C1"].iloc[0]
     assert (c1.unit, c1.verdict) == ("share", HOLDS)

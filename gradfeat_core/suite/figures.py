@@ -73,7 +73,8 @@ def _forest_panel(ax, group, scale):
         shown = min(max(value, lo), hi)
         ax.plot(shown, y, marker="D", mfc="none", mec="black", ls="none", ms=8)
         if shown != value:  # beyond the axis: at its edge, the value written beside it
-            ax.annotate(f"paper {value:,.0f} {'→' if value > hi else '←'}", (shown, y), fontsize=9,
+            number = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
+            ax.annotate(f"paper {number} {'→' if value > hi else '←'}", (shown, y), fontsize=9,
                         xytext=(-8 if value > hi else 8, 8), textcoords="offset points",
                         ha="right" if value > hi else "left")
     ax.set_xlim(lo, hi)
@@ -167,16 +168,16 @@ def ablation_curves(curves, table, unit, level):
     sources = list(dict.fromkeys(curves.source))
     fig, axes = _grid(len(rows), len(sources), height=2.0)
     for i, row in enumerate(rows):
-        for j, source in enumerate(sources):
-            ax = axes[i, j]
-            panel = curves[(curves.layers + " " + curves["head"] == row) & (curves.source == source)]
-            if not len(panel):
+        in_row = curves[curves.layers + " " + curves["head"] == row]
+        present = [s for s in sources if (in_row.source == s).any()]  # packed from the left
+        for j, ax in enumerate(axes[i]):
+            if j >= len(present):
                 ax.remove()
                 continue
-            _band(ax, panel, "accuracy")
+            _band(ax, in_row[in_row.source == present[j]], "accuracy")
             if level is not None:
                 ax.axhline(level, ls="--", c="grey")
-            ax.set_title(f"{row} · {source}", loc="left", fontsize=10)
+            ax.set_title(f"{row} · {present[j]}", loc="left", fontsize=10)
             ax.set(xlabel="iteration", ylabel=f"validation {unit}" if j == 0 else "")
     fig.suptitle(f"Table {table}: validation score, a panel per depth, head and (θ1, θ2, ω) source "
                  "(mean over seeds, their range shaded)")
@@ -185,9 +186,10 @@ def ablation_curves(curves, table, unit, level):
 
 def _band(ax, runs, value, **style):
     """The mean over seeds of `value` against iteration, the seeds' range shaded; its line."""
+    style = {"color": "C0", **style}
     by = runs.groupby("iteration")[value]
     mean = by.mean()
-    ax.fill_between(mean.index, by.min(), by.max(), alpha=0.25, **style)
+    ax.fill_between(mean.index, by.min(), by.max(), alpha=0.25, color=style["color"])
     return ax.plot(mean.index, mean.to_numpy(), **style)[0]
 
 

@@ -34,18 +34,6 @@ def metric(frame):
     return Cell(tables(frame)[0], "actv").metric
 
 
-def show(fig, alt):
-    """Display a matplotlib figure (or a seaborn grid) as a PNG with alt text, and close it."""
-    import io
-    import matplotlib.pyplot as plt
-    from IPython.display import Image, display
-    fig = getattr(fig, "figure", fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    display(Image(data=buffer.getvalue(), format="png", alt=alt))
-
-
 NEVER_TRAINED_REASON = ("never trained: its best validation was its start (iteration 0) and its "
                         "learning rate had not decayed; left out of every mean and effect")
 
@@ -580,37 +568,3 @@ def effects(frame, linearization=None):
                          "threshold": c.threshold, "above": c.above, "unit": e.unit, "role": c.role,
                          "verdict": c.verdict, "paper": printed.get(e.label)})
     return pd.DataFrame(rows)
-
-
-def forest(table, score="accuracy"):
-    """A forest plot per claim and unit of `effects` rows: each comparison's mean and 95%
-    interval coloured by its verdict, the rule's threshold dashed, the paper's effect for the
-    same comparison as an open diamond where it printed the cells. Returns the figure."""
-    import matplotlib.pyplot as plt
-    panels = list(dict.fromkeys(zip(table.claim, table.unit)))
-    sizes = [table[(table.claim == c) & (table.unit == u)].label.nunique() for c, u in panels]
-    heights = [0.3 * n + 0.7 for n in sizes]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, sum(heights)), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})
-    colours = {HOLDS: "#2e7d32", FAILS: "#c62828", INCONCLUSIVE: "#b8860b"}
-    units = {"share": "%", "points": f"{score} points", "×": "ratio of step times"}
-    for ax, (claim, unit) in zip(axes[:, 0], panels):
-        group = table[(table.claim == claim) & (table.unit == unit)]
-        rows = group.drop_duplicates("label").reset_index(drop=True)  # C5: one effect, two thresholds
-        scale = 100 if unit == "share" else 1
-        for y, r in rows.iterrows():
-            ax.errorbar(r["mean"] * scale, y, fmt="o", color=colours.get(r.verdict, "grey"), capsize=3,
-                        xerr=[[(r["mean"] - r.low) * scale], [(r.high - r["mean"]) * scale]])
-            for threshold in group[group.label == r.label].threshold:
-                ax.plot([threshold * scale] * 2, [y - 0.4, y + 0.4], ls="--", c="black", lw=1)
-        lo, hi = ax.get_xlim()  # the paper's effects where they fall on our axis (a share of a gain
-        for y, r in rows.iterrows():  # of 0.4 mAP can be 16,000%: the verdict table prints it)
-            if r.paper is not None and not pd.isna(r.paper) and lo <= r.paper * scale <= hi:
-                ax.plot(r.paper * scale, y, marker="D", mfc="none", mec="black", ls="none")
-        ax.set_xlim(lo, hi)
-        ax.set_yticks(range(len(rows)), [r.label + (" (precondition)" if r.role == "precondition" else "")
-                                          for _, r in rows.iterrows()], fontsize=7)
-        ax.set_ylim(len(rows) - 0.5, -0.5)
-        ax.set_title(f"{claim}, {units[unit]}", loc="left", fontsize=9)
-    fig.tight_layout()
-    return fig

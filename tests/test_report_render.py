@@ -1,0 +1,102 @@
+"""The report notebook is a short sequence of calls; its sections (suite.render.Report) run on a
+small hand-made frame, and report.json's schema is ReportRecord."""
+import json
+from pathlib import Path
+
+import matplotlib
+import nbformat
+import pandas as pd
+import pytest
+
+matplotlib.use("Agg")
+
+from gradfeat_core.experiments.params import load_params  # noqa: E402
+from gradfeat_core.suite.claims import Cell  # noqa: E402
+from gradfeat_core.suite.render import Report, ReportRecord  # noqa: E402
+from gradfeat_core.suite.results import SOURCES  # noqa: E402
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_report.ipynb"
+
+
+def code_lines():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    return [line for cell in notebook.cells if cell.cell_type == "code"
+            for line in cell.source.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def test_the_report_notebook_is_a_short_sequence_of_calls():
+    lines = code_lines()
+    assert len(lines) < 40, f"04_report has {len(lines)} lines of code: move logic into suite.render"
+    branching = [line for line in lines if line.lstrip().startswith(("if ", "for ", "elif ", "while "))]
+    assert not branching, branching
+
+
+def test_the_report_notebook_keeps_its_parameters_and_headings():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    parameters = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(parameters) == 1 and "report_dir = None" in parameters[0].source
+    headings = [c.source.splitlines()[0] for c in notebook.cells if c.cell_type == "markdown"]
+    assert "## Settings and deviations" in headings and "## Failed runs" in headings
+    nbformat.validate(notebook)
+
+
+PRE = ("pretrained",) * 3
+SCORES = {"actv": [70.0, 70.2, 69.9], "grad": [78.0, 78.1, 77.8], "full": [78.3, 78.2, 78.0],
+          "finetune": [79.5, 79.6, 79.2]}
+
+
+def frame():
+    """results.csv of Table 3 on the rotation encoder and a random one, and a failed Table 1 cell."""
+    rows = []
+    for base, offset in (("rotation", 0.0), ("random", -20.0)):
+        for head, scores in SCORES.items():
+            for seed, score in enumerate(scores):
+                rows.append({"dataset": "fashion-mnist", "base": base, "table": 3, "head": head, "layers": "conv5",
+                             **dict(zip(SOURCES, PRE)), "seed": seed, "accuracy": score + offset, "status": "done",
+                             "batch_size": 128, "ms_per_step": 10.0, "converged": True, "lr": 0.1,
+                             "experiment": f"t3-{head}-conv5" + ("-random-encoder" if base == "random" else ""),
+                             "notebook": f"runs/{base}-{head}.ipynb", "paper_accuracy": 60.0 if base != "random" else None,
+                             "paper_dataset": "cifar10" if base != "random" else None})
+    rows.append({"dataset": "fashion-mnist", "base": "rotation", "table": 1, "head": "grad", "layers": "conv5",
+                 "theta1": "random", "theta2": "pretrained", "omega": "pretrained", "seed": 0, "status": "failed",
+                 "experiment": "t1-grad-conv5-rpp", "error": "out of memory", "notebook": "runs/t1.ipynb"})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def report(tmp_path):
+    params = dict(load_params("fashion-mnist"), profile="fashion-mnist")
+    (tmp_path / "runs").mkdir()
+    return Report("fashion-mnist", tmp_path, params, frame(), [], None, None, None, {}, None, [])
+
+
+def text(shown):
+    return " ".join(getattr(x, "data", "") if isinstance(getattr(x, "data", ""), str) else "" for x in shown)
+
+
+def test_each_section_renders_from_the_frame(report):
+    from gradfeat_core.suite.claims import verdicts
+    report.claims = verdicts(report.frame)
+    assert (report.first, report.second, report.unit) == (3, 1, "accuracy %")
+    assert "### Verdicts" in text(report.first_screen())
+    assert "Table 3: the four heads at the top layer" in text(report.heads_table())
+    dots = report.heads_figure()
+    assert dots[0].data[:4] == b"\x89PNG" and dots[0].alt.startswith("Dot-and-interval plot of Table 3")
+    assert "out of memory" in text(report.failed_runs())
+    assert report.ablation_figure() == [] and report.loss_curves() == []  # no ablation cell done, no summaries
+    assert text(report.validation_curves()).count("did not validate") == 2  # Tables 3 and 1 ran
+    assert "How these runs differ" in text(report.settings())
+    forest = [x for x in report.claims_detail() if hasattr(x, "alt")]
+    assert len(forest) == 1 and forest[0].alt.startswith("Forest plot per claim")
+
+
+def test_report_json_keeps_its_keys_and_reads_back(report, tmp_path):
+    from gradfeat_core.suite.claims import verdicts
+    report.claims = verdicts(report.frame)
+    record = report.record()
+    assert isinstance(record, ReportRecord) and record.heads_table == 3 and record.ablation_table == 1
+    record.write(tmp_path / "report.json")
+    written = json.loads((tmp_path / "report.json").read_text())
+    assert set(written) == {"profile", "claims", "table3", "table1", "table1_baselines", "minutes", "environment"}
+    assert [c["claim"] for c in written["claims"]] == [f"C{i}" for i in range(1, 9)]
+    assert len(written["table3"]) == 8  # 4 heads × 2 base networks
