@@ -100,3 +100,40 @@ def test_report_json_keeps_its_keys_and_reads_back(report, tmp_path):
     assert set(written) == {"profile", "claims", "table3", "table1", "table1_baselines", "minutes", "environment"}
     assert [c["claim"] for c in written["claims"]] == [f"C{i}" for i in range(1, 9)]
     assert len(written["table3"]) == 8  # 4 heads × 2 base networks
+
+
+# --- Settings: what ran, not what the profile says ------------------------------------------------
+
+def vae_frame(lrs):
+    """Table 3 of the VAE profile: per head, the lr its three seeds trained at (results.csv's)."""
+    rows = [{"table": 3, "base": base, "head": head, "layers": "conv8", "seed": seed, "status": "done",
+             "lr": lr if base == "vae" else 1.0}
+            for base in ("vae", "random") for head, lr in lrs.items() for seed in range(3)]
+    return pd.DataFrame(rows)
+
+
+def test_settings_print_the_rates_the_runs_used_and_mark_a_grid_edge():
+    from gradfeat_core.suite.report import head_settings, protocol
+    params = load_params("fashion-mnist-vae")
+    assert params["train"]["actv"]["lr_grid"] == [0.3, 1.0, 3.0] and params["train"]["actv"]["lr"] != 3.0
+    frame = vae_frame({"actv": 3.0, "grad": 1.0, "full": 0.03, "finetune": 0.0003})
+    actv = head_settings(params, 3, "actv", frame)
+    assert actv.startswith("actv sgd lr 3 (random encoder: 1) (best on validation of [0.3, 1.0, 3.0] at the "
+                           "grid's upper edge)"), actv
+    assert "at the grid's" not in head_settings(params, 3, "grad", frame)  # 1.0: inside its grid
+    assert "lr 1 (best on validation" in head_settings(params, 3, "grad", frame)  # same on both encoders
+    assert "lr 0.03 (random encoder: 1) (best on validation of [0.03, 0.1, 0.3] at the grid's lower edge)" \
+        in head_settings(params, 3, "full", frame)
+    sentence = protocol(params, 3, frame)
+    assert "lr 0.0003 (random encoder: 1)" in sentence and f"lr {params['train']['actv']['lr']:g} (" not in sentence
+    assert "actv sgd lr 0.01 (" in protocol(params, 3)  # without runs: the profile's
+
+
+def test_settings_take_the_grid_from_the_runs_parameters():
+    from gradfeat_core.suite.report import head_settings
+    params = load_params("fashion-mnist-vae")
+    ran = json.loads(json.dumps(params))  # the run resolved a wider grid than the profile now has
+    ran["train"]["actv"]["lr_grid"] = [0.3, 1.0, 3.0, 10.0]
+    summaries = [{"table": 3, "params": dict(ran, model=dict(ran["model"], head="actv"))}]
+    text = head_settings(params, 3, "actv", vae_frame({"actv": 3.0}), summaries)
+    assert "of [0.3, 1.0, 3.0, 10.0])" in text and "edge" not in text

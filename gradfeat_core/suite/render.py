@@ -333,7 +333,7 @@ class Report:
         return [HTML(left_table(self.durations, decimals=1))]
 
     def settings(self):
-        items = "".join(f"<li>{html.escape(line)}</li>" for line in deviations(self.params, self.pretrain))
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in deviations(self.params, self.pretrain, self.frame, self.summaries))
         environment = pd.Series(self.environment, name="value").astype(str).rename_axis("key").reset_index()
         return [HTML("<details><summary>How these runs differ from the paper's protocol (each setting once)</summary>"
                      f"<ul>{items}</ul></details>"),

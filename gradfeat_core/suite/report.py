@@ -174,8 +174,63 @@ def settings(overrides):
     return ", ".join(f"{key} {value}" for key, value in leaves(overrides)) or "none"
 
 
-def protocol(params, table):
-    """One sentence: the batch, data, schedule, stopping rule and seeds Table `table` ran with."""
+def ran_schedule(params, table, head, ran=None):
+    """train.<head> as Table `table`'s runs of `head` resolved it: from `ran` (the experiments'
+    summaries, each with its table and resolved parameters), the first of that table and head on
+    the profile's own base network; else from the profile (table_params)."""
+    for summary in ran or []:
+        p = summary["params"]
+        if summary["table"] == table and p["model"]["head"] == head and p["base"].get("encoder") != "random":
+            return p["train"][head]
+    return table_params(params, table)["train"][head]
+
+
+def grid_edge(lr, grid):
+    """' at the grid's lower edge', '… upper edge' or '': where a chosen rate sits in its grid."""
+    if len(grid) < 2 or lr is None:
+        return ""
+    return (" at the grid's lower edge" if math.isclose(lr, min(grid)) else
+            " at the grid's upper edge" if math.isclose(lr, max(grid)) else "")
+
+
+def chosen_rates(runs):
+    """(the rates the profile's own base network's runs trained at, their text, the other base
+    networks' where they differ: ['random encoder: 1']), from results.csv's lr."""
+    done = runs[runs.status == "done"].dropna(subset=["lr"]) if "lr" in runs else runs.iloc[:0]
+    by_base = {base: sorted(set(rows.lr)) for base, rows in done.groupby("base", sort=False)}
+    own_base = next((base for base in by_base if base != "random"), None)
+    own = by_base.get(own_base)
+    text = lambda rates: " or ".join(f"{lr:g}" for lr in rates)  # noqa: E731
+    others = [f"{'random encoder' if base == 'random' else base}: {text(rates)}"
+              for base, rates in by_base.items() if base != own_base and rates != own]
+    return own, (text(own) if own else None), others
+
+
+def head_settings(params, table, head, frame=None, ran=None):
+    """A head's optimizer, learning rate, grid, alternatives and cap as Table `table` ran it: the
+    rate from results.csv (frame: what each run trained at), marked where it sits at an edge of
+    the grid it was chosen from; the rest from the runs' resolved parameters (ran_schedule)."""
+    schedule = ran_schedule(params, table, head, ran)
+    runs = frame[(frame.table == table) & (frame["head"] == head)] if frame is not None else None
+    own, rates, others = chosen_rates(runs) if runs is not None and len(runs) else (None, None, [])
+    grid, validated = schedule["lr_grid"], table_params(params, table)["train"]["val_fraction"]
+    edges = sorted({grid_edge(lr, grid) for lr in own or []} - {""})
+    lr = (f"lr {rates}" + (f" ({'; '.join(others)})" if others else "") if rates
+          else f"lr {schedule['lr']:g}" + (" (not run)" if runs is not None else ""))
+    return (f"{head} {schedule['optimizer']} {lr}"
+            + (f" (w1 {schedule['w1_lr']:g})" if schedule.get("w1_lr") else "")
+            + (f" (best on validation of {grid}{';'.join(edges)})" if grid else "")
+            + "".join(f" or {', '.join(f'{k} {v:g}' if k != 'optimizer' else v for k, v in a.items())}"
+                      for a in schedule["alternatives"])
+            + (f" (the better on {'validation' if validated else 'test'}, chosen on the first seed)"
+               if schedule["alternatives"] else "")
+            + f", ≤{schedule['iterations']} iterations halving every {schedule['stepsize']}")
+
+
+def protocol(params, table, frame=None, ran=None):
+    """One sentence: the batch, data, schedule, stopping rule and seeds Table `table` ran with;
+    each head's schedule as its runs had it (head_settings: frame is results.csv, ran the runs'
+    resolved parameters; without them, the profile's)."""
     p = table_params(params, table)
     train, data, rep = p["train"], p["data"], p["reproduce"]
     n_train = data["n_train"] or "all"
@@ -184,15 +239,7 @@ def protocol(params, table):
              + (f" (not before iteration {train['min_iterations']})" if train["min_iterations"] else "")
              + " and reporting test accuracy at the best one" if train["val_fraction"] and train["patience"]
              else "no validation split, test accuracy at the end of training")
-    heads = ", ".join(f"{h} {train[h]['optimizer']} lr {train[h]['lr']:g}"
-                      + (f" (w1 {train[h]['w1_lr']:g})" if train[h].get("w1_lr") else "")
-                      + (f" (best on validation of {train[h]['lr_grid']})" if train[h]["lr_grid"] else "")
-                      + "".join(f" or {', '.join(f'{k} {v:g}' if k != 'optimizer' else v for k, v in a.items())}"
-                                for a in train[h]["alternatives"])
-                      + (f" (the better on {'validation' if train['val_fraction'] else 'test'}, chosen on "
-                         "the first seed)" if train[h]["alternatives"] else "")
-                      + f", ≤{train[h]['iterations']} iterations halving every {train[h]['stepsize']}"
-                      for h in ("actv", "grad", "full", "finetune"))
+    heads = ", ".join(head_settings(params, table, h, frame, ran) for h in ("actv", "grad", "full", "finetune"))
     rows = "; ".join(f"{layers} rows {rows}" for layers, rows in rep["table1_rows"].items() if rows)
     views = ""  # VOC07 and COCO2014: which views of each image were trained on and tested
     if data["dataset"] in VIEWED:
@@ -218,8 +265,10 @@ def family(params):
     return (2, 4) if on_resnets(params) else (1, 3)
 
 
-def deviations(params, pretrain):
-    """Every way this run's protocol differs from the paper's, from the resolved parameters."""
+def deviations(params, pretrain, frame=None, ran=None):
+    """Every way this run's protocol differs from the paper's, from the resolved parameters and,
+    for each head's schedule, from what its runs used (protocol: frame is results.csv, ran the
+    experiments' summaries)."""
     train, p, data = params["train"], params["pretrain"], params["data"]
     resnets = on_resnets(params)
     return [
@@ -235,7 +284,7 @@ def deviations(params, pretrain):
          "for fine-tuning also SGD, reporting the better); the authors' public code uses SGD "
          "(momentum 0.9, batch 128, clip 10) for 50K–80K iterations.")
         + f" Here one optimiser per head (clip {train['clip_grad_norm']:g}), per table as follows.",
-        *(protocol(params, table) for table in tables_run(params)),
+        *(protocol(params, table, frame, ran) for table in tables_run(params)),
         *([f"The full model trains w1 at lr {train['full']['w1_lr']:g} and w2 at the full model's lr "
            "(the authors: one rate for both); w1 starts at the activation baseline's optimum ω̄, "
            "and one rate high enough for w2 first knocked it off."] if train["full"]["w1_lr"] else []),
