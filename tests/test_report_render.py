@@ -115,25 +115,29 @@ def vae_frame(lrs):
 def test_settings_print_the_rates_the_runs_used_and_mark_a_grid_edge():
     from gradfeat_core.suite.report import head_settings, protocol
     params = load_params("fashion-mnist-vae")
-    assert params["train"]["actv"]["lr_grid"] == [0.3, 1.0, 3.0] and params["train"]["actv"]["lr"] != 3.0
-    frame = vae_frame({"actv": 3.0, "grad": 1.0, "full": 0.03, "finetune": 0.0003})
+    grids = {h: params["train"][h]["lr_grid"] for h in ("actv", "grad", "full", "finetune")}
+    assert all(len(g) >= 3 for g in grids.values()) and params["train"]["actv"]["lr"] not in grids["actv"]
+    ran = {"actv": max(grids["actv"]), "grad": grids["grad"][1], "full": min(grids["full"]),
+           "finetune": min(grids["finetune"])}
+    frame = vae_frame(ran)
     actv = head_settings(params, 3, "actv", frame)
-    assert actv.startswith("actv sgd lr 3 (random encoder: 1) (best on validation of [0.3, 1.0, 3.0] at the "
-                           "grid's upper edge)"), actv
-    assert "at the grid's" not in head_settings(params, 3, "grad", frame)  # 1.0: inside its grid
-    assert "lr 1 (best on validation" in head_settings(params, 3, "grad", frame)  # same on both encoders
-    assert "lr 0.03 (random encoder: 1) (best on validation of [0.03, 0.1, 0.3] at the grid's lower edge)" \
-        in head_settings(params, 3, "full", frame)
+    assert actv.startswith(f"actv sgd lr {ran['actv']:g} (random encoder: 1) (best on validation of "
+                           f"{grids['actv']} at the grid's upper edge)"), actv
+    grad = head_settings(params, 3, "grad", frame)
+    assert "at the grid's" not in grad and f"lr {ran['grad']:g} (" in grad  # inside its grid
+    assert f"lr {ran['full']:g} (random encoder: 1) (best on validation of {grids['full']} at the grid's " \
+        "lower edge)" in head_settings(params, 3, "full", frame)
     sentence = protocol(params, 3, frame)
-    assert "lr 0.0003 (random encoder: 1)" in sentence and f"lr {params['train']['actv']['lr']:g} (" not in sentence
-    assert "actv sgd lr 0.01 (" in protocol(params, 3)  # without runs: the profile's
+    assert f"lr {ran['finetune']:g} (random encoder: 1)" in sentence
+    assert f"actv sgd lr {params['train']['actv']['lr']:g} (" not in sentence
+    assert f"actv sgd lr {params['train']['actv']['lr']:g} (" in protocol(params, 3)  # without runs: the profile's
 
 
 def test_settings_take_the_grid_from_the_runs_parameters():
     from gradfeat_core.suite.report import head_settings
     params = load_params("fashion-mnist-vae")
     ran = json.loads(json.dumps(params))  # the run resolved a wider grid than the profile now has
-    ran["train"]["actv"]["lr_grid"] = [0.3, 1.0, 3.0, 10.0]
+    ran["train"]["actv"]["lr_grid"] = [0.3, 1.0, 3.0, 10.0, 30.0]
     summaries = [{"table": 3, "params": dict(ran, model=dict(ran["model"], head="actv"))}]
     text = head_settings(params, 3, "actv", vae_frame({"actv": 3.0}), summaries)
-    assert "of [0.3, 1.0, 3.0, 10.0])" in text and "edge" not in text
+    assert "of [0.3, 1.0, 3.0, 10.0, 30.0])" in text and "edge" not in text

@@ -18,8 +18,8 @@ from . import figures
 from .claims import PAPER_SD, rule_changes, tables, verdicts
 from .quality import compared, describe, load_quality, wide
 from .report import (PAPER_SOURCE, UNITS, ablation, actv_level, coded, conclusion, coverage, deviations,
-                     effects, failed_runs, heads, heads_intervals, interval_method, left_table, metric, paper_ablation,
-                     run_durations, scope, step_costs, table1_wide, verdict_table, with_std)
+                     effects, failed_runs, heads, heads_intervals, interval_method, left_table, metric,
+                     paper_ablation, run_durations, scope, step_costs, table1_wide, verdict_table, with_std)
 from .reproduce import report_dir_for
 from .results import base_name, distinct_runs, load_summaries, loss_curves, validation_curves
 
