@@ -15,7 +15,7 @@ from ..method.registry import ARCHITECTURES, OBJECTIVES
 from ..method.resnet import block_names
 from .claims import (NEEDS, PRETRAINING_MIN_GAIN, assess, own_base, paper_assessment, paper_base,
                      pretraining, tables)
-from .evidence import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell, contrast, converged, ratio
+from .evidence import FAILS, HOLDS, HOLDS_IN_PART, INCONCLUSIVE, NOT_RUN, Cell, contrast, converged, ratio
 from .grid import (PAPER_DATASETS, PAPER_REFERENCE, PAPER_RESNETS, PAPER_TRANSFER_DATASETS,
                    PAPER_TRANSFER_REFERENCE, SHAPE, experiments)
 from .grid import tables as architecture_tables  # the architecture's; claims.tables: a frame's
@@ -333,7 +333,8 @@ def run_durations(runs_dir):
 
 LEFT_HEADERS = [{"selector": "th", "props": "text-align: left"}]
 PAPER_SETTING, STAND_IN, NOT_COVERED = "reproduced on the paper's setting", "on a stand-in", "not covered"
-VERDICT_COLOURS = {HOLDS: "#d8f0d8", FAILS: "#f6d5d5", INCONCLUSIVE: "#fbeec8", NOT_RUN: "#e6e6e6"}
+VERDICT_COLOURS = {HOLDS: "#d8f0d8", HOLDS_IN_PART: "#e8efc8", FAILS: "#f6d5d5", INCONCLUSIVE: "#fbeec8",
+                   NOT_RUN: "#e6e6e6"}
 PAPER_TABLES = {  # the paper's tables: what they are, and the data sets its claims come from
     1: "Table 1: ablation of θ1, θ2, ω (BiGAN on CIFAR-10)",
     2: "Table 2: ablation, ImageNet ResNet-18 → VOC07 (mAP)",
@@ -411,7 +412,8 @@ def coverage(params, frame, claims):
     return pd.DataFrame(rows)
 
 
-VERDICT_WORDS = {HOLDS: ("holds", "hold"), FAILS: ("does not hold", "do not hold"),
+VERDICT_WORDS = {HOLDS: ("holds", "hold"), HOLDS_IN_PART: ("holds in part", "hold in part"),
+                 FAILS: ("does not hold", "do not hold"),
                  INCONCLUSIVE: ("is inconclusive", "are inconclusive"), NOT_RUN: ("was not run", "were not run")}
 
 
@@ -499,21 +501,29 @@ def interval_method(claims, frame=None):
 
 
 def verdict_table(claims):
-    """The verdict table as HTML: per claim its verdict (coloured), our effect and interval, the
-    paper's effect as its printed numbers give it, and the same rule's verdict on them."""
-    shown = claims[["claim", "statement", "verdict", "comparison", "effect", "paper_effect",
-                    "paper_verdict"]].copy()
-    several = claims.comparisons > 1
-    shown.loc[several, "comparison"] = [f"{label} (decides: the worst of {n} comparisons)" for label, n
-                                        in zip(claims.comparison[several], claims.comparisons[several])]
-    shown = shown.rename(columns={
-                        "comparison": "deciding comparison", "effect": "ours (95% interval)",
+    """The verdict table as HTML: per claim its verdict (coloured) and, for a claim of several
+    tests, how many hold and which do not; the test that decided it and our effect for it with its
+    interval; the runs behind the verdict; the random encoder's effect beside it (controls, C1, C3
+    and C4); the paper's effect as its printed numbers give it, and the same rule's verdict on
+    them; the rules version. Every number is the claims' detail's (claims.verdicts)."""
+    shown = claims[["claim", "statement", "verdict", "tally", "decided_by", "effect", "runs", "controls",
+                    "paper_effect", "paper_verdict", "rules_version"]].copy()
+    shown["verdict"] = [f"{v}: {t}" if t else v for v, t in zip(claims.verdict, claims.tally)]
+    partly = claims.verdict.isin([HOLDS_IN_PART, INCONCLUSIVE]) & (claims.tally != "")
+    shown.loc[partly, "verdict"] += [" (" + r.split("; ", 1)[1] + ")" if "; " in r else ""
+                                     for r in claims.reason[partly]]
+    shown = shown.drop(columns="tally").rename(columns={
+                        "decided_by": "deciding test", "effect": "ours (95% interval)",
+                        "runs": "runs behind it", "controls": "random encoder (control)",
                         "paper_effect": "paper (as printed)",
-                        "paper_verdict": "same rule on the paper's numbers"})
+                        "paper_verdict": "same rule on the paper's numbers", "rules_version": "rules"})
+    shown["rules"] = [f"v{v}" for v in shown["rules"]]
     for column in ("paper (as printed)", "same rule on the paper's numbers"):
         shown[column] = shown[column].replace("", "not reported")
+    colour = {v: f"background-color: {c}" for v, c in VERDICT_COLOURS.items()}
     return (styled(shown)
-            .map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'white')}", subset=["verdict"])
+            .map(lambda v: colour.get(next((k for k in sorted(colour, key=len, reverse=True)
+                                            if v.startswith(k)), None), ""), subset=["verdict"])
             .to_html())
 
 
