@@ -333,7 +333,8 @@ def test_the_conclusion_says_what_ran_on_what_and_what_held():
                               "network pre-trained by rotation prediction, a stand-in")
     assert said[1].startswith("Of the claims C1–C8: C1, C2, C5, C6 hold; C3, C4, C7, C8 were not run. "
                               "C3 needs Table 1's all-pre-trained and random-θ1/θ2 rows")
-    assert len(said) == 3 and said[2].startswith("Tables 2 and 4 (ImageNet ResNets → VOC07/COCO2014 mAP) and "
+    assert said[2] == "Rules v3 (changed from v2: no verdict moved on these runs)."
+    assert len(said) == 4 and said[3].startswith("Tables 2 and 4 (ImageNet ResNets → VOC07/COCO2014 mAP) and "
                                                  "claim C8 are not covered by this profile: make reproduce "
                                                  "PROFILE=fashion-mosaic runs them on a stand-in")
     # a random-encoder reference barely below the pre-trained encoder, a run not converged
@@ -341,9 +342,9 @@ def test_the_conclusion_says_what_ran_on_what_and_what_held():
                                                    notebook=lambda f: "random-" + f.notebook)
     flagged = pd.concat([frame.assign(base="rotation", converged=frame.seed != 2), random.assign(converged=True)])
     said = conclusion(load_params("fashion-mnist"), flagged, verdicts(flagged))
-    assert said[2].startswith("The base network's features beat a random encoder's by +1.00")
-    assert "barely above random" in said[2]
-    assert said[3].startswith("4 of 15 runs did not converge")
+    assert said[3].startswith("The base network's features beat a random encoder's by +1.00")
+    assert "barely above random" in said[3] and "C3's and C4's precondition" in said[3]
+    assert said[4].startswith("4 of 15 runs did not converge")
 
 
 def test_the_forest_plot_has_a_panel_per_claim_and_unit_with_the_papers_effect_beside_ours():
@@ -580,10 +581,32 @@ def test_rule_changes_name_the_verdicts_that_moved_for_the_first_screen():
     from gradfeat_core.suite.claims import RULES_VERSION, rule_changes, rules_line
     small = dict(actv=[90.0, 90.1, 89.9], grad=[91.6, 91.7, 91.5], full=[91.8, 91.9, 91.7],
                  finetune=[92.0, 92.1, 91.9])
-    changes = rule_changes(table3(**small), verdicts(table3(**small)))
+    claims = verdicts(table3(**small))
+    changes = rule_changes(table3(**small), claims)
     assert list(changes.claim[changes.moved]) == ["C1"]
-    assert rules_line(changes) == (f"Rules v{RULES_VERSION} (changed from v{RULES_VERSION - 1}: C1 moved does "
-                                   "not hold → holds on these runs; the previous rules and their verdicts: "
-                                   "Claims in detail).")
-    same = rule_changes(table3(**GOOD), verdicts(table3(**GOOD)))
+    assert claims.set_index("claim").loc["C1", "previous_verdict"] == FAILS
+    assert rules_line(claims) == (f"Rules v{RULES_VERSION} (changed from v{RULES_VERSION - 1}: C1 moved does "
+                                  "not hold → holds on these runs; the previous rules and their verdicts: "
+                                  "Claims in detail).")
+    same = verdicts(table3(**GOOD))
     assert rules_line(same) == f"Rules v{RULES_VERSION} (changed from v{RULES_VERSION - 1}: no verdict moved on these runs)."
+
+
+def test_the_conclusion_judges_pretraining_on_the_profiles_own_base_network_and_names_controls():
+    """Two pre-trained base networks and a random encoder: the first screen's pre-trained −
+    random is the own base network's (C3's and C4's precondition in the detail), not the pool of
+    both; a random encoder whose grad − actv is as large as the own base network's is said."""
+    from gradfeat_core.experiments.params import load_params
+    from gradfeat_core.suite.claims import pretraining_gain
+    from gradfeat_core.suite.report import conclusion
+    own = table3(**GOOD).assign(base="rotation")
+    other = table3(**{h: [a - 10 for a in x] for h, x in GOOD.items()}).assign(base="other")
+    random = table3(actv=[60.0, 60.2, 59.9], grad=[69.0, 69.1, 68.8], full=[69.3, 69.2, 69.0],
+                    finetune=[79.0, 79.1, 78.9]).assign(base="random")
+    frame = pd.concat([own, other, random], ignore_index=True)
+    said = " ".join(conclusion(load_params("fashion-mnist"), frame, verdicts(frame)))
+    gain = pretraining_gain(frame).effect
+    assert gain.mean == pytest.approx(70.0333 - 60.0333, abs=1e-3)   # the own base network's actv
+    assert f"beat a random encoder's by {gain.text()} points" in said
+    assert ("Control (C1, C3, C4): on the random encoder grad − actv +8.93 [" in said
+            and "as large, so the pre-trained encoder's effect need not come from pre-training" in said)

@@ -415,14 +415,16 @@ def rule_changes(frame, claims, linearization=None, since=RULES_VERSION - 1):
                                        "current rule", "current verdict", "moved"])
 
 
-def rules_line(changes, since=RULES_VERSION - 1):
-    """'Rules v3 (changed from v2: C1, C4 moved inconclusive → holds on these runs)' from
-    rule_changes(), for the first screen."""
-    moved = changes[changes.moved]
+def rules_line(claims):
+    """'Rules v3 (changed from v2: C1, C4 moved inconclusive → holds on these runs; ...)' from the
+    verdict frame's previous_verdict (the previous rules' verdict on the same runs), for the first
+    screen."""
+    since = RULES_VERSION - 1
+    moved = claims[claims.previous_verdict != claims.verdict]
     if not len(moved):
         return f"Rules v{RULES_VERSION} (changed from v{since}: no verdict moved on these runs)."
-    groups = moved.groupby(["its verdict here", "current verdict"], sort=False).claim.apply(", ".join)
-    said = "; ".join(f"{claims} moved {old} → {new}" for (old, new), claims in groups.items())
+    groups = moved.groupby(["previous_verdict", "verdict"], sort=False).claim.apply(", ".join)
+    said = "; ".join(f"{codes} moved {old} → {new}" for (old, new), codes in groups.items())
     return (f"Rules v{RULES_VERSION} (changed from v{since}: {said} on these runs; the previous rules "
             "and their verdicts: Claims in detail).")
 
@@ -554,10 +556,11 @@ def verdicts(frame, linearization=None):
     else all of them), controls (C1, C3, C4: the same effect on the random encoder beside the
     pre-trained one's), reason (what would settle a verdict that is not 'holds', or which tests
     do not hold), note (C6: the top layer's cost against fine-tuning), evidence (every comparison
-    made), test_images (the test sample its interval covers, beside the seeds; <NA>: seeds alone)
-    and rules_version (RULES_VERSION). The paper's side is its base network at our Table 3's
+    made), test_images (the test sample its interval covers, beside the seeds; <NA>: seeds alone),
+    rules_version (RULES_VERSION) and previous_verdict (the previous version's rules on the same
+    runs: rule_changes). The paper's side is its base network at our Table 3's
     layer (BiGAN or VAE)."""
-    ours = assess(frame, linearization)
+    ours, before = assess(frame, linearization), assess(frame, linearization, RULES_VERSION - 1)
     dataset = frame.dataset.iloc[0] if "dataset" in frame and len(frame) else None
     base = paper_base(frame)
     paper = {d: paper_assessment(d, base) for d in beside(dataset, base)}
@@ -578,5 +581,5 @@ def verdicts(frame, linearization=None):
                      "reason": reason or (f"needs {NEEDS[claim]}" if verdict == NOT_RUN else ""),
                      "note": _note(comparisons, table3_top(frame)),
                      "evidence": "; ".join(c.sentence() for c in comparisons if c.role != "note"),
-                     "rules_version": RULES_VERSION})
+                     "rules_version": RULES_VERSION, "previous_verdict": before[claim][0]})
     return pd.DataFrame(rows).astype({"seeds": "Int64", "test_images": "Int64"})

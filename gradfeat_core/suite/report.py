@@ -14,7 +14,7 @@ from ..experiments.params import merge
 from ..method.registry import ARCHITECTURES, OBJECTIVES
 from ..method.resnet import block_names
 from .claims import (NEEDS, PRETRAINING_MIN_GAIN, assess, own_base, paper_assessment, paper_base,
-                     pretraining, tables)
+                     pretraining_gain, rules_line, tables)
 from .evidence import FAILS, HOLDS, HOLDS_IN_PART, INCONCLUSIVE, NOT_RUN, Cell, contrast, converged, ratio
 from .grid import (PAPER_DATASETS, PAPER_REFERENCE, PAPER_RESNETS, PAPER_TRANSFER_DATASETS,
                    PAPER_TRANSFER_REFERENCE, SHAPE, experiments)
@@ -418,8 +418,11 @@ VERDICT_WORDS = {HOLDS: ("holds", "hold"), HOLDS_IN_PART: ("holds in part", "hol
 
 
 def conclusion(params, frame, claims):
-    """A few sentences: what was run, on what, what held, what the base network is worth against a
-    random encoder, how many runs did not converge, what is not covered."""
+    """A few sentences: what was run, on what, what held (under which rules version, and which
+    verdicts the previous rules gave otherwise), what the base network is worth against a random
+    encoder (C3's and C4's precondition, on the profile's own base network: the number their detail
+    shows), where the random encoder's effect is as large as the pre-trained one's (controls), how
+    many runs did not converge, what is not covered. Every number is the claims' (claims.verdicts)."""
     paper, what = stand_in(params)
     runs = distinct_runs(frame[frame.status == "done"])
     numbers = sorted(set(frame[frame.status == "done"].table), reverse=True)
@@ -444,17 +447,20 @@ def conclusion(params, frame, claims):
     lines = [f"{len(runs)} runs of the paper's {tables} on {where}; {seeds} seeds per Table {first} "
              "cell, each claim judged on effects inside these runs.",
              f"Of the claims C1–C{len(claims)}: " + "; ".join(parts) + "."
-             + "".join(f" {c} needs {NEEDS[c]}, which these runs do not include." for c in not_run)]
-    gain = next(iter(pretraining(frame)), None)
+             + "".join(f" {c} needs {NEEDS[c]}, which these runs do not include." for c in not_run),
+             rules_line(claims)]
+    gain = pretraining_gain(frame)
     if gain:
         e = gain.effect
         lines.append(f"The base network's features beat a random encoder's by "
                      f"{dataclasses.replace(e, problem=None).text()} points (the activation "
-                     "baseline, pre-trained − random" + (f"; {e.problem}" if e.problem else "") + ")"
+                     "baseline, pre-trained − random, on the profile's own base network: C3's and C4's "
+                     "precondition" + (f"; {e.problem}" if e.problem else "") + ")"
                      + (f": barely above random (under the {PRETRAINING_MIN_GAIN:g} points asked of "
                         "a base network before judging what pre-training contributes), so the heads' "
                         "effects here owe little to pre-training." if e.low < PRETRAINING_MIN_GAIN
                         else "."))
+    lines += controlled(claims)
     flags = converged(runs)
     stuck = int((flags.convergence_known & ~flags.converged).sum())
     if stuck:
@@ -470,6 +476,17 @@ def conclusion(params, frame, claims):
                      + ")" + (" and claim C8 are" if c8 else " are") + " not covered by this profile: "
                      f"{OTHER_PROFILE[other][0]} runs them on a stand-in on a CPU.")
     return lines
+
+
+def controlled(claims):
+    """A sentence per control (claims' `controls`) where the random encoder's effect is as large
+    as the pre-trained one's, naming the claims about pre-training it bears on; [] where none is."""
+    said = {}
+    for claim, text in zip(claims.claim, claims.controls):
+        for part in (p for p in text.split("; ") if p.endswith(" (as large)")):
+            said.setdefault(part.removesuffix(" (as large)"), []).append(claim)
+    return [f"Control ({', '.join(codes)}): on the {part.replace(': ', ' ', 1)}: as large, so the "
+            f"pre-trained encoder's effect need not come from pre-training." for part, codes in said.items()]
 
 
 def interval_method(claims, frame=None):
