@@ -520,7 +520,8 @@ def _paper_columns(claim, label, datasets):
             continue
         same = next((c for c in comparisons if c.effect.label == label), decisive)
         prefix = "" if same.effect.label == label else f"{same.effect.label}: "
-        effects.append(f"{dataset}: {prefix}{same.effect.value()}")
+        value = same.effect.problem.split(" (")[0] if np.isnan(same.effect.mean) else same.effect.value()
+        effects.append(f"{dataset}: {prefix}{value}")  # no share: what its whole lacks, without an interval
         said.append(f"{dataset} {verdict}")
     return "; ".join(effects), ", ".join(said)
 

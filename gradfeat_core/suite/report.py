@@ -2,6 +2,7 @@
 (gradfeat_core.suite.results): the tables set beside the paper's, what the runs did, how they
 differ from the paper's protocol."""
 import dataclasses
+import html
 import json
 import math
 from pathlib import Path
@@ -537,6 +538,8 @@ def verdict_table(claims):
     shown["rules"] = [f"v{v}" for v in shown["rules"]]
     for column in ("paper (as printed)", "same rule on the paper's numbers"):
         shown[column] = shown[column].replace("", "not reported")
+    for column in shown.columns.difference(["runs behind it"]):  # "full − grad < 1.5": text, not markup
+        shown[column] = shown[column].map(lambda v: html.escape(v) if isinstance(v, str) else v)
     colour = {v: f"background-color: {c}" for v, c in VERDICT_COLOURS.items()}
     return (styled(shown)
             .map(lambda v: colour.get(next((k for k in sorted(colour, key=len, reverse=True)
