@@ -4,8 +4,11 @@ the paper's own numbers as a frame the same rules read, and the verdict frame of
 Every rule compares effects inside one set of runs (grad − actv, full against fine-tuning,
 random against pre-trained mixes of Table 1, deeper θ2 against conv5, step-cost ratios) and
 never our accuracy against the paper's: our data set need not be the paper's. Effects are
-paired by seed with 95% intervals, and a verdict is holds / does not hold / inconclusive /
-not run (gradfeat_core.suite.evidence says how). Each rule is checked on the paper's own numbers
+paired by seed with 95% intervals, and a verdict is holds / holds in part / does not hold /
+inconclusive / not run (gradfeat_core.suite.evidence says how; a share only where its parts have
+the signs its claim presumes). The rules carry a version (RULES_VERSION; RULE_VERSIONS holds
+the earlier ones as data), and C1, C3 and C4 set the same effect on the random encoder beside
+theirs (controls). Each rule is checked on the paper's own numbers
 (tests/test_claims.py): it holds there wherever the paper reports the claim, with a margin.
 Thresholds are in accuracy points (%) unless they say otherwise; on Tables 2 and 4 (ResNets
 transferred to VOC07/COCO2014, or the stand-in's mosaics) the same rules read mAP points. C8,
@@ -105,6 +108,9 @@ def c1(frame, points=False):
     paper: 86%, 82%, 69% (SVHN, CIFAR-10, CIFAR-100) on the BiGAN, 81%, 72%, 68% on the VAE;
     half is the line between beating the baseline and beating it by a wide margin (closer to
     fine-tuning than to the baseline). grad − actv in points stands beside it (context).
+    Where grad − actv is clearly negative the rule reads it (it does not hold); where fine-tuning
+    does not clearly beat actv there is no share (inconclusive): evidence.share. Beside it,
+    grad − actv on the pre-trained and on the random encoder (controls).
     points: the previous report's rule, grad − actv above C1_MIN_GAIN points (a threshold read
     off CIFAR-10's scale)."""
     grad, actv, finetune = _t3(frame, "grad"), _t3(frame, "actv"), _t3(frame, "finetune")
