@@ -610,3 +610,18 @@ def test_the_conclusion_judges_pretraining_on_the_profiles_own_base_network_and_
     assert f"beat a random encoder's by {gain.text()} points" in said
     assert ("Control (C1, C3, C4): on the random encoder grad − actv +8.93 [" in said
             and "as large, so the pre-trained encoder's effect need not come from pre-training" in said)
+
+
+def test_the_verdict_table_shows_the_tally_the_deciding_test_the_runs_and_the_rules_version():
+    """A claim of several tests that holds in part: its own colour, how many hold and which do
+    not, the test that decided it, the runs behind it; '<' as text, not markup."""
+    from gradfeat_core.suite.report import VERDICT_COLOURS, VERDICT_WORDS, verdict_table
+    cells = {Cell(3, h, d): [70.0, 70.0, 70.0] for h in ("grad", "full", "finetune") for d in ("conv5", "conv4-5")}
+    ms = {c: ([10.0, 10.5, 9.5] if c.head == "finetune" else [10.2, 10.6, 9.8] if c.layers == "conv5"
+              else [25.0, 26.0, 24.0]) for c in cells}
+    html = verdict_table(verdicts(runs(cells, ms=ms)))
+    assert HOLDS_IN_PART in VERDICT_COLOURS and VERDICT_WORDS[HOLDS_IN_PART] == ("holds in part", "hold in part")
+    assert f"background-color: {VERDICT_COLOURS[HOLDS_IN_PART]}" in html
+    assert ">holds in part</td>" in html and ">2 of 4 hold (not: grad ÷ finetune conv4-5" in html
+    assert "grad ÷ finetune conv4-5 (Table 3, batch 128) &lt; 2</td>" in html
+    assert ">18</td>" in html and ">v3</td>" in html

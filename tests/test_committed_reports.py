@@ -108,12 +108,13 @@ def test_every_first_screen_number_is_the_number_its_claims_detail_computes(prof
             assert row["deciding test"] == decisive.test(), (claim, row)
             assert decisive.sentence() in row_evidence(detail, claim), (claim, row)
         judged = [verdict_of(b) for b in tests_of(comparisons).values()]
-        counted = re.search(TALLY, row["verdict"])
+        assert row["verdict"] == verdict, (claim, row)
+        counted = re.search(TALLY, row["tests that hold"])
         if counted:
             assert (int(counted[1]), int(counted[2])) == (judged.count("holds"), len(judged)), (claim, row)
         runs = {run for c in comparisons if c.role in JUDGED for run in c.effect.runs}
         assert int(row["runs behind it"]) == len(runs), (claim, row)
-        outside = set(printed(row["random encoder (control)"] + row["verdict"])) - detail_numbers(comparisons)
+        outside = set(printed(row["random encoder (control)"] + row["tests that hold"])) - detail_numbers(comparisons)
         assert not outside, (claim, outside, row)
     precondition = {"C3", "C4"}
     for line in lines:

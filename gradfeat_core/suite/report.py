@@ -519,19 +519,18 @@ def interval_method(claims, frame=None):
 
 
 def verdict_table(claims):
-    """The verdict table as HTML: per claim its verdict (coloured) and, for a claim of several
-    tests, how many hold and which do not; the test that decided it and our effect for it with its
+    """The verdict table as HTML: per claim its verdict (coloured); for a claim of several tests,
+    how many hold and which do not; the test that decided it and our effect for it with its
     interval; the runs behind the verdict; the random encoder's effect beside it (controls, C1, C3
     and C4); the paper's effect as its printed numbers give it, and the same rule's verdict on
     them; the rules version. Every number is the claims' detail's (claims.verdicts)."""
     shown = claims[["claim", "statement", "verdict", "tally", "decided_by", "effect", "runs", "controls",
                     "paper_effect", "paper_verdict", "rules_version"]].copy()
-    shown["verdict"] = [f"{v}: {t}" if t else v for v, t in zip(claims.verdict, claims.tally)]
     partly = claims.verdict.isin([HOLDS_IN_PART, INCONCLUSIVE]) & (claims.tally != "")
-    shown.loc[partly, "verdict"] += [" (" + r.split("; ", 1)[1] + ")" if "; " in r else ""
-                                     for r in claims.reason[partly]]
-    shown = shown.drop(columns="tally").rename(columns={
-                        "decided_by": "deciding test", "effect": "ours (95% interval)",
+    shown.loc[partly, "tally"] += [" (" + r.split("; ", 1)[1] + ")" if "; " in r else ""
+                                   for r in claims.reason[partly]]
+    shown = shown.rename(columns={
+                        "tally": "tests that hold", "decided_by": "deciding test", "effect": "ours (95% interval)",
                         "runs": "runs behind it", "controls": "random encoder (control)",
                         "paper_effect": "paper (as printed)",
                         "paper_verdict": "same rule on the paper's numbers", "rules_version": "rules"})
@@ -540,10 +539,8 @@ def verdict_table(claims):
         shown[column] = shown[column].replace("", "not reported")
     for column in shown.columns.difference(["runs behind it"]):  # "full − grad < 1.5": text, not markup
         shown[column] = shown[column].map(lambda v: html.escape(v) if isinstance(v, str) else v)
-    colour = {v: f"background-color: {c}" for v, c in VERDICT_COLOURS.items()}
     return (styled(shown)
-            .map(lambda v: colour.get(next((k for k in sorted(colour, key=len, reverse=True)
-                                            if v.startswith(k)), None), ""), subset=["verdict"])
+            .map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'white')}", subset=["verdict"])
             .to_html())
 
 
