@@ -1,8 +1,11 @@
 """The claims' rules: they hold on the paper's own numbers wherever it reports a claim, fail on
 numbers where the claim clearly fails, and turn seed noise, missing seeds and unconverged runs
 into 'inconclusive' with the reason."""
+import numpy as np
 import pandas as pd
 import pytest
+
+from gradfeat_core.experiments.params import load_params
 
 from gradfeat_core.suite.claims import (C1_MIN_SHARE, CLAIMS, FAILS, HOLDS, HOLDS_IN_PART, INCONCLUSIVE,
                                         NOT_RUN, Cell, assess, paper_frame, verdicts)
@@ -147,9 +150,10 @@ def test_a_broken_full_model_never_makes_c3_hold():
 
 # --- our runs: seeds, pairing, convergence ----------------------------------------------------
 
-def runs(cells, ms=None, converged=None, dataset="fashion-mnist", batch=128):
+def runs(cells, ms=None, convergence=None, dataset="fashion-mnist", batch=128, converged=None):
     """A results frame: {Cell: accuracy per seed}; ms: {Cell: ms per step per seed};
-    converged: {Cell: flags per seed} (the column is left out when None)."""
+    convergence: {Cell: words per seed}, or converged: {Cell: version 2's flags per seed} (the
+    column is left out when None)."""
     rows = []
     for cell, accuracies in cells.items():
         for seed, accuracy in enumerate(accuracies):
@@ -157,6 +161,8 @@ def runs(cells, ms=None, converged=None, dataset="fashion-mnist", batch=128):
                          "layers": cell.layers, **dict(zip(SOURCES, cell.sources)), "seed": seed,
                          "accuracy": accuracy, "status": "done", "batch_size": batch,
                          "ms_per_step": (ms or {}).get(cell, [10.0] * len(accuracies))[seed],
+                         **({"convergence": convergence.get(cell, ["converged"] * len(accuracies))[seed]}
+                            if convergence is not None else {}),
                          **({"converged": converged.get(cell, [True] * len(accuracies))[seed]}
                             if converged is not None else {})})
     return pd.DataFrame(rows)
@@ -193,21 +199,54 @@ def test_an_interval_straddling_the_threshold_is_inconclusive_and_says_so():
     assert v.loc["C1", "reason"].endswith("straddles the threshold 50%")
 
 
-def test_a_run_not_converged_makes_every_verdict_using_it_inconclusive():
-    flags = {T3["grad"]: [True, False, True]}
-    v = by_claim(table3(**GOOD, converged=flags))
+def test_a_run_at_its_cap_makes_every_verdict_using_it_inconclusive():
+    flags = {T3["grad"]: ["converged", "at its cap", "converged"]}
+    v = by_claim(table3(**GOOD, convergence=flags))
     assert (v.loc[["C1", "C5"], "verdict"] == INCONCLUSIVE).all()
-    assert v.loc["C1", "reason"] == "not converged: grad conv5 (seed 1)"
+    assert v.loc["C1", "reason"] == "at its cap: grad conv5 (seed 1)"
     assert v.loc["C1", "effect"].startswith("84%") and v.loc["C1", "effect_low"] > C1_MIN_SHARE  # shown, flagged
-    assert v.loc["C1", "effect"].endswith("(not converged: grad conv5 (seed 1))")
+    assert v.loc["C1", "effect"].endswith("(at its cap: grad conv5 (seed 1))")
     assert v.loc["C2", "verdict"] == HOLDS   # C2 does not use grad
-    from_csv = table3(**GOOD, converged={T3["grad"]: ["True", "False", "True"]})
-    assert by_claim(from_csv).loc["C1", "verdict"] == INCONCLUSIVE
-    assert by_claim(table3(**GOOD, converged={})).loc["C1", "verdict"] == HOLDS
-    unknown = table3(**GOOD, converged={T3["grad"]: [True, None, True]})  # not validated
+    assert by_claim(table3(**GOOD, convergence={})).loc["C1", "verdict"] == HOLDS
+    unknown = table3(**GOOD, convergence={T3["grad"]: ["converged", None, "converged"]})  # not validated
     v = by_claim(unknown)
     assert v.loc["C1", "verdict"] == INCONCLUSIVE
     assert v.loc["C1", "reason"] == "convergence unknown (not validated): grad conv5 (seed 1)"
+
+
+@pytest.mark.parametrize("flags, words", [
+    ([True, False, None], ["converged", "at its cap", None]),
+    (["True", "False", ""], ["converged", "at its cap", None]),   # as pandas reads results.csv
+    ([1.0, 0.0, float("nan")], ["converged", "at its cap", None]),
+])
+def test_a_results_csv_of_version_2_reads_its_boolean_flag_as_words(flags, words):
+    """Results version 2 wrote a boolean `converged` column: True is converged, False at its cap
+    (the bool did not tell a run that never trained from one at its cap), empty unknown."""
+    from gradfeat_core.suite.evidence import converged
+    frame = table3(**GOOD, converged={T3["grad"]: flags})
+    grad = converged(frame).pipe(lambda f: f[f["head"] == "grad"])
+    assert list(grad.convergence) == words
+    assert by_claim(frame).loc["C1", "reason"] == ("at its cap: grad conv5 (seed 1); "
+                                                   "convergence unknown (not validated): grad conv5 (seed 2)")
+
+
+def test_a_run_that_never_trained_is_dropped_and_named():
+    """A never-trained run is a failed run: dropped from its cell's effects. With 3 seeds its cell
+    has too few left and the comparison is inconclusive, saying which run and why; with 4 the
+    effect is computed on the 3 others and the problem names the run dropped."""
+    flags = {T3["grad"]: ["converged", "never trained", "converged"]}
+    v = by_claim(table3(**GOOD, convergence=flags))
+    assert v.loc["C1", "verdict"] == INCONCLUSIVE
+    assert v.loc["C1", "reason"] == "needs ≥3 seeds: grad conv5 has 2 (never trained, dropped: seed 1)"
+    four = {k: x + [x[0]] for k, x in GOOD.items()}
+    grad = four["grad"]
+    grad[1] = 10.0  # what the failed run scored: in no mean
+    v = by_claim(table3(**four, convergence={T3["grad"]: ["converged", "never trained", "converged", "converged"]}))
+    kept = [0, 2, 3]
+    share = np.mean([(grad[s] - four["actv"][s]) / (four["finetune"][s] - four["actv"][s]) for s in kept])
+    assert v.loc["C1", "verdict"] == INCONCLUSIVE and v.loc["C1", "seeds"] == 3
+    assert v.loc["C1", "reason"] == "never trained (dropped): grad conv5 (seed 1)"
+    assert v.loc["C1", "effect"].startswith(f"{share:.0%}")
 
 
 def test_pretraining_precondition_of_c3_and_c4():
@@ -305,7 +344,6 @@ def test_the_frame_puts_the_papers_effect_beside_ours_as_printed():
 def test_coverage_names_every_table_and_claim_and_what_they_ran_on():
     """Tables 1–4 and C1–C8, each reproduced on the paper's setting (its data set and base
     network), on a stand-in (saying which), or not covered (saying why)."""
-    from gradfeat_core.experiments.params import load_params
     from gradfeat_core.suite.report import NOT_COVERED, PAPER_SETTING, STAND_IN, coverage
     frame = table3(**GOOD, dataset="cifar10")  # Table 3 only
     claims = verdicts(frame)
@@ -324,7 +362,6 @@ def test_coverage_names_every_table_and_claim_and_what_they_ran_on():
 
 
 def test_the_conclusion_says_what_ran_on_what_and_what_held():
-    from gradfeat_core.experiments.params import load_params
     from gradfeat_core.suite.report import conclusion
     frame = table3(**GOOD).assign(notebook=lambda f: f["head"] + "-" + f.seed.astype(str))
     twin = frame[frame["head"] == "grad"].assign(table=1)  # Table 1's twin of a Table 3 run
@@ -344,7 +381,7 @@ def test_the_conclusion_says_what_ran_on_what_and_what_held():
     said = conclusion(load_params("fashion-mnist"), flagged, verdicts(flagged))
     assert said[3].startswith("The base network's features beat a random encoder's by +1.00")
     assert "barely above random" in said[3] and "C3's and C4's precondition" in said[3]
-    assert said[4].startswith("4 of 15 runs did not converge")
+    assert said[4].startswith("4 of 15 runs were still improving at their cap")
 
 
 def test_the_forest_plot_has_a_panel_per_claim_and_unit_with_the_papers_effect_beside_ours():
@@ -542,6 +579,8 @@ def test_a_claim_of_several_tests_counts_them_and_names_what_decided():
     assert (v.loc["C5", "tally"], v.loc["C5", "runs"]) == ("", 6)   # grad and full, 3 seeds each
     assert v.loc["C1", "runs"] == 9 and v.loc["C2", "runs"] == 9
     assert v.loc["C1", "decided_by"] == "(grad conv5 − actv) ÷ (finetune − actv) > 50%"
+    assert sorted(v.loc["C5", "decided_by_runs"], key=str) == sorted(
+        [(T3[h], s) for h in ("grad", "full") for s in range(3)], key=str)   # the sensitivity stage's
     assert (v.rules_version == 3).all()
     cells = {Cell(3, h, d): [70.0, 70.0, 70.0] for h in ("grad", "full", "finetune") for d in ("conv5", "conv4-5")}
     ms = {c: ([10.0, 10.5, 9.5] if c.head == "finetune" else [10.2, 10.6, 9.8] if c.layers == "conv5"
@@ -557,6 +596,7 @@ def test_c7_is_decided_by_the_test_nearest_its_threshold_in_its_own_scale():
     v = by_claim(table3(**GOOD), lin(1e-6, (1, 2.93, 2.93 ** 2), 0.97)).loc["C7"]
     assert v.verdict == HOLDS and v.comparison.startswith("order of the Taylor remainder")
     assert v.effect == "1.55" and v.runs == 3   # the linearisation and seed 0's full and finetune
+    assert v.decided_by_runs == []   # the order is the linearisation's alone: no cell to train again
 
 
 def test_controls_set_the_random_encoders_effect_beside_the_pretrained_one():
@@ -625,3 +665,33 @@ def test_the_verdict_table_shows_the_tally_the_deciding_test_the_runs_and_the_ru
     assert ">holds in part</td>" in html and ">2 of 4 hold (not: grad ÷ finetune conv4-5" in html
     assert "grad ÷ finetune conv4-5 (Table 3, batch 128) &lt; 2</td>" in html
     assert ">18</td>" in html and ">v3</td>" in html
+
+
+def test_a_run_that_never_trained_is_a_failed_run_in_the_report_and_in_no_mean():
+    """The report's Failed runs list a never-trained run with its reason beside the unfinished
+    ones; the heads' table leaves it out of its mean; Read this first counts the runs at their
+    cap and the never trained from the same `convergence` column as results.csv."""
+    from gradfeat_core.suite.report import NEVER_TRAINED_REASON, failed_runs, heads, scope
+    words = {T3["full"]: ["never trained", "converged", "converged"],
+             T3["grad"]: ["converged", "at its cap", "at its cap"]}
+    frame = table3(**GOOD, convergence=words).assign(
+        experiment=lambda f: "t3-" + f["head"], notebook=lambda f: f["head"] + ".ipynb", base="rotation",
+        error=None, iterations=1000, best_iteration=500, paper_accuracy=None, paper_dataset=None)
+    frame.loc[len(frame)] = dict(frame.iloc[0], experiment="t3-broken", seed=0, status="failed",
+                                 error="RuntimeError: out of memory", notebook="broken.ipynb")
+    failed = failed_runs(frame)
+    assert failed.values.tolist() == [["t3-broken", 0, "RuntimeError: out of memory"],
+                                      ["t3-full", 0, NEVER_TRAINED_REASON]]
+    full = heads(frame).set_index("head").loc["full"]
+    assert full.seeds == 2 and full.ours == pytest.approx(np.mean(GOOD["full"][1:]))
+    said = " ".join(scope(load_params("fashion-mnist"), None, frame))
+    assert "2 of 12 runs were at their cap, still improving" in said
+    assert "1 never trained (failed runs, in no mean) and 0 were not validated" in said
+
+
+def test_a_frame_with_both_columns_takes_the_word_where_a_row_has_one():
+    from gradfeat_core.suite.evidence import converged
+    frame = pd.DataFrame({"convergence": ["never trained", None, "", None],
+                          "converged": [True, False, None, True]})
+    assert list(converged(frame).convergence) == ["never trained", "at its cap", None, "converged"]
+    assert list(converged(pd.DataFrame({"seed": [0]})).convergence) == ["converged"]

@@ -472,7 +472,8 @@ def test_the_dry_run_counts_every_trial_the_first_seed_trains(monkeypatch):
     monkeypatch.setattr(plan.Timer, "cached", lambda self, head, layers, images, max_gib: (0, ("z",)))
 
     def minutes(*sets):
-        return {s["stage"]: s["most_min"] for s in plan.estimate("quick-resnet", list(sets), tflops=1)["stages"]}
+        off = ["reproduce.sensitivity.schedule=0", "reproduce.sensitivity.pretrain_seed=null"]
+        return {s["stage"]: s["most_min"] for s in plan.estimate("quick-resnet", off + list(sets), tflops=1)["stages"]}
     alternatives = "train.finetune.alternatives=[{optimizer: sgd}, {lr: 0.5}]"
     before, after = minutes("train.finetune.alternatives=[]"), minutes(alternatives)
     params = plan.load_params("quick-resnet", [alternatives])
@@ -482,3 +483,21 @@ def test_the_dry_run_counts_every_trial_the_first_seed_trains(monkeypatch):
         extra = sum(2 * e.params(params)["train"]["finetune"]["iterations"] * 0.01 / 60 for e in finetunes)
         assert after[stage] - before[stage] == pytest.approx(extra), stage
     assert any(after[s] > before[s] for s in before)
+
+
+def test_the_dry_run_prices_the_sensitivity_stage_as_the_heads_table_under_each_perturbation(monkeypatch):
+    """Each perturbation retrains the heads' table on the profile's own base network (its seeds,
+    its steps: ×k under the schedule perturbation) and a pre-training of its own where it needs one."""
+    from gradfeat_core.suite import plan
+    monkeypatch.setattr(plan.Timer, "step", lambda self, *args, **kwargs: 0.01)
+    monkeypatch.setattr(plan.Timer, "frozen_per_image", lambda self, layers, n=256: 0.0)
+    monkeypatch.setattr(plan.Timer, "cached", lambda self, head, layers, images, max_gib: (0, ("z",)))
+    sets = ["reproduce.sensitivity.schedule=3", "reproduce.sensitivity.pretrain_seed=null"]
+    stages = {s["stage"]: s for s in plan.estimate("quick", sets, tflops=1)["stages"]}
+    params = plan.load_params("quick", sets)
+    heads = [e for e in plan.experiments(params) if e.table == 3 and e.encoder == "pretrained"]
+    expected = sum(3 * len(e.seeds) * e.params(params)["train"][e.head]["iterations"] * 0.01 / 60 for e in heads)
+    assert stages["sensitivity"]["runs"] == len(heads)
+    assert stages["sensitivity"]["most_min"] == pytest.approx(expected)
+    with_seed = plan.estimate("quick", ["reproduce.sensitivity.schedule=0"], tflops=1)["stages"]
+    assert [s["runs"] for s in with_seed if s["stage"] == "pre-training"] == [2]  # the profile's and seed 1's

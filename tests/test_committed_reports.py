@@ -34,6 +34,7 @@ def test_a_committed_report_says_what_it_covers_and_shows_only_what_was_measured
     assert not uncaptioned, uncaptioned
 
 
+@pytest.mark.xfail(strict=True, reason="committed reports made at results version 2: regenerate (issue 40)")
 def test_the_committed_default_reports_runs_keep_their_keys():
     """Finished runs stay finished: each run key in reports/fashion-mnist/results.csv is the one
     reproduce computes for that experiment now (a parameter added since stays out of keys at
@@ -50,6 +51,23 @@ def test_the_committed_default_reports_runs_keep_their_keys():
     assert len(set(own.experiment)) == len(set(committed.experiment) - {"t1-actv-conv5", "t1-finetune-conv5",
                                                                         "t1-grad-conv5-ppp", "t1-full-conv5-ppp"})
     assert dict(zip(own.experiment, own.run_key)) == {e: keys[e] for e in own.experiment}
+
+
+@pytest.mark.xfail(strict=True, reason="committed reports made at results version 2: regenerate (issue 40)")
+@pytest.mark.parametrize("profile", REPORTS)
+def test_a_committed_reports_convergence_counts_are_its_results_csvs(profile):
+    """Read this first counts the runs at their cap and the never trained from the same
+    `convergence` column as results.csv (evidence.converged reads it)."""
+    import pandas as pd
+    from gradfeat_core.suite.evidence import converged
+    from gradfeat_core.suite.results import distinct_runs
+    frame = pd.read_csv(ROOT / "reports" / profile / "results.csv")
+    runs = converged(distinct_runs(frame[frame.status == "done"])).convergence
+    text = re.sub(r"<[^>]+>", "", (ROOT / "reports" / profile / "report.html").read_text())
+    said = re.search(r"(\d+) of (\d+) runs were at their cap, still improving .*?(\d+) never trained", text, re.S)
+    assert said, "Read this first does not count the runs at their cap and the never trained"
+    assert [int(n) for n in said.groups()] == [(runs == "at its cap").sum(), len(runs),
+                                               (runs == "never trained").sum()]
 
 
 # --- the first screen's numbers are the claims' detail's ------------------------------------------

@@ -275,12 +275,12 @@ def test_non_positive_data_sizes(key, value):
 
 # ---------------------------------------------------------------- non-finite and out-of-range numbers
 
-def _leaves(d, prefix=""):
+def leaves(d, prefix=""):
     for k, v in d.items():
-        yield from _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else [(prefix + k, v)]
+        yield from leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else [(prefix + k, v)]
 
 
-FLOAT_KEYS = sorted(k for k, v in _leaves(BASE) if isinstance(v, float))
+FLOAT_KEYS = sorted(k for k, v in leaves(BASE) if isinstance(v, float))
 
 
 def test_float_keys_cover_the_issue():

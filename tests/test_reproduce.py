@@ -186,7 +186,7 @@ def summary(table, head, layers="conv5", sources=("pretrained",) * 3, accuracies
                               *(f"model.{k}={v}" for k, v in zip(("theta1", "theta2", "omega"), sources)),
                               f"train.batch_size={batch}"])
     runs = [{"seed": s, "accuracy": a, "iterations": 100, "train_seconds": ms / 10, "ms_per_step": ms,
-             "loss_history": [[50, 1.0], [100, 0.5]], "converged": True} for s, a in enumerate(accuracies)]
+             "loss_history": [[50, 1.0], [100, 0.5]], "convergence": "converged"} for s, a in enumerate(accuracies)]
     out = {"experiment": f"t{table}-{head}-{layers}", "table": table, "status": status,
            "seeds": list(range(len(accuracies))), "params": p}
     return dict(out, runs=runs) if status == "done" else dict(out, error="boom")

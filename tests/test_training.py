@@ -11,7 +11,7 @@ from gradfeat_core.experiments.run import (base_networks, load_encoder, cache_by
 from gradfeat_core.experiments.data import load_dataset
 from gradfeat_core.method.linear_model import build_head
 from gradfeat_core.method.nets import FEATURE_DIM, fold_batchnorm, parse_layers, random_encoder, split
-from gradfeat_core.experiments.train import (DeviceError, still_rising, FrozenInputs, batch_order, cuda_problem, pick_device,
+from gradfeat_core.experiments.train import (DeviceError, Evaluation, FrozenInputs, Validation, batch_order, cuda_problem, pick_device,
                                  predict, train, validation_split)
 
 
@@ -164,7 +164,7 @@ def test_validation_split_is_seeded_disjoint_and_the_same_for_every_run():
 def test_validation_curve_starts_at_the_activation_baseline_and_flags_convergence(tmp_path):
     """The full model starts at w1 = ω̄, w2 = 0, so its validation accuracy at iteration 0 is
     the activation head's; patience stops training on a plateau and keeps the best parameters;
-    a run stopped by its cap while still improving is flagged not converged."""
+    a run stopped by its cap before it could plateau is not converged."""
     sets = ["train.val_fraction=0.25", "train.eval_every=5", "train.patience=3"]
     actv = run_head(quick(tmp_path, "model.head=actv", *sets))
     full = run_head(quick(tmp_path, "model.head=full", *sets, "train.full.iterations=400"))
@@ -173,46 +173,61 @@ def test_validation_curve_starts_at_the_activation_baseline_and_flags_convergenc
     actv_curve = actv.validation_curve
     best_actv = max(acc for _, acc in actv_curve)
     assert curve[0][1] == pytest.approx(best_actv)  # ω̄ is actv's best-validation classifier
-    assert full.converged and full.stopped_early and full.iterations < 400
+    assert full.convergence == "converged" and full.stopped_early and full.iterations < 400
+    assert full.validation_se is None  # it plateaued: no gain at the cap to judge
     assert full.best_iteration == max(curve, key=lambda c: c[1])[0]
     # One evaluation only, at the cap, after the start: the run cannot have plateaued.
     capped = run_head(quick(tmp_path, "model.head=full", "train.val_fraction=0.25",
                             "train.eval_every=1000", "train.patience=3", "train.full.iterations=5"))
-    assert capped.converged is False and capped.iterations == 5
+    assert capped.iterations == 5 and capped.convergence == (
+        "never trained" if capped.best_iteration == 0 else "at its cap")
 
 
-def scripted_training(curve, stepsize=1000, **stopping):
+class Scripted(Validation):
+    """A Validation of n items whose evaluations are scripted, in order: a score s (the first
+    round(s · n) items right) or (lo, hi) (items lo..hi−1 right), scored as their share right."""
+
+    def __init__(self, curve, n=100):
+        super().__init__(None, torch.zeros(n, dtype=torch.long))
+        self.script = iter(curve)
+
+    def __call__(self, model):
+        item, step = torch.arange(self.size), next(self.script)
+        right = (item >= step[0]) & (item < step[1]) if isinstance(step, tuple) else item < round(step * self.size)
+        return Evaluation(right.float().mean().item(), right)
+
+
+def scripted_training(curve, stepsize=1000, n=100, **stopping):
     """train() on a small linear problem whose validation accuracies are `curve`, in order."""
     torch.manual_seed(0)
     model, x = torch.nn.Linear(4, 2), torch.randn(64, 4)
-    scores = iter(curve)
     schedule = {"optimizer": "sgd", "lr": 0.1, "weight_decay": 0.0, "iterations": len(curve) - 1,
                 "stepsize": stepsize}
-    return train(model, x, (x[:, 0] > 0).long(), schedule, 16, validate=lambda m: next(scores),
+    return train(model, x, (x[:, 0] > 0).long(), schedule, 16, validate=Scripted(curve, n),
                  eval_every=1, **stopping)
 
 
-def test_no_early_stop_before_min_iterations_and_a_best_at_the_start_is_not_converged():
+def test_no_early_stop_before_min_iterations_and_a_best_at_the_start_never_trained():
     """The full model's dip: below its start for longer than the patience, then above it. Without
-    a floor the run stops with its best at iteration 0, flagged not converged; with the floor it
-    trains through the dip and stops on its real plateau."""
+    a floor the run stops with its best at iteration 0, never trained; with the floor it trains
+    through the dip and stops on its real plateau."""
     dip = [0.80, 0.70, 0.70, 0.70, 0.75, 0.82, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85]
     early = scripted_training(dip, patience=3)
     assert early.stopped_early and early.iterations == 3
-    assert early.best_iteration == 0 and early.converged is False
+    assert early.best_iteration == 0 and early.convergence == "never trained"
     floored = scripted_training(dip, patience=3, min_iterations=6)
     assert floored.best_iteration == 6 and floored.iterations == 9
-    assert floored.stopped_early and floored.converged is True
+    assert floored.stopped_early and floored.convergence == "converged"
 
 
 def test_a_best_at_the_start_kept_through_two_halvings_is_converged():
-    """Nothing to gain, not a dip: a run never above its start counts as converged only when it
-    stopped after its learning rate had halved twice (to a quarter of its start)."""
+    """Nothing to gain, not a dip: a run never above its start is converged only when it stopped
+    after its learning rate had halved twice (to a quarter of its start); before, never trained."""
     flat = [0.80, 0.79, 0.78, 0.79, 0.78, 0.79, 0.78, 0.79, 0.78, 0.79, 0.78]
     slow = scripted_training(flat, stepsize=3, patience=3, min_iterations=5)  # halved at 3, 6
-    assert slow.best_iteration == 0 and slow.iterations == 5 and slow.converged is False
+    assert slow.best_iteration == 0 and slow.iterations == 5 and slow.convergence == "never trained"
     decayed = scripted_training(flat, stepsize=3, patience=3, min_iterations=6)
-    assert decayed.best_iteration == 0 and decayed.iterations == 6 and decayed.converged is True
+    assert decayed.best_iteration == 0 and decayed.iterations == 6 and decayed.convergence == "converged"
 
 
 def test_patience_needs_a_validation_split():
@@ -358,17 +373,68 @@ def test_the_full_models_w1_trains_at_its_own_rate():
     assert torch.allclose(before - model.w1.weight.detach(), torch.full_like(before, 0.01))
 
 
-def test_a_gain_at_the_cap_smaller_than_validation_noise_is_converged():
-    """At its cap a run whose last evaluations beat the best before them by less than one
-    standard error of the validation accuracy (sqrt(p(1 - p) / n)) has plateaued; a larger gain,
-    or any gain when the split's size is unknown, is still rising."""
-    creep = [0.80, 0.85, 0.86, 0.86, 0.86, 0.86, 0.8606]  # +0.06 points at the cap
+def test_a_gain_at_the_cap_within_its_paired_standard_error_is_converged():
+    """At its cap a run whose last `patience` evaluations beat the best before them by no more
+    than the standard error of that gain, paired on the validation items, has plateaued; a
+    larger gain is 'at its cap'. By hand, on 100 items, against the best before (items 0-85):
+    - items 2-88 right (+0.01): d is −1 on 2 items, +1 on 3, so Σd = 1, Σd² = 5,
+      sd² = (5 − 100 · 0.01²) / 99, SE = sd / 10 = 0.02245 ≥ 0.01: converged;
+    - items 0-89 right (+0.04): Σd = Σd² = 4, sd² = (4 − 100 · 0.04²) / 99, SE = 0.01969 < 0.04."""
     at_cap = dict(patience=3, min_iterations=100)
-    assert scripted_training(creep, **at_cap, n_validation=3200).converged is True
-    assert scripted_training(creep, **at_cap).converged is False
-    climb = creep[:-1] + [0.88]  # +2 points: se of 88% on 3200 images is 0.57 points
-    assert scripted_training(climb, **at_cap, n_validation=3200).converged is False
-    assert still_rising([(0, 0.5), (1, 0.6)], 3, 10**6)  # too short to tell
+    before = [0.80, 0.85, 0.86, 0.86]  # the best before the window: 0.86 (items 0-85)
+    creep = scripted_training(before + [0.86, 0.86, (2, 89)], **at_cap)
+    assert creep.convergence == "converged"
+    assert creep.validation_se == pytest.approx(((5 - 100 * 0.01 ** 2) / 99) ** 0.5 / 10)
+    climb = scripted_training(before + [0.86, 0.86, (0, 90)], **at_cap)
+    assert climb.convergence == "at its cap"
+    assert climb.validation_se == pytest.approx(((4 - 100 * 0.04 ** 2) / 99) ** 0.5 / 10)
+    assert round(climb.validation_se, 5) == 0.01969
+    # the best before the window, not its last evaluation: 0.86 (iteration 1), not 0.84
+    late = scripted_training([0.80, 0.86, 0.84, 0.84, 0.85, 0.85, (0, 90)], **at_cap)
+    assert late.convergence == "at its cap" and late.validation_se == climb.validation_se
+    # too short to tell (no evaluation before the window): at its cap, no SE
+    short = scripted_training([0.5, 0.6], **at_cap)
+    assert short.convergence == "at its cap" and short.validation_se is None
+    # a plateau within the patience before the cap is converged whatever the gain before it
+    assert scripted_training(before + [0.90, 0.89, 0.89, 0.89], **at_cap).convergence == "converged"
+
+
+def test_the_paired_standard_error_of_an_accuracy_gain_by_hand():
+    """Validation.gain_se for accuracy: sd of the per-item differences of correctness / √n.
+    a = 1101, b = 1000: d = 0101, mean 1/2, sd √(1/3), SE √(1/3) / 2."""
+    labels = torch.tensor([0, 1, 0, 1])
+    validation = Validation(lambda model: model, labels)
+    a = validation(torch.tensor([[1.0, 0], [0, 1], [0, 1], [0, 1]]))  # right, right, wrong, right
+    b = validation(torch.tensor([[1.0, 0], [1, 0], [0, 1], [1, 0]]))  # right, wrong, wrong, wrong
+    assert (a.score, b.score) == (0.75, 0.25)
+    assert validation.gain_se(a.items, b.items) == pytest.approx((1 / 3) ** 0.5 / 2)
+    assert validation.gain_se(a.items, a.items) == 0.0
+
+
+def test_the_jackknife_standard_error_of_a_map_gain_leaves_out_one_group_at_a_time():
+    """Validation.gain_se for mAP against a direct delete-a-group jackknife of the difference
+    of two score matrices' mAPs, each by metrics.mean_average_precision on what is left:
+    var = (G − 1)/G · Σ_g (δ_(−g) − mean δ_(−))², over metrics.jackknife_groups' groups."""
+    import numpy as np
+    from sklearn.metrics import average_precision_score
+    from gradfeat_core.experiments.metrics import jackknife_groups, mean_average_precision
+    rng = np.random.default_rng(0)
+    n, classes, groups = 60, 3, 6
+    labels = (rng.random((n, classes)) < 0.4).astype(np.int64)
+    labels[:3] = 1  # every class has a positive in every leave-one-group-out subset
+    a, b = rng.normal(size=(n, classes)) + labels, rng.normal(size=(n, classes)) + 0.5 * labels
+    validation = Validation(lambda model: model, torch.tensor(labels), groups)
+    ea, eb = validation(torch.tensor(a)), validation(torch.tensor(b))
+    sk_map = np.mean([average_precision_score(labels[:, c], a[:, c]) for c in range(classes)])
+    assert ea.score == pytest.approx(mean_average_precision(a, labels == 1)[0])
+    assert abs(ea.score - sk_map) < 0.05  # the interpolated AP is near scikit-learn's stepwise one
+    group = jackknife_groups(n, groups)
+    left_out = np.array([mean_average_precision(a[group != g], labels[group != g] == 1)[0]
+                         - mean_average_precision(b[group != g], labels[group != g] == 1)[0]
+                         for g in range(groups)])
+    direct = np.sqrt((groups - 1) / groups * np.sum((left_out - left_out.mean()) ** 2))
+    assert validation.gain_se(ea.items, eb.items) == pytest.approx(direct, rel=1e-9)
+    assert direct > 0.01  # a case where the SE is not nothing
 
 
 def test_a_device_budget_streams_images_and_cache_from_host_memory_with_the_same_result(tmp_path):
@@ -458,5 +524,41 @@ def test_a_finished_run_is_found_again_by_its_parameters_and_results_version(tmp
     assert finished_result(quick(tmp_path, "model.head=actv", "train.actv.iterations=6")) is None
     record = json.loads(open(result.path).read())
     record["environment"]["results_version"] -= 1
+    record["converged"] = record.pop("convergence") == "converged"  # version 2's field: not read
     open(result.path, "w").write(json.dumps(record))
     assert finished_result(params) is None
+
+
+def test_a_multi_label_run_at_its_cap_is_judged_by_the_jackknife_of_its_map_gain():
+    """train() on a small multi-label problem, validated on mAP, reaching its cap while still
+    improving: validation_se is the direct delete-a-group jackknife SE of the mAP difference
+    between the best evaluation of the window and the best before it (every evaluation's scores
+    recorded here by the test, not by train)."""
+    import numpy as np
+    from gradfeat_core.experiments.metrics import jackknife_groups, mean_average_precision
+    torch.manual_seed(0)
+    x, w = torch.randn(400, 8), torch.randn(8, 4)
+    labels = (x @ w + 0.5 * torch.randn(400, 4) > 0.5).long()
+    model, groups = torch.nn.Linear(8, 4), 10
+    seen = []
+
+    class Recorded(Validation):
+        def __call__(self, model):
+            evaluation = super().__call__(model)
+            seen.append(evaluation)
+            return evaluation
+    validation = Recorded(lambda m: predict(m, x[300:]), labels[300:], groups)
+    schedule = {"optimizer": "sgd", "lr": 0.05, "weight_decay": 0.0, "iterations": 12, "stepsize": 1000}
+    run = train(model, x[:300], labels[:300], schedule, 16, validate=validation, eval_every=2,
+                patience=2, min_iterations=100)
+    scores = [e.score for e in seen]
+    assert run.convergence == "at its cap" and scores[-1] > max(scores[:-2])  # still rising
+    before = max(range(len(scores) - 2), key=lambda k: scores[k])
+    best = max(range(len(scores) - 2, len(scores)), key=lambda k: scores[k])
+    a, b, y = seen[best].items.numpy(), seen[before].items.numpy(), labels[300:].numpy()
+    group = jackknife_groups(len(y), groups)
+    left_out = np.array([mean_average_precision(a[group != g], y[group != g] == 1)[0]
+                         - mean_average_precision(b[group != g], y[group != g] == 1)[0] for g in range(groups)])
+    direct = np.sqrt((groups - 1) / groups * np.sum((left_out - left_out.mean()) ** 2))
+    assert run.validation_se == pytest.approx(direct, rel=1e-9)
+    assert scores[best] - scores[before] > direct

@@ -62,6 +62,14 @@ def mean_average_precision(scores, labels, definition="area", ignore=None):
     return float(np.nanmean(per_class)) if np.isfinite(per_class).any() else float("nan"), per_class
 
 
+def paired_se(differences):
+    """Standard error of the mean of per-unit differences between two evaluations on the same
+    units, sd(d, ddof=1) / √n: per item (a difference of correctness) or per jackknife group (a
+    difference of pseudo-values, whose mean has the jackknife's variance). 0 for fewer than 2."""
+    d = np.asarray(differences, float)
+    return float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
+
+
 JACKKNIFE_GROUPS = 50  # groups of test images a multi-label run's mAP pseudo-values are over
 
 

@@ -28,6 +28,8 @@ from .results import ROOT, file_sha256
 NULLABLE = {"out_dir": str, "data.root": str, "data.num_classes": int, "data.n_train": int,
             "data.n_test": int, "base.checkpoint": str, "base.random_checkpoint": str,
             "base.checkpoint_sha256": str, "pretrain.init_std": float,
+            "reproduce.sensitivity.pretrain_seed": int, "reproduce.sensitivity.checkpoint": str,
+            "reproduce.sensitivity.checkpoint_sha256": str,
             "cache.device_gib": float}
 # the same from any working directory (GRADFEAT_REPORTS: elsewhere, e.g. for the tests)
 REPORTS_DIR = Path(os.environ.get("GRADFEAT_REPORTS", ROOT / "reports"))
@@ -101,11 +103,11 @@ def _is_float(text):
         return False
 
 
-def _leaves(params, prefix=""):
+def leaves(params, prefix=""):
     """(dotted key, value) of every non-section value."""
     for key, value in params.items():
         if isinstance(value, dict):
-            yield from _leaves(value, f"{prefix}{key}.")
+            yield from leaves(value, f"{prefix}{key}.")
         else:
             yield prefix + str(key), value
 
@@ -113,7 +115,7 @@ def _leaves(params, prefix=""):
 # Sections that hold overrides of the parameters themselves (one table's protocol, the
 # pre-training's): any keys, merged key by key over what a profile or --set gave before,
 # validated when validate() merges them into the parameters.
-OVERRIDES = ("reproduce.table3", "reproduce.table1", "reproduce.pretrain")
+OVERRIDES = ("reproduce.table3", "reproduce.table1", "reproduce.pretrain", "reproduce.sensitivity.design")
 # Mappings whose keys depend on the base network (the ablation's depths: grid.experiments checks
 # them against its blocks): any keys, merged key by key.
 ANY_KEYS = ("reproduce.table1_rows",)
@@ -216,6 +218,8 @@ def load_params(profile, sets=(), params_dir=None, objective=None, overrides=Non
     for key in ("checkpoint", "random_checkpoint"):  # a committed encoder is named from the repository
         params["base"][key] = _from_root(params["base"][key], Path.is_file)
     params["base"]["compared"] = [_from_root(p, Path.is_dir) for p in params["base"]["compared"]]
+    sensitivity = params["reproduce"]["sensitivity"]
+    sensitivity["checkpoint"] = _from_root(sensitivity["checkpoint"], Path.is_file)
     validate(params)
     return params
 
@@ -245,7 +249,7 @@ def validate(params, tables=True):
     """Checks that need more than types: names, ranges, paths, consistency; with `tables`, of
     the parameters each table's protocol (reproduce.table3, reproduce.table1) makes too."""
     data, base, model = params["data"], params["base"], params["model"]
-    for key, value in _leaves(params):
+    for key, value in leaves(params):
         for number in value if isinstance(value, list) else [value]:
             if isinstance(number, float) and not math.isfinite(number):
                 raise ParamError(f"'{key}' is {value}; it must be a finite number")
@@ -357,8 +361,11 @@ def validate(params, tables=True):
                          "feature-quality curve, each once, from actv and grad, e.g. [actv, grad]")
     _validate_reproduce(params["reproduce"])
     # each table's protocol and the pre-training's are valid parameters, and leave the grid alone
-    for section in ("table3", "table1", "pretrain"):
-        protocol, grid = params["reproduce"][section], {"reproduce", "model", "profile", "out_dir"}
+    rep = params["reproduce"]
+    protocols = {"table3": rep["table3"], "table1": rep["table1"], "pretrain": rep["pretrain"],
+                 "sensitivity.design": rep["sensitivity"]["design"]}
+    for section, protocol in protocols.items():
+        grid = {"reproduce", "model", "profile", "out_dir"}
         if grid & set(protocol):
             raise ParamError(f"'reproduce.{section}' sets {', '.join(sorted(grid & set(protocol)))}; it "
                              "sets data, base, train, cache or pretrain parameters only")
@@ -380,13 +387,23 @@ def validate(params, tables=True):
             raise ParamError(f"'base.compared' names {folder!r}, which holds no pretrain.json and "
                              "quality.csv; make it with `python -m gradfeat_core publish-encoder "
                              "<pretrain dir> --to <folder> --curves-only` or drop it from the list")
-    expected = base["checkpoint_sha256"]
-    if expected and base["checkpoint"] and file_sha256(base["checkpoint"]) != expected:
-        raise ParamError(f"'base.checkpoint' {base['checkpoint']} has sha256 "
-                         f"{file_sha256(base['checkpoint'])[:12]}..., not the {expected[:12]}... of "
-                         "base.checkpoint_sha256: restore the file (git checkout -- <it>) or "
-                         "re-create the encoder from scratch with --set base.checkpoint=null")
+    _check_sha256("base.checkpoint", base["checkpoint"], base["checkpoint_sha256"],
+                  "re-create the encoder from scratch with --set base.checkpoint=null")
+    sensitivity = params["reproduce"]["sensitivity"]
+    if sensitivity["checkpoint"] and not os.path.isfile(sensitivity["checkpoint"]):
+        raise ParamError(f"'reproduce.sensitivity.checkpoint' points at {sensitivity['checkpoint']}, which "
+                         "does not exist; fix the path or set it to null to pre-train it in the run")
+    _check_sha256("reproduce.sensitivity.checkpoint", sensitivity["checkpoint"],
+                  sensitivity["checkpoint_sha256"], "set it to null to pre-train it in the run")
     _check_dirs(params)
+
+
+def _check_sha256(key, path, expected, alternative):
+    """A committed file that must have the sha256 its profile records."""
+    if expected and path and file_sha256(path) != expected:
+        raise ParamError(f"'{key}' {path} has sha256 {file_sha256(path)[:12]}..., not the "
+                         f"{expected[:12]}... of {key}_sha256: restore the file (git checkout -- "
+                         f"<it>) or {alternative}")
 
 
 def _check_dirs(params):
@@ -448,6 +465,10 @@ def _validate_reproduce(rep):
                              "as strings, e.g. [\"--qos=normal\", \"--account=lab\"]")
     if rep["timeout"] <= 0:
         raise ParamError(f"'reproduce.timeout' is {rep['timeout']}; it must be positive")
+    schedule = rep["sensitivity"]["schedule"]
+    if isinstance(schedule, bool) or not isinstance(schedule, int) or schedule < 0 or schedule == 1:
+        raise ParamError(f"'reproduce.sensitivity.schedule' is {schedule!r}; give a whole factor of 2 "
+                         "or more (the schedule twice as long: 2), or 0 to skip that perturbation")
 
 
 def with_protocol(profile, sets, objective, section):
@@ -470,16 +491,16 @@ def smoke(profile, sets=(), objective=None, params_dir=None):
     params_dir = Path(params_dir or PARAMS_DIR)
     params = load_params(profile, sets, params_dir, objective)
     own, rep = _read_yaml(params_dir / "smoke.yaml"), params["reproduce"]
-    mine = dict(_leaves(own))
+    mine = dict(leaves(own))
     for section in ("table3", "table1", "pretrain"):
-        for key, _ in _leaves(rep[section]):
+        for key, _ in leaves(rep[section]):
             if key in mine:
                 own = combine(own, parse_set(f"reproduce.{section}.{key}={json.dumps(mine[key])}"))
     own = combine(own, {"reproduce": {"table1_rows": {d: [] for d in rep["table1_rows"]}},
                         "data": {k: min(params["data"][k], 2) for k in ("train_views", "test_views")}})
     if "out_dir" not in assignments(sets):
         own["out_dir"] = str(REPORTS_DIR / f"{profile}-smoke")
-    return [f"{key}={json.dumps(value)}" for key, value in _leaves(own)]
+    return [f"{key}={json.dumps(value)}" for key, value in leaves(own)]
 
 
 # Parameters added after results were committed, at the value that does what ran before them: a

@@ -29,7 +29,11 @@ def write_json(path, obj):
 # The version of what the code computes. A run key carries it instead of the code itself, so that
 # a refactor or a docstring edit keeps every finished run: bump it in the commit that changes any
 # number a run produces (tests/test_golden.py pins the quick profile's numbers and says so).
-RESULTS_VERSION = 2
+RESULTS_VERSION = 3
+
+# A validated run's convergence (RunResult.convergence; train.convergence decides it): it stopped
+# on its plateau, it was stopped by its cap while still improving, or its best was its start.
+CONVERGED, AT_CAP, NEVER_TRAINED = "converged", "at its cap", "never trained"
 
 CODE_PATHS = ("gradfeat_core", "params", "notebooks", "requirements.txt")  # what a result depends on
 ROOT = Path(__file__).resolve().parents[2]  # the repository: gradfeat_core/experiments/ is two below
@@ -126,7 +130,7 @@ class RunResult:
     lr: float = _field(csv=True)          # the learning rate trained at (the grid's best on validation)
     train_seconds: float = _field(csv=True)  # training alone, validation excluded
     ms_per_step: float = _field(csv=True)
-    converged: bool | None = _field(csv=True)  # None: not validated, unknown
+    convergence: str | None = _field(csv=True)  # CONVERGED, AT_CAP or NEVER_TRAINED; None: not validated
     best_iteration: int | None = _field(csv=True)  # where validation was best (the parameters kept)
     n_test: int = _field(csv=True)        # test images evaluated
     test_correct: str | None = _field(csv=True)  # which of them it classified right, in the test set's
@@ -137,6 +141,8 @@ class RunResult:
     iterations_cap: int = _field()
     loss_history: list = _field()          # [iteration, training loss] every train.log_every
     validation_curve: list = _field()      # [iteration, validation accuracy] every train.eval_every
+    validation_se: float | None = _field()  # the paired SE a gain at the cap was judged against
+    # (train.Validation.gain_se; a fraction, as the curve), None: the run plateaued before its cap
     stopped_early: bool = _field(summary=False)
     selected: str = _field()               # 'best validation' or 'end of training'
     seconds: float = _field(summary=False)  # the whole call

@@ -26,7 +26,7 @@ from .metrics import map_pseudo_values, mean_average_precision
 from .params import digest, keyed
 from .results import (RESULTS_VERSION, RunResult, environment, file_sha256, pack_correct, pack_values,
                       write_json)
-from .train import (FrozenInputs, Of, Subset, frozen_values, pick_device, predict, score,
+from .train import (FrozenInputs, Of, Subset, Validation, frozen_values, pick_device, predict, score,
                     seed_everything, train, validation_split)
 
 
@@ -310,15 +310,14 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
                          train_p["clip_grad_norm"], train_p["log_every"], params["seed"],
                          desc=f"{head} {model_p['layers']} {trial['optimizer']} lr {trial['lr']:g}",
                          validate=validate, eval_every=train_p["eval_every"], patience=train_p["patience"],
-                         min_iterations=train_p["min_iterations"],
-                         n_validation=validate.size if validate else 0)
+                         min_iterations=train_p["min_iterations"])
         seconds = time.perf_counter() - began - training.validation_seconds
-        val_score = validate(model) if validate else None
+        val_score = validate(model).score if validate else None
         logits = predict(model, test_inputs, train_p["eval_batch_size"]) if on_test else None
         test_score = score(logits, data.y_test) if on_test else None
         grid.append({**trial, "validation_accuracy": val_score, "test_score": test_score,
                      "iterations": training.iterations,
-                     "converged": training.converged, "train_seconds": seconds,
+                     "convergence": training.convergence, "train_seconds": seconds,
                      "validation_curve": training.validation})
         kept = test_score if on_test else val_score
         if best is None or (kept or 0.0) > (best[0] or 0.0):  # the first on ties; only it is kept
@@ -336,12 +335,13 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
         head=head, layers=model_p["layers"], dataset=data.name, theta1=model_p["theta1"],
         theta2=model_p["theta2"], omega=model_p["omega"], seed=params["seed"], **test,
         iterations=training.iterations, lr=trial["lr"], train_seconds=train_seconds,
-        ms_per_step=1000 * train_seconds / training.iterations, converged=training.converged,
+        ms_per_step=1000 * train_seconds / training.iterations, convergence=training.convergence,
         best_iteration=training.best_iteration,
         lr_grid=grid,  # what this run tried: every trial, or the one chosen before
         lr_chosen_on_seed=(chosen[1] if chosen else params["seed"]) if several else None,
         iterations_cap=train_p[head]["iterations"], loss_history=training.loss,
-        validation_curve=training.validation, stopped_early=training.stopped_early,
+        validation_curve=training.validation, validation_se=training.validation_se,
+        stopped_early=training.stopped_early,
         selected="best validation" if train_p["patience"] else "end of training",
         seconds=time.perf_counter() - start, setup_seconds=setup_seconds,
         validation_seconds=training.validation_seconds,
@@ -375,10 +375,10 @@ def finished_result(params):
         return {k: v for k, v in keyed(p).items() if k not in SCHEDULING}
     model = params["model"]
     for path in sorted(result_path(params).parent.glob(f"{model['head']}-{model['layers']}-*.json")):
-        result = RunResult.read(path)
-        if (result.environment.get("results_version") == RESULTS_VERSION
-                and deciding(result.params) == deciding(params)):
-            return result
+        record = json.loads(path.read_text())  # an earlier version's fields may not be RunResult's
+        if (record["environment"].get("results_version") == RESULTS_VERSION
+                and deciding(record["params"]) == deciding(params)):
+            return RunResult(**record)
     return None
 
 
@@ -407,20 +407,19 @@ def per_image(logits, views):
 def split_validation(inputs, labels, train_p, data_seed, views=1):
     """((inputs, labels) to train on, validate or None): with train.val_fraction > 0 (train_p:
     the train parameters) a split of the training set seeded by data_seed (data.seed: the same
-    for every head and seed) is held out, and validate(model) gives the accuracy (mAP for a
-    multi-label set) on it. views: the training set holds this many views of each image (rows
-    image by image): images are held out with all their views, and validated on the mean of
-    their views' scores."""
+    for every head and seed) is held out, and validate (a train.Validation) gives a model's
+    accuracy (mAP for a multi-label set) on it with each item's record. views: the training set
+    holds this many views of each image (rows image by image): images are held out with all their
+    views, and validated on the mean of their views' scores."""
     if not train_p["val_fraction"]:
         return (inputs, labels), None
     keep, held = validation_split(len(labels) // views, train_p["val_fraction"], data_seed)
     keep, held = (view_rows(idx, views).to(labels.device) for idx in (keep, held))
     val_inputs, val_labels = Subset(inputs, held), labels[held][::views]
 
-    def validate(model):
-        return score(per_image(predict(model, val_inputs, train_p["eval_batch_size"]), views), val_labels)
-    validate.size = len(val_labels)  # how many images: the noise of its accuracy (train.still_rising)
-    return (Subset(inputs, keep), labels[keep]), validate
+    def logits(model):
+        return per_image(predict(model, val_inputs, train_p["eval_batch_size"]), views)
+    return (Subset(inputs, keep), labels[keep]), Validation(logits, val_labels)
 
 
 def run_experiment(params, seeds, log=None):

@@ -1,5 +1,4 @@
 """Training by iterations (as the paper), evaluation in large batches, the frozen-part cache."""
-import math
 import os
 import random
 import shutil
@@ -16,7 +15,8 @@ import torch.nn.functional as F
 from .checkpoint import save_atomic
 from .errors import UserError
 from .memory import gib, host_resident, nbytes
-from .metrics import mean_average_precision
+from .metrics import JACKKNIFE_GROUPS, map_pseudo_values, mean_average_precision, paired_se
+from .results import AT_CAP, CONVERGED, NEVER_TRAINED
 from .progress import tqdm
 
 
@@ -236,69 +236,127 @@ def validation_split(n, fraction, seed):
 
 
 MIN_FREE_DISK = 1 * 2**30  # a frozen cache is written to disk only if it leaves this much free
-LEARNT_NOTHING_LR = 0.25  # a best at the start counts as converged once the rate is this far down
+LEARNT_NOTHING_LR = 0.25  # a best at the start is 'converged', not 'never trained', once the
+# learning rate is this far down when the run stops: it had nothing to gain
+
+
+class Evaluation(NamedTuple):
+    """One validation: the score (accuracy, or mAP for a multi-label set) and what of each item a
+    paired standard error needs: (n,) correctness, or (n, C) scores."""
+    score: float
+    items: torch.Tensor
+
+
+class Validation:
+    """A held-out split. predict(model) gives its items' logits ((n, C), rows in the order of
+    labels); labels are (n,) classes or (n, C) multi-label (1 present, 0 absent, -1 left out).
+    Calling it with a model gives an Evaluation; gain_se(a, b) the standard error of a's score
+    minus b's, paired on the same items (for mAP over `groups` jackknife groups of them)."""
+
+    def __init__(self, predict, labels, groups=JACKKNIFE_GROUPS):
+        self.predict, self.labels, self.groups = predict, labels, groups
+        self.size = len(labels)
+
+    def __call__(self, model):
+        logits = self.predict(model)
+        if self.labels.dim() == 1:
+            correct = (logits.argmax(1) == self.labels).cpu()
+            return Evaluation(correct.float().mean().item(), correct)
+        return Evaluation(score(logits, self.labels), logits.float().cpu())
+
+    def gain_se(self, a, b):
+        """SE of score(a) − score(b) for two Evaluations' items: for accuracy the standard error
+        of the mean of the per-item differences of correctness, sd(d_i) / √n; for mAP the
+        jackknife's over the fixed groups of metrics.jackknife_groups (the same as the test
+        set's), from the pseudo-values of the difference."""
+        if self.labels.dim() == 1:
+            return paired_se(a.numpy().astype(float) - b.numpy().astype(float))
+        labels = self.labels.cpu().numpy()
+        a, b = (map_pseudo_values(x.numpy(), labels == 1, "area", labels < 0, self.groups) for x in (a, b))
+        return paired_se(a - b)
 
 
 @dataclass
 class Training:
-    """What `train` did: the training loss and validation accuracy against iterations (the
+    """What `train` did: the training loss and validation score against iterations (the
     validation curve starts at iteration 0), where validation peaked, whether it stopped on its
-    plateau, and whether it converged (its validation accuracy had stopped improving)."""
+    plateau, and its convergence (`convergence`): 'converged', 'at its cap' or 'never trained'."""
     loss: list
     validation: list = field(default_factory=list)
     best_iteration: int = None
     stopped_early: bool = False
-    converged: bool = None  # None: no validation split or patience to tell
+    convergence: str = None  # None: no validation split or patience to tell
+    validation_se: float = None  # the paired SE the gain at the cap was judged against (None: not judged)
     iterations: int = 0
     validation_seconds: float = 0.0  # spent evaluating, not training
 
 
-def still_rising(validation, patience, n_validation):
-    """Whether a validation curve [(iteration, accuracy)] that ended at its cap was still rising:
-    its last `patience` evaluations beat the best before them by more than one binomial standard
-    error of the accuracy on n_validation items, sqrt(p(1 - p) / n). A gain smaller than that is
-    a few images of validation noise, not progress (with n_validation 0 any gain counts). For
-    a validation mAP the same binomial error of a share is the yardstick, a rough one."""
-    before, window = validation[:-patience], validation[-patience:]
-    if not before:
-        return True
-    best_before = max(acc for _, acc in before)
-    best = max(acc for _, acc in window)
-    noise = math.sqrt(best * (1 - best) / n_validation) if n_validation else 0.0
-    return best - best_before > noise
+class Window:
+    """What a run at its cap is judged on, and no more of its history: the Evaluations of its
+    last `patience` evaluations and the best one before them (the first of ties)."""
+
+    def __init__(self, patience):
+        self.recent, self.patience, self.best_before = [], patience, None
+
+    def add(self, evaluation):
+        self.recent.append(evaluation)
+        if len(self.recent) > self.patience:
+            left = self.recent.pop(0)
+            if self.best_before is None or left.score > self.best_before.score:
+                self.best_before = left
+
+    def gain(self, gain_se):
+        """(gain, its SE): the best in the window over the best before it, the SE from
+        gain_se(window's best items, before's best items); None when nothing came before."""
+        if self.best_before is None:
+            return None
+        best = max(self.recent, key=lambda e: e.score)
+        return best.score - self.best_before.score, gain_se(best.items, self.best_before.items)
+
+
+def convergence(best_iteration, plateaued, decayed):
+    """A validated run's convergence. 'never trained': its best validation is its start
+    (iteration 0), the parameters it keeps are the ones it started from, and its learning rate
+    had not decayed to LEARNT_NOTHING_LR of its start when it stopped (a run in the full model's
+    dip recovers once the rate halves; one still at its start after that had nothing to gain,
+    as the full model on random gradient features, Table 1: 'converged'). 'at its cap': it did
+    not plateau (stopped by its cap while still improving). Else 'converged'."""
+    if best_iteration == 0 and not decayed:
+        return NEVER_TRAINED
+    return CONVERGED if plateaued else AT_CAP
 
 
 def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_every=100,
-          seed=0, desc="train", validate=None, eval_every=0, patience=0, min_iterations=0,
-          n_validation=0):
+          seed=0, desc="train", validate=None, eval_every=0, patience=0, min_iterations=0):
     """Minimise task_loss (softmax or per-class sigmoid cross-entropy) for
     schedule['iterations'] at most.
 
-    validate: model -> validation accuracy (mAP for a multi-label set: `score`), measured at iteration 0 and every `eval_every`
-    iterations. With patience > 0, training stops once `patience` evaluations in a row have not
-    beaten the best (never before `min_iterations`: the full model first falls below its start
-    at a high learning rate and recovers only after it has decayed), and the parameters of the
-    best evaluation are restored. A run that reaches the cap while still improving is not
-    converged (`still_rising`: by more than the noise of n_validation items), and neither is
-    one whose best is its start (iteration 0) unless its learning rate had already decayed to
-    LEARNT_NOTHING_LR of its start when it stopped: a run in the full model's dip recovers once
-    the rate halves, one still at its start after two halvings had nothing to gain (the full
-    model on random gradient features, Table 1)."""
+    validate: a Validation (model -> Evaluation: accuracy, or mAP for a multi-label set), measured
+    at iteration 0 and every `eval_every` iterations. With patience > 0, training stops once
+    `patience` evaluations in a row have not beaten the best (never before `min_iterations`: the
+    full model first falls below its start at a high learning rate and recovers only after it has
+    decayed), and the parameters of the best evaluation are restored. A run that reaches its cap
+    without that plateau is 'at its cap' when its last `patience` evaluations beat the best before
+    them by more than the standard error of that gain, paired on the validation items
+    (Validation.gain_se, recorded as validation_se); 'never trained' when its best is its start
+    (`convergence`)."""
     trained = [p for p in model.parameters() if p.requires_grad]
     opt, lr_schedule = make_optimizer(param_groups(model, schedule), schedule)
     generator = torch.Generator().manual_seed(seed)
-    out, running = Training(loss=[]), []
-    best_accuracy, best_state, since_best = -1.0, None, 0
+    out, running, window = Training(loss=[]), [], Window(patience)
+    best_score, best_state, since_best = -1.0, None, 0
 
     def evaluate(it):
-        nonlocal best_accuracy, best_state, since_best
+        nonlocal best_score, best_state, since_best
         start = time.perf_counter()
-        acc = validate(model)
+        evaluation = validate(model)
         out.validation_seconds += time.perf_counter() - start
         model.train()
-        out.validation.append((it, acc))
-        if acc > best_accuracy:
-            best_accuracy, out.best_iteration, since_best = acc, it, 0
+        out.validation.append((it, evaluation.score))
+        if patience:
+            window.add(evaluation)
+        if evaluation.score > best_score:
+            best_score, out.best_iteration, since_best = evaluation.score, it, 0
             if patience:  # only what training changes: the frozen θ̄2 and ω̄ stay as they are
                 best_state = [p.detach().clone() for p in trained]
         else:
@@ -325,9 +383,10 @@ def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_e
         out.loss.append((out.iterations, torch.stack(running).mean().item()))
     if validate is not None and patience:
         decayed = opt.param_groups[0]["lr"] <= LEARNT_NOTHING_LR * schedule["lr"]
-        plateaued = (out.stopped_early or since_best >= patience
-                     or not still_rising(out.validation, patience, n_validation))
-        out.converged = plateaued and (out.best_iteration > 0 or decayed)
+        plateaued = out.stopped_early or since_best >= patience
+        if not plateaued and (gain := window.gain(validate.gain_se)) is not None:
+            plateaued, out.validation_se = gain[0] <= gain[1], gain[1]
+        out.convergence = convergence(out.best_iteration, plateaued, decayed)
         with torch.no_grad():
             for p, best in zip(trained, best_state):
                 p.copy_(best)

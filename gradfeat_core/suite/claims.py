@@ -557,8 +557,9 @@ def verdicts(frame, linearization=None):
     """One row per claim: claim, statement, rule (plain sentence), verdict, comparison (the
     deciding effect's label), decided_by (the deciding test: effect, side and threshold, and why
     an absolute effect stands in for a share), tally ('12 of 15 hold' for a claim of several
-    tests), effect (mean [95% interval]), effect_mean/low/high, seeds, runs (the (cell, seed) runs
-    the verdict rests on), comparisons (how many it combines), paper_effect and paper_verdict (the
+    tests), effect (mean [95% interval]), effect_mean/low/high, seeds, runs (how many (cell, seed)
+    runs the verdict rests on), decided_by_runs (the (Cell, seed) runs of its deciding test: what
+    the sensitivity stage trains again; C7's linearisation is no Cell), comparisons (how many it combines), paper_effect and paper_verdict (the
     same comparison on the paper's numbers, beside ours, for the paper's data set matching ours or
     else all of them), controls (C1, C3, C4: the same effect on the random encoder beside the
     pre-trained one's), reason (what would settle a verdict that is not 'holds', or which tests
@@ -582,6 +583,7 @@ def verdicts(frame, linearization=None):
                      "tally": tally(comparisons), "effect": e.text() if decisive else "",
                      "effect_mean": e.mean, "effect_low": e.low, "effect_high": e.high,
                      "seeds": e.seeds, "runs": runs_behind(comparisons), "test_images": e.test_images,
+                     "decided_by_runs": [run for run in e.runs if isinstance(run[0], Cell)],
                      "comparisons": sum(c.role in ("rule", "precondition") for c in comparisons),
                      "paper_effect": paper_effect, "paper_verdict": paper_verdict,
                      "controls": control_text(comparisons),

@@ -21,9 +21,10 @@ clearly positive there is no share (inconclusive, with the reason).
 
 A *comparison* is an effect against a threshold: it holds when the whole interval lies on the
 holding side, does not hold when the whole interval lies on the other side, and is inconclusive
-otherwise (or when the effect could not be measured: too few seeds, a run not converged). A claim
-of several comparisons holds when all hold, does not hold when none holds and one fails, holds in
-part when some hold and some fail, and is inconclusive otherwise (combine).
+otherwise (or when the effect could not be measured: too few seeds; or a run is at its cap or
+never trained, which the effect names). A claim of several comparisons holds when all hold, does
+not hold when none holds and one fails, holds in part when some hold and some fail, and is
+inconclusive otherwise (combine).
 """
 import dataclasses
 import math
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..experiments.results import unpack_correct, unpack_values
+from ..experiments.results import AT_CAP, CONVERGED, NEVER_TRAINED, unpack_correct, unpack_values
 from .results import SOURCES
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
@@ -86,7 +87,7 @@ class Effect:
     low: float = math.nan
     high: float = math.nan
     seeds: int | None = None       # None: single numbers with an assumed spread (the paper)
-    problem: str | None = None     # 'needs ≥3 seeds: ...', 'not converged: ...'
+    problem: str | None = None     # 'needs ≥3 seeds: ...', 'at its cap: ...'
     unit: str = "points"           # 'points' (accuracy %), '×' (a ratio), 'share' (a fraction,
     # shown as %) or '' (anything else)
     test_images: int | None = None  # the test sample in the interval: its images (None: seeds only)
@@ -112,44 +113,74 @@ class Effect:
         return f"{text} ({self.problem})" if self.problem else text
 
 
+LEGACY_CONVERGED = {"true": CONVERGED, "1": CONVERGED, "1.0": CONVERGED,
+                    "false": AT_CAP, "0": AT_CAP, "0.0": AT_CAP}  # results version 2's bool
+
+
 def converged(frame):
-    """The frame with boolean `converged` and `convergence_known` columns. An empty flag is a run
-    that was not validated: its convergence is unknown (results.csv leaves it empty). A frame
-    without the column (frames made by hand, written before it existed) counts as converged."""
-    if "converged" not in frame:
-        return frame.assign(converged=True, convergence_known=True)
-    known = frame.converged.notna() & (frame.converged.astype(str).str.strip() != "")
-    flag = frame.converged.astype(object).where(known, True)
-    return frame.assign(converged=~flag.astype(str).str.lower().isin(["false", "0", "0.0"]),
-                        convergence_known=known)
+    """The frame with a `convergence` column: each run's CONVERGED, AT_CAP, NEVER_TRAINED or None
+    (not validated: unknown; results.csv leaves it empty). The one place that reads a results.csv
+    written before the words (results version 2), whose boolean `converged` column maps True to
+    converged, False to at its cap and empty to None (a row of a frame with both columns takes
+    the word where it has one). A frame with neither column (made by hand) counts as converged."""
+    if "convergence" not in frame and "converged" not in frame:
+        return frame.assign(convergence=CONVERGED)
+    words = pd.Series(None, index=frame.index, dtype=object)
+    if "converged" in frame:
+        words = frame.converged.astype(str).str.strip().str.lower().map(LEGACY_CONVERGED).astype(object)
+    if "convergence" in frame:
+        said = frame.convergence.notna() & (frame.convergence.astype(str).str.strip() != "")
+        words = frame.convergence.astype(object).where(said, words)
+    return frame.assign(convergence=words.where(words.notna(), None))
+
+
+def trained(frame):
+    """The frame's finished runs that trained: status done, and not NEVER_TRAINED (a failed run:
+    its best validation was its start; excluded from every mean and effect)."""
+    frame = converged(frame)
+    return frame[(frame.status == "done") & (frame.convergence != NEVER_TRAINED)]
+
+
+def _seeds(runs):
+    return f"seed {', '.join(str(s) for s in runs.seed)}"
 
 
 def paired(frame, cells, value, min_seeds=MIN_SEEDS, need_converged=True):
-    """(seed × cell table of `value` over the seeds every cell has, None), or (None, why not).
-    (None, None) when a cell is absent from the frame: the comparison was not part of the run.
-    Every cell needs `min_seeds` finished seeds and, where need_converged (accuracies; not step
-    times), every run validated and converged."""
+    """(seed × cell table of `value` over the seeds every cell has, problem or None), or (None,
+    why not). (None, None) when a cell is absent from the frame: the comparison was not part of
+    the run. Every cell needs `min_seeds` finished seeds. Where need_converged (scores; not step
+    times) a run that never trained is a failed run, dropped (the problem names it), and every
+    run must be validated and converged: one at its cap, or not validated, is kept and named in
+    the problem (the effect is shown, its verdict inconclusive)."""
+    frame = converged(frame)
     rows = [cell.rows(frame) for cell in cells]
     if any(r.empty for r in rows):
         return None, None
-    columns, unconverged = {}, None
+    columns, problems = {}, {"never trained (dropped)": [], "at its cap": [],
+                             "convergence unknown (not validated)": []}
     for cell, r in zip(cells, rows):
         done = r[(r.status == "done") & r[value].notna()]
         if done.empty:
             return None, f"no finished run of {cell}"
-        if need_converged and "convergence_known" in done and not done.convergence_known.all():
-            seeds = ", ".join(str(s) for s in done.seed[~done.convergence_known])
-            unconverged = unconverged or f"convergence unknown (not validated): {cell} (seed {seeds})"
-        elif need_converged and not done.converged.all():
-            seeds = ", ".join(str(s) for s in done.seed[~done.converged])
-            unconverged = unconverged or f"not converged: {cell} (seed {seeds})"
+        if need_converged:
+            failed = done[done.convergence == NEVER_TRAINED]
+            done = done[done.convergence != NEVER_TRAINED]
+            for kind, runs in (("never trained (dropped)", failed),
+                               ("at its cap", done[done.convergence == AT_CAP]),
+                               ("convergence unknown (not validated)", done[done.convergence.isna()])):
+                if len(runs):
+                    problems[kind].append(f"{cell} ({_seeds(runs)})")
+            if done.seed.nunique() < min_seeds and len(failed):
+                return None, (f"needs ≥{min_seeds} seeds: {cell} has {done.seed.nunique()} "
+                              f"(never trained, dropped: {_seeds(failed)})")
         if done.seed.nunique() < min_seeds:
             return None, f"needs ≥{min_seeds} seeds: {cell} has {done.seed.nunique()}"
         columns[cell] = done.groupby("seed")[value].mean()
     table = pd.DataFrame(columns).dropna()
     if len(table) < min_seeds:
         return None, f"needs ≥{min_seeds} seeds run in every cell: {len(table)} in common"
-    return table, unconverged
+    problem = "; ".join(f"{kind}: {', '.join(cells)}" for kind, cells in problems.items() if cells)
+    return table, problem or None
 
 
 def t_interval(label, samples, unit="points", test_var=0.0, test_images=None, test_units=None):

@@ -37,7 +37,8 @@ from ..experiments.train import pick_device
 from ..method import tangent
 from ..method.registry import ARCHITECTURES, OBJECTIVES
 from ..method.nets import fold_batchnorm, parse_layers, split
-from .grid import experiments, twins
+from .grid import experiments, tables, twins
+from .sensitivity import applied, perturbations
 
 # (channels, training images, test images) as the loaders read them
 LAUNCH_SECONDS = 10e-6  # PyTorch's eager overhead per operator on a GPU (a kernel launch and dispatch)
@@ -152,20 +153,27 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
     params = load_params(profile, sets, objective=objective)
     device = pick_device(params["device"])
     timer = Timer(params, device, tflops)
-    timers = {"": timer}  # one per base network: the profile's, and each of reproduce.other_bases
+    # one per base network (the profile's, each of reproduce.other_bases) and image side (a
+    # sensitivity design may change it)
+    timers, bases = {("", timer.side): timer}, {"": params}
 
     def timer_of(e):
-        if e.objective not in timers:
-            timers[e.objective] = Timer(load_params(profile, sets, objective=e.objective), device, tflops)
-        return timers[e.objective]
+        if e.objective not in bases:
+            bases[e.objective] = load_params(profile, sets, objective=e.objective)
+        own = e.params(bases[e.objective])
+        key = (e.objective, image_counts(own)[3])
+        if key not in timers:
+            timers[key] = Timer(own, device, tflops)
+        return timers[key]
     grid = experiments(params)
     repeats = twins(grid)
     runs = runs or {}
     stages, caches, peak, host = {}, {}, 0, 0
     budget = device_budget(device, params["cache"]["device_gib"])
-    for e in grid:
-        if e.name in repeats:
-            continue
+
+    def add(name, e, done):
+        """Count experiment e's runs (unless done) in stage `name`, its cache and its memory."""
+        nonlocal peak, host
         p = e.params(params)
         head, layers, train = p["model"]["head"], p["model"]["layers"], p["train"]
         channels, n_train, n_test, side = image_counts(p)
@@ -175,16 +183,16 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
         per_step = timer_of(e).step(head, layers, train["batch_size"], kept is not None,
                                     kept is not None and "primal" in kept)
         least, most = steps_range(train, head)
-        stage = stages.setdefault(f"Table {e.table}", {"runs": 0, "to_run": 0, "least": 0.0, "most": 0.0})
+        stage = stages.setdefault(name, {"runs": 0, "to_run": 0, "least": 0.0, "most": 0.0})
         stage["runs"] += 1
-        if runs.get(e.name):
-            continue
+        if done:
+            return
         stage["to_run"] += 1
         trained = len(e.seeds) + len(trials(train[head])) - 1  # the first seed trains every trial
         seconds = len(e.seeds) * views * timer_of(e).frozen_per_image(layers)
         stage["least"] += trained * least * per_step + seconds
         stage["most"] += trained * most * per_step + seconds
-        cache_key = (e.objective, p["base"]["encoder"], layers, n_train, head != "actv")
+        cache_key = (name, e.objective, p["base"]["encoder"], layers, n_train, head != "actv")
         if cache_key not in caches:
             caches[cache_key] = (n_train + n_test) * per_image
             seconds = (n_train + n_test) * timer_of(e).frozen_per_image(layers) if kept is not None else 0
@@ -195,7 +203,19 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
         on_host = 0 if on_device else images // 4 if p["data"]["dataset"] != "synthetic" else images  # uint8
         cache_on = fits(cache, budget, on_device)  # as run.cache_on_host decides
         peak, host = max(peak, on_device + cache * cache_on), max(host, on_host + cache * (not cache_on))
+
+    for e in grid:
+        if e.name not in repeats:
+            add(f"Table {e.table}", e, runs.get(e.name))
+    # the sensitivity stage: its cells are chosen after the grid, from what decides each verdict;
+    # priced as the heads' table on the profile's own base network (what every claim but C3/C4 reads)
+    heads_table = [e for e in grid if e.table == tables(params)[0] and e.encoder == "pretrained" and not e.objective]
+    for perturbation in perturbations(params):
+        for e in heads_table:
+            add("sensitivity", applied(e, perturbation), runs.get(f"sensitivity/{perturbation.slug}/{e.name}"))
     pretrained_here = [params] if params["base"]["checkpoint"] is None else []
+    pretrained_here += [load_params(profile, sets, objective=objective, overrides=q.pretraining)
+                        for q in perturbations(params) if q.pretraining is not None and not q.checkpoint]
     pretrained_here += [load_params(profile, sets, objective=o) for o in params["reproduce"]["other_bases"]
                         if not OBJECTIVES[o].imported]
     if pretrained_here:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..experiments.errors import UserError
 from ..experiments.params import load_params, merge
-from ..experiments.results import ROOT, file_sha256
+from ..experiments.results import CONVERGED, ROOT, file_sha256
 from ..method.registry import OBJECTIVES
 from .grid import Experiment, table3_layers
 
@@ -80,7 +80,7 @@ def quality_curve(profile, sets=(), objective=None, log=print, overrides=None):
             best = max(acc for _, acc in curve) if curve else None
             rows.append({"pretrain_seed": params["seed"], "iteration": iteration,
                          "encoder": encoder, "probe": head, "validation_accuracy": best,
-                         "test_accuracy": result.score, "converged": result.converged,
+                         "test_accuracy": result.score, "converged": result.convergence and result.convergence == CONVERGED,
                          "probe_iterations": result.iterations})
             log(f"probe {head} on {encoder} {'' if iteration is None else iteration}: "
                 f"validation {best}, test {result.metric} {result.score:.4f}")

@@ -16,7 +16,8 @@ from ..method.registry import ARCHITECTURES, OBJECTIVES
 from ..method.resnet import block_names
 from .claims import (NEEDS, PRETRAINING_MIN_GAIN, assess, own_base, paper_assessment, paper_base,
                      pretraining_gain, rules_line, tables)
-from .evidence import FAILS, HOLDS, HOLDS_IN_PART, INCONCLUSIVE, NOT_RUN, Cell, contrast, converged, ratio
+from ..experiments.results import AT_CAP, NEVER_TRAINED
+from .evidence import FAILS, HOLDS, HOLDS_IN_PART, INCONCLUSIVE, NOT_RUN, Cell, contrast, converged, ratio, trained
 from .grid import (PAPER_DATASETS, PAPER_REFERENCE, PAPER_RESNETS, PAPER_TRANSFER_DATASETS,
                    PAPER_TRANSFER_REFERENCE, SHAPE, experiments)
 from .grid import tables as architecture_tables  # the architecture's; claims.tables: a frame's
@@ -46,10 +47,23 @@ def show(fig, alt):
     display(Image(data=buffer.getvalue(), format="png", alt=alt))
 
 
+NEVER_TRAINED_REASON = ("never trained: its best validation was its start (iteration 0) and its "
+                        "learning rate had not decayed; left out of every mean and effect")
+
+
+def failed_runs(frame):
+    """The report's Failed runs: experiment, seed and error of every run that did not finish,
+    and of every finished run that never trained (NEVER_TRAINED_REASON)."""
+    failed = frame[frame.status != "done"][["experiment", "seed", "error"]]
+    done = converged(distinct_runs(frame[frame.status == "done"]))
+    never = done[done.convergence == NEVER_TRAINED][["experiment", "seed"]].assign(error=NEVER_TRAINED_REASON)
+    return pd.concat([failed, never], ignore_index=True)
+
+
 def mean_std(frame, by, value="accuracy"):
     """`value`'s (accuracy's, or mAP's) mean, std and number of seeds per group, with the paper's
-    number beside it."""
-    done = frame[frame.status == "done"]
+    number beside it. A run that never trained is a failed run: in no mean."""
+    done = trained(frame)
     out = done.groupby(by, sort=False).agg(ours=(value, "mean"), std=(value, "std"),
                                            seeds=("seed", "count"),
                                            paper=("paper_accuracy", "first"),
@@ -79,7 +93,7 @@ def heads_intervals(frame):
         e = contrast(t3, head, {cell: 1})
         measured = e is not None and not math.isnan(e.mean)
         rows.append({"base": base, "head": head, "layers": layers,
-                     "accuracy": e.mean if measured else runs[value].mean(),
+                     "accuracy": e.mean if measured else trained(runs)[value].mean(),
                      "low": e.low if measured else math.nan, "high": e.high if measured else math.nan,
                      "test_images": e.test_images if measured else None})
     return pd.DataFrame(rows, columns=["base", "head", "layers", "accuracy", "low", "high", "test_images"])
@@ -258,8 +272,8 @@ def scope(params, pretrain, frame, base_network=None):
     rep, train, objective = params["reproduce"], params["train"], params["pretrain"]["objective"]
     tables = tables_run(params)
     done = converged(distinct_runs(frame[frame.status == "done"]))
-    not_converged = int((done.convergence_known & ~done.converged).sum())
-    unknown = int((~done.convergence_known).sum())
+    at_cap, failed = int((done.convergence == AT_CAP).sum()), int((done.convergence == NEVER_TRAINED).sum())
+    unknown = int(done.convergence.isna().sum())
     base, network = OBJECTIVES[objective].label, ARCHITECTURES[params["base"]["arch"]].DESCRIPTION
     timed = done.dropna(subset=["iterations", "best_iteration"]) if {"iterations", "best_iteration"} <= \
         set(done) else done.iloc[:0]
@@ -294,10 +308,10 @@ def scope(params, pretrain, frame, base_network=None):
            if train["eval_every"] else "") + ", before each table's own settings ("
         + "; ".join(f"Table {t}'s: {settings(rep[f'table{SHAPE[t]}'])}" for t in tables)
         + f"). Runs stopped: {stops or 'none finished'}. "
-        f"{not_converged} of {len(done)} runs were "
-        f"still improving at their cap (by more than one standard error of validation "
-        f"accuracy) or never beat their start and {unknown} were not validated (convergence unknown): "
-        "verdicts that use them are inconclusive.",
+        f"{at_cap} of {len(done)} runs were at their cap, still improving (their last evaluations beat "
+        "the best before them by more than the standard error of that gain on the validation items), "
+        f"{failed} never trained (failed runs, in no mean) and {unknown} were not validated "
+        "(convergence unknown): verdicts that use them are inconclusive.",
         "Seeds: " + ", ".join(f"Table {t} {rep[f'table{SHAPE[t]}_seeds']}" for t in tables)
         + "; a verdict needs ≥3 seeds per cell and a 95% interval clear of its threshold.",
         f"To rerun everything: `make reproduce PROFILE={params.get('profile', 'fashion-mnist')}` "
@@ -462,11 +476,14 @@ def conclusion(params, frame, claims):
                         "effects here owe little to pre-training." if e.low < PRETRAINING_MIN_GAIN
                         else "."))
     lines += controlled(claims)
-    flags = converged(runs)
-    stuck = int((flags.convergence_known & ~flags.converged).sum())
-    if stuck:
-        lines.append(f"{stuck} of {len(runs)} runs did not converge within their cap: the "
+    flags = converged(runs).convergence
+    at_cap, failed = int((flags == AT_CAP).sum()), int((flags == NEVER_TRAINED).sum())
+    if at_cap:
+        lines.append(f"{at_cap} of {len(runs)} runs were still improving at their cap: the "
                      "verdicts that use them are inconclusive.")
+    if failed:
+        lines.append(f"{failed} of {len(runs)} runs never trained (best validation at their start): "
+                     "failed runs, left out of every mean (Failed runs).")
     other = next(f for f in OTHER_PROFILE if f != family(params))
     missing = [t for t in other if t not in numbers]
     c8 = "C8" in set(claims.claim[claims.verdict == NOT_RUN])

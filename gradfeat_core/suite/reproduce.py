@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from ..experiments.data import data_files
 from ..experiments.params import ParamError, assignments, combine, digest, keyed, load_params
 from ..experiments.progress import tqdm
@@ -22,7 +24,7 @@ from ..experiments.results import RESULTS_VERSION, ROOT, file_sha256, write_json
 from ..experiments.run import SCHEDULING, schedules_read
 from ..method.imported import IMPORT
 from ..method.registry import OBJECTIVES
-from . import cluster
+from . import cluster, sensitivity
 from .grid import Experiment, experiments, resolve, table3_layers, tables, twins
 from .results import load_summaries, results_frame
 
@@ -293,10 +295,11 @@ def other_pretrainings(params, common, overrides, executor, runs_dir, sets=()):
             for o in params["reproduce"]["other_bases"] if not OBJECTIVES[o].imported]
 
 
-def experiment_runs(params, common, overrides, runs_dir):
-    """(grid, twins, runs): one 02_heads run per experiment of the grid that no other repeats;
-    one on another base network (reproduce.other_bases) runs as its objective, on its encoders."""
-    grid = experiments(params)
+def experiment_runs(params, common, overrides, runs_dir, grid=None):
+    """(grid, twins, runs): one 02_heads run per experiment of the grid (the profile's, or
+    `grid`) that no other repeats; one on another base network (reproduce.other_bases) runs as
+    its objective, on its encoders."""
+    grid = experiments(params) if grid is None else grid
     repeats = twins(grid)
     out = Path(params["out_dir"])
 
@@ -311,6 +314,79 @@ def experiment_runs(params, common, overrides, runs_dir):
                     overrides=combine(overrides, pretrained_encoders(out, e.objective)))
     runs = [make_run("02_heads", e.name, parameters(e), runs_dir, e) for e in grid if e.name not in repeats]
     return grid, repeats, runs
+
+
+def heads_stage(grid, repeats, runs, timeout, log, desc, executor=None):
+    """Run the grid's 02_heads runs, ω̄ (every actv run) first, for the other heads start from
+    it; returns ({name: run}, [(experiment, its run)], the experiments' summaries), a run that
+    stands for another table's cell (twins) read as that cell."""
+    for part, runs_of in (("ω̄", True), ("heads", False)):
+        run_all([r for r in runs if (r.experiment.head == "actv") == runs_of], timeout, log,
+                f"{desc} ({part})", executor)
+    by_name = {r.name: r for r in runs}
+    entries = [(e, by_name[repeats[e.name].name if e.name in repeats else e.name]) for e in grid]
+    summaries = [failed_summary(r, e) if not r.result.is_file()
+                 else load_summaries([{"path": r.result, "experiment": e.name, "table": e.table}])[0]
+                 for e, r in entries]
+    return by_name, entries, summaries
+
+
+def sensitivity_stage(params, common, overrides, grid, frame, linearization_path, executor, log):
+    """sensitivity.csv's frame: each claim's deciding cells (sensitivity.deciding_cells) trained
+    again under each perturbation of reproduce.sensitivity (after a pre-training of its own where
+    it needs one), the grid's frame with them substituted judged by the same rules. Its runs go
+    to <out_dir>/sensitivity/<perturbation>/ and resume as every stage's do."""
+    from .claims import verdicts
+    linearization = json.loads(Path(linearization_path).read_text()) if linearization_path else None
+    claims = verdicts(frame, linearization)
+    cells = set().union(*sensitivity.deciding_cells(claims).values())
+    chosen = sensitivity.stage_experiments(grid, cells, params["pretrain"]["objective"])
+    out, rows = Path(params["out_dir"]) / "sensitivity", []
+    for perturbation in sensitivity.perturbations(params) if chosen else ():
+        folder = out / perturbation.slug
+        own = combine(overrides, {"out_dir": str(folder)})
+        if perturbation.pretraining is not None:
+            encoders = perturbed_base(params, common, own, perturbation, executor, folder / "runs", log)
+            if encoders is None:
+                log(f"sensitivity ({perturbation.label}): its pre-training did not finish; skipped")
+                continue
+            own = combine(own, encoders)
+        stage_grid = [sensitivity.applied(e, perturbation) for e in chosen]
+        _, repeats, runs = experiment_runs(params, common, own, folder / "runs", stage_grid)
+        _, _, summaries = heads_stage(stage_grid, repeats, runs, params["reproduce"]["timeout"], log,
+                                      f"sensitivity ({perturbation.label})",
+                                      stage_executor(executor, params, "heads", folder / "runs"))
+        perturbed = results_frame(summaries)
+        under = verdicts(sensitivity.substituted(frame, perturbed), linearization)
+        rows.append(sensitivity.perturbed_verdicts(claims, perturbation.label, under))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=sensitivity.COLUMNS)
+
+
+def perturbed_base(params, common, overrides, perturbation, executor, runs_dir, log):
+    """The base.* overrides that put a perturbation's heads on its own pre-training: the
+    committed encoder reproduce.sensitivity names, or one pre-trained here (no snapshots), or
+    None while that pre-training has not finished."""
+    if perturbation.checkpoint:
+        return {"base": {"checkpoint": perturbation.checkpoint,
+                         "checkpoint_sha256": perturbation.checkpoint_sha256}}
+    again = combine(combine(overrides, perturbation.pretraining), {"pretrain": {"snapshots": []}})
+    run = pretraining_run(params, common, again, executor, runs_dir)
+    if not pretrain_until_done(run, params["reproduce"]["timeout"], log,
+                               stage_executor(executor, params, "pretrain", runs_dir)):
+        return None
+    return pretrained_encoders(overrides["out_dir"], params["pretrain"]["objective"])
+
+
+def pretrain_until_done(run, timeout, log, stage):
+    """Run a pre-training, and again while it stops at its time budget having made progress
+    (each call resumes from its checkpoint); whether it finished."""
+    run_all([run], timeout, log, "pre-training", stage)
+    while (progress := in_progress(run)) and not run.result.is_file():
+        log(f"pre-training: in progress ({progress}): starting it again, it resumes")
+        run_all([run], timeout, log, "pre-training", stage)
+        if in_progress(run) == progress:  # no update made: do not loop for ever
+            break
+    return run.result.is_file()
 
 
 def linearization_run(params, common, overrides, by_name, runs_dir):
@@ -390,27 +466,14 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
         base = dict(base, path=str(encoders / "encoder.pt"), pretrain_json=str(encoders / "pretrain.json"))
     stage = stage_executor(executor, params, "pretrain", runs_dir) if pretrainings else None
     for pretrain_run in pretrainings:
-        run_all([pretrain_run], timeout, log, "pre-training", stage)
-        while (progress := in_progress(pretrain_run)) and not pretrain_run.result.is_file():
-            log(f"pre-training: in progress ({progress}): starting it again, it resumes")
-            run_all([pretrain_run], timeout, log, "pre-training", stage)
-            if in_progress(pretrain_run) == progress:  # no update made: do not loop for ever
-                break
+        pretrain_until_done(pretrain_run, timeout, log, stage)
     if all(r.result.is_file() for r in pretrainings):
         base["sha256"] = file_sha256(base["path"])
         grid, repeats, runs = experiment_runs(params, common, overrides, runs_dir)
         if repeats:
             log(f"experiments: {len(repeats)} of Table 1's cells are Table 3's runs (one protocol)")
-        # ω̄ (every actv run) first: the other heads start from it
-        stage = stage_executor(executor, params, "heads", runs_dir)
-        for part, runs_of in (("ω̄", True), ("heads", False)):
-            run_all([r for r in runs if (r.experiment.head == "actv") == runs_of],
-                    timeout, log, f"experiments ({part})", stage)
-        by_name = {r.name: r for r in runs}
-        entries = [(e, by_name[repeats[e.name].name if e.name in repeats else e.name]) for e in grid]
-        summaries = [failed_summary(r, e) if not r.result.is_file()
-                     else load_summaries([{"path": r.result, "experiment": e.name, "table": e.table}])[0]
-                     for e, r in entries]
+        by_name, entries, summaries = heads_stage(grid, repeats, runs, timeout, log, "experiments",
+                                                  stage_executor(executor, params, "heads", runs_dir))
         lin = linearization_run(params, common, overrides, by_name, runs_dir)
         if all(Path(lin.parameters[k]).is_file() for k in ("full_result", "finetune_result")):
             run_all([lin], timeout, log, "linearisation",
