@@ -4,8 +4,11 @@ the paper's own numbers as a frame the same rules read, and the verdict frame of
 Every rule compares effects inside one set of runs (grad − actv, full against fine-tuning,
 random against pre-trained mixes of Table 1, deeper θ2 against conv5, step-cost ratios) and
 never our accuracy against the paper's: our data set need not be the paper's. Effects are
-paired by seed with 95% intervals, and a verdict is holds / does not hold / inconclusive /
-not run (gradfeat_core.suite.evidence says how). Each rule is checked on the paper's own numbers
+paired by seed with 95% intervals, and a verdict is holds / holds in part / does not hold /
+inconclusive / not run (gradfeat_core.suite.evidence says how; a share only where its parts have
+the signs its claim presumes). The rules carry a version (RULES_VERSION; RULE_VERSIONS holds
+the earlier ones as data), and C1, C3 and C4 set the same effect on the random encoder beside
+theirs (controls). Each rule is checked on the paper's own numbers
 (tests/test_claims.py): it holds there wherever the paper reports the claim, with a margin.
 Thresholds are in accuracy points (%) unless they say otherwise; on Tables 2 and 4 (ResNets
 transferred to VOC07/COCO2014, or the stand-in's mosaics) the same rules read mAP points. C8,
@@ -17,8 +20,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from .evidence import (FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, PRETRAINED, Cell,  # noqa: F401
-                       Comparison, Effect, combine, contrast, converged, ratio, share)
+from .evidence import (FAILS, HOLDS, HOLDS_IN_PART, INCONCLUSIVE, NOT_RUN, PRETRAINED, Cell,  # noqa: F401
+                       Comparison, Effect, combine, contrast, converged, ratio, runs_behind, share, tally)
 from ..method.registry import ARCHITECTURES
 from ..method.resnet import block_names
 from .grid import PAPER_DATASETS, PAPER_RESNETS, PAPER_TRANSFER_DATASETS, paper_base_of
@@ -72,9 +75,31 @@ def _t1(frame, head, layers=None, sources=PRETRAINED):
 def recovered(frame, head, finetune, actv):
     """The share of fine-tuning's gain over actv that `head` recovers: (head − actv) ÷
     (finetune − actv), the scale-free form of 'beats the activation baseline by a wide margin'
-    (Cells of one table and depth)."""
+    (Cells of one table and depth); head − actv itself where it is clearly negative (share)."""
     return share(frame, f"({head} − actv) ÷ ({finetune.head} − actv)",
-                 {head: 1, actv: -1}, {finetune: 1, actv: -1})
+                 {head: 1, actv: -1}, {finetune: 1, actv: -1}, (f"{head} − actv", f"{finetune.head} − actv"))
+
+
+def controls(frame):
+    """What C1, C3 and C4 (claims about pre-training) set beside their rules: grad − actv and
+    full − actv at the top layer of Table 3 (or 4) on the pre-trained base network (role
+    'context') and the same effect on the random encoder (role 'control'). A random encoder's
+    effect as large as the pre-trained one's is not pre-training's (as_large)."""
+    out = []
+    for head in ("grad", "full"):
+        for encoder, role in (("pretrained", "context"), ("random", "control")):
+            gain = contrast(frame, f"{encoder} encoder: {head} − actv",
+                            {_t3(frame, head, encoder): 1, _t3(frame, "actv", encoder): -1})
+            out.append(gain and Comparison(gain, 0.0, above=True, role=role))
+    return out
+
+
+def as_large(comparisons):
+    """[(control, context)] of the comparisons where the random encoder's effect is as large as
+    the pre-trained one's: its interval reaches the pre-trained one's or beyond."""
+    context = {c.effect.label.split(": ", 1)[1]: c for c in comparisons if c.role == "context"}
+    pairs = [(c, context.get(c.effect.label.split(": ", 1)[1])) for c in comparisons if c.role == "control"]
+    return [(c, p) for c, p in pairs if p and not c.effect.problem and c.effect.high >= p.effect.low]
 
 
 def c1(frame, points=False):
@@ -83,15 +108,17 @@ def c1(frame, points=False):
     paper: 86%, 82%, 69% (SVHN, CIFAR-10, CIFAR-100) on the BiGAN, 81%, 72%, 68% on the VAE;
     half is the line between beating the baseline and beating it by a wide margin (closer to
     fine-tuning than to the baseline). grad − actv in points stands beside it (context).
+    Where grad − actv is clearly negative the rule reads it (it does not hold); where fine-tuning
+    does not clearly beat actv there is no share (inconclusive): evidence.share. Beside it,
+    grad − actv on the pre-trained and on the random encoder (controls).
     points: the previous report's rule, grad − actv above C1_MIN_GAIN points (a threshold read
     off CIFAR-10's scale)."""
     grad, actv, finetune = _t3(frame, "grad"), _t3(frame, "actv"), _t3(frame, "finetune")
-    gain = contrast(frame, "grad − actv", {grad: 1, actv: -1})
     if points:
+        gain = contrast(frame, "grad − actv", {grad: 1, actv: -1})
         return [gain and Comparison(gain, C1_MIN_GAIN, above=True)]
     part = recovered(frame, grad, finetune, actv)
-    return [part and Comparison(part, C1_MIN_SHARE, above=True),
-            gain and Comparison(gain, 0.0, above=True, role="context")]
+    return [part and Comparison(part, C1_MIN_SHARE, above=True), *controls(frame)[:2]]
 
 
 def c2(frame):
@@ -148,14 +175,15 @@ def c3(frame, points=False):
         out.append(gain and Comparison(gain, 0.0, above=True, role="precondition"))
         for mix in mixes:
             lost = {grad: 1, _t1(frame, "grad", d, mix): -1}
-            drop = (contrast(frame, f"{grad} − {_t1(frame, 'grad', d, mix)}", lost) if points else
-                    share(frame, f"({grad} − {_t1(frame, 'grad', d, mix)}) ÷ ({grad} − actv)", lost,
-                          {grad: 1, actv: -1}))
+            cost = f"{grad} − {_t1(frame, 'grad', d, mix)}"
+            drop = (contrast(frame, cost, lost) if points else
+                    share(frame, f"({cost}) ÷ ({grad} − actv)", lost, {grad: 1, actv: -1},
+                          (cost, f"{grad} − actv")))
             kept = contrast(frame, f"{_t1(frame, 'full', d, mix)} − (actv + {full})/2",
                             {_t1(frame, "full", d, mix): 1, actv: -0.5, full: -0.5})
             out += [drop and Comparison(drop, C3_MIN_DROP if points else C3_MIN_LOSS, above=True),
                     kept and Comparison(kept, 0.0, above=False)]
-    return out
+    return out + controls(frame)
 
 
 def c4(frame, points=False):
@@ -178,7 +206,7 @@ def c4(frame, points=False):
             more = contrast(frame, f"{head}: {d} − {first} − ½ ({first} − actv)",
                             {deeper: 1, top: -1.5, actv: 0.5})
             out.append(more and Comparison(more, 0.0, above=False))
-    return out
+    return out + controls(frame)
 
 
 def c5(frame):
@@ -213,6 +241,9 @@ def c6(frame):
     return out
 
 
+LINEARISATION = (("linearisation", 0),)  # C7's runs: 03_linearization's one result
+
+
 def c7(lin, frame=None, previous=False):
     """From 03_linearization's result: the JVP equals reverse mode (relative error below 1e-4);
     the Taylor remainder is of second order: the order, the slope of log ‖F − ĝ_ε‖ (the norm
@@ -227,13 +258,13 @@ def c7(lin, frame=None, previous=False):
     which any two classifiers of 89% accuracy meet)."""
     if not lin:
         return []
-    exact = Effect("JVP relative error", *[lin["jvp_relative_error"]] * 3, unit="")
+    exact = Effect("JVP relative error", *[lin["jvp_relative_error"]] * 3, unit="", runs=LINEARISATION)
     gaps = {row["eps"]: row["gap"] for row in lin["taylor"]}
     if previous:
         shrink = gaps[0.5] / gaps[0.25] if gaps[0.25] > 0 else 0.0
-        square = Effect("Taylor gap at ε = 0.5 ÷ at ε = 0.25", *[shrink] * 3, unit="")
+        square = Effect("Taylor gap at ε = 0.5 ÷ at ε = 0.25", *[shrink] * 3, unit="", runs=LINEARISATION)
         agree = Effect("share of test images full and fine-tuned agree on",
-                       *[lin["agreement_full_finetune"]] * 3, unit="")
+                       *[lin["agreement_full_finetune"]] * 3, unit="", runs=LINEARISATION)
         return [Comparison(exact, C7_MAX_JVP_ERROR, above=False),
                 Comparison(square, C7_MIN_SHRINK, above=True),
                 Comparison(agree, C7_MIN_AGREEMENT, above=True)]
@@ -245,19 +276,21 @@ def c7(lin, frame=None, previous=False):
                                   problem=nothing, unit=""), C7_MIN_ORDER, above=True)]
     eps = sorted(e for e, g in gaps.items() if e > 0 and g > 0)
     order = float(np.polyfit(np.log(eps), np.log([gaps[e] for e in eps]), 1)[0]) if len(eps) > 1 else 0.0
-    square = Effect("order of the Taylor remainder (slope of log gap against log ε)", *[order] * 3, unit="")
+    square = Effect("order of the Taylor remainder (slope of log gap against log ε)", *[order] * 3, unit="",
+                    runs=LINEARISATION)
     out = [Comparison(exact, C7_MAX_JVP_ERROR, above=False), Comparison(square, C7_MIN_ORDER, above=True)]
-    accuracy = {}
+    accuracy, runs = {}, LINEARISATION
     for head in ("full", "finetune"):
         rows = _t3(frame, head).rows(frame) if frame is not None and len(frame) else []
         rows = rows[(rows.seed == 0) & (rows.status == "done")] if len(rows) else rows
         if len(rows):
-            accuracy[head] = rows.accuracy.iloc[0] / 100
+            accuracy[head], runs = rows.accuracy.iloc[0] / 100, runs + ((_t3(frame, head), 0),)
     if len(accuracy) == 2:
         forced = max(0.0, accuracy["full"] + accuracy["finetune"] - 1)
         excess = (lin["agreement_full_finetune"] - forced) / (1 - forced) if forced < 1 else 0.0
         out.append(Comparison(Effect("agreement of full and fine-tuned beyond what their accuracies "
-                                     "force", *[excess] * 3, unit="share"), C7_MIN_EXCESS, above=True))
+                                     "force", *[excess] * 3, unit="share", runs=runs), C7_MIN_EXCESS,
+                               above=True))
     return out
 
 
@@ -349,29 +382,57 @@ CLAIMS = {  # claim: (the paper's statement, the rule in one plain sentence, its
 WHOLE_FRAME = ("C8",)  # claims judged on every base network of the frame, not the profile's own
 
 
-RULE_CHANGES = {  # claim: (the previous report's rule, in one sentence; its judge)
-    "C1": (f"grad − actv above {C1_MIN_GAIN:g} points at the top layer (a threshold read off CIFAR-10's "
-           "scale)", lambda frame, lin: c1(frame, points=True)),
-    "C3": (f"a random θ1 or θ2 costs grad more than {C3_MIN_DROP:g} points",
-           lambda frame, lin: c3(frame, points=True)),
-    "C4": (f"conv5 alone gains more than {C1_MIN_GAIN:g} points over actv",
-           lambda frame, lin: c4(frame, points=True)),
-    "C7": (f"the gap shrinks ≥ {C7_MIN_SHRINK:g}× from ε = 0.5 to 0.25 and full and fine-tuned agree on "
-           f"≥ {C7_MIN_AGREEMENT:.0%} of test images", lambda frame, lin: c7(lin, previous=True)),
+RULES_VERSION = 3  # the rules above: shares where their parts have the signs they presume, k of n
+RULE_VERSIONS = {  # version: {claim: (its rule in one sentence, the judge's keyword arguments)}
+    # for each claim whose rule differs from the current version's; one judge per claim reads them
+    2: {"C1": (f"grad − actv above {C1_MIN_GAIN:g} points at the top layer (a threshold read off CIFAR-10's "
+               "scale)", {"points": True}),
+        "C3": (f"a random θ1 or θ2 costs grad more than {C3_MIN_DROP:g} points", {"points": True}),
+        "C4": (f"conv5 alone gains more than {C1_MIN_GAIN:g} points over actv", {"points": True}),
+        "C7": (f"the gap shrinks ≥ {C7_MIN_SHRINK:g}× from ε = 0.5 to 0.25 and full and fine-tuned agree on "
+               f"≥ {C7_MIN_AGREEMENT:.0%} of test images", {"previous": True})},
+    RULES_VERSION: {},
 }
 
 
-def rule_changes(frame, claims, linearization=None):
-    """One row per rule restated since the previous report: the old rule and the verdict it
-    gives on these same runs beside the current rule's (claims: verdicts())."""
-    frame, now = converged(frame), claims.set_index("claim")
+def judge(claim, frame, linearization=None, version=RULES_VERSION):
+    """The comparisons of `claim` on `frame` (converged) under the rules of `version`."""
+    if version not in RULE_VERSIONS:
+        raise ValueError(f"no rules version {version}: the versions are {', '.join(map(str, RULE_VERSIONS))}")
+    options = RULE_VERSIONS[version].get(claim, ("", {}))[1]
+    if claim == "C7":
+        return c7(linearization, frame, **options)
+    return CLAIMS[claim][2](frame, **options)
+
+
+def rule_changes(frame, claims, linearization=None, since=RULES_VERSION - 1):
+    """One row per claim whose rule the current version restated since version `since`: the old
+    rule, the verdict it gives on these same runs and its deciding effect, beside the current rule
+    and verdict (claims: verdicts()); `moved` is True where the verdict differs."""
+    old, now = assess(frame, linearization, since), claims.set_index("claim")
     rows = []
-    for claim, (old, judge) in RULE_CHANGES.items():
-        verdict, decisive, _ = combine([c for c in judge(frame, linearization) if c])
-        rows.append({"claim": claim, "previous rule": old, "its verdict here": verdict,
+    for claim, (rule, _) in RULE_VERSIONS[since].items():
+        verdict, decisive, _, _ = old[claim]
+        rows.append({"claim": claim, "previous rule": rule, "its verdict here": verdict,
                      "its deciding effect": decisive.sentence() if decisive else "",
-                     "current rule": now.loc[claim, "rule"], "current verdict": now.loc[claim, "verdict"]})
-    return pd.DataFrame(rows)
+                     "current rule": now.loc[claim, "rule"], "current verdict": now.loc[claim, "verdict"],
+                     "moved": verdict != now.loc[claim, "verdict"]})
+    return pd.DataFrame(rows, columns=["claim", "previous rule", "its verdict here", "its deciding effect",
+                                       "current rule", "current verdict", "moved"])
+
+
+def rules_line(claims):
+    """'Rules v3 (changed from v2: C1, C4 moved inconclusive → holds on these runs; ...)' from the
+    verdict frame's previous_verdict (the previous rules' verdict on the same runs), for the first
+    screen."""
+    since = RULES_VERSION - 1
+    moved = claims[claims.previous_verdict != claims.verdict]
+    if not len(moved):
+        return f"Rules v{RULES_VERSION} (changed from v{since}: no verdict moved on these runs)."
+    groups = moved.groupby(["previous_verdict", "verdict"], sort=False).claim.apply(", ".join)
+    said = "; ".join(f"{codes} moved {old} → {new}" for (old, new), codes in groups.items())
+    return (f"Rules v{RULES_VERSION} (changed from v{since}: {said} on these runs; the previous rules "
+            "and their verdicts: Claims in detail).")
 
 
 UNNAMED_BASE = {1: "bigan", 2: "imagenet-resnet18"}  # the base network of a table's rows that name none
@@ -418,15 +479,23 @@ def own_base(frame):
     return frame[frame["base"].isin(["random", *bases.iloc[:1]])] if len(bases) else frame
 
 
-def assess(frame, linearization=None):
-    """{claim: (verdict, decisive comparison or None, reason, all comparisons)} for one frame."""
+def assess(frame, linearization=None, version=RULES_VERSION):
+    """{claim: (verdict, decisive comparison or None, reason, all comparisons)} for one frame
+    under the rules of `version`."""
     frame = converged(frame)
     own, out = own_base(frame), {}
-    for claim, (_, _, judge) in CLAIMS.items():
-        judged = frame if claim in WHOLE_FRAME else own
-        comparisons = [c for c in (c7(linearization, own) if judge is None else judge(judged)) if c]
+    for claim in CLAIMS:
+        comparisons = [c for c in judge(claim, frame if claim in WHOLE_FRAME else own, linearization, version)
+                       if c]
         out[claim] = (*combine(comparisons), comparisons)
     return out
+
+
+def pretraining_gain(frame):
+    """C3's and C4's precondition on the profile's own base network (own_base), the same
+    Comparison their detail shows: what the first screen says the base network is worth; None
+    without a random-encoder reference."""
+    return next(iter(pretraining(own_base(converged(frame)))), None)
 
 
 @lru_cache(maxsize=None)
@@ -457,7 +526,8 @@ def _paper_columns(claim, label, datasets):
             continue
         same = next((c for c in comparisons if c.effect.label == label), decisive)
         prefix = "" if same.effect.label == label else f"{same.effect.label}: "
-        effects.append(f"{dataset}: {prefix}{same.effect.value()}")
+        value = same.effect.problem.split(" (")[0] if np.isnan(same.effect.mean) else same.effect.value()
+        effects.append(f"{dataset}: {prefix}{value}")  # no share: what its whole lacks, without an interval
         said.append(f"{dataset} {verdict}")
     return "; ".join(effects), ", ".join(said)
 
@@ -470,16 +540,35 @@ def beside(dataset, base):
     return [dataset] if dataset in sets else list(sets)
 
 
+def control_text(comparisons):
+    """'random encoder: grad − actv +4.34 [+3.10, +5.58] against +2.83 [+1.90, +3.76] pre-trained
+    (as large)', per effect a claim about pre-training sets beside its rule (controls); ''."""
+    context = {c.effect.label.split(": ", 1)[1]: c for c in comparisons if c.role == "context"}
+    large = [c for c, _ in as_large(comparisons)]
+    out = []
+    for c in (c for c in comparisons if c.role == "control"):
+        effect = c.effect.label.split(": ", 1)[1]
+        beside = f" against {context[effect].effect.text()} pre-trained" if effect in context else ""
+        out.append(f"random encoder: {effect} {c.effect.text()}{beside}" + (" (as large)" if c in large else ""))
+    return "; ".join(out)
+
+
 def verdicts(frame, linearization=None):
     """One row per claim: claim, statement, rule (plain sentence), verdict, comparison (the
-    decisive effect), effect (mean [95% interval]), effect_mean/low/high, seeds, comparisons (how
-    many the verdict combines; the decisive one is the worst against its threshold), paper_effect and
-    paper_verdict (the same comparison on the paper's numbers, beside ours, for the paper's data
-    set matching ours or else all of them), reason (what would settle a verdict that is not
-    'holds'), note (C6: the top layer's cost against fine-tuning) and evidence (every comparison
-    made), test_images (the test sample its interval covers, beside the seeds; <NA>: seeds alone).
-    The paper's side is its base network at our Table 3's layer (BiGAN or VAE)."""
-    ours = assess(frame, linearization)
+    deciding effect's label), decided_by (the deciding test: effect, side and threshold, and why
+    an absolute effect stands in for a share), tally ('12 of 15 hold' for a claim of several
+    tests), effect (mean [95% interval]), effect_mean/low/high, seeds, runs (how many (cell, seed)
+    runs the verdict rests on), decided_by_runs (the (Cell, seed) runs of its deciding test: what
+    the sensitivity stage trains again; C7's linearisation is no Cell), comparisons (how many it combines), paper_effect and paper_verdict (the
+    same comparison on the paper's numbers, beside ours, for the paper's data set matching ours or
+    else all of them), controls (C1, C3, C4: the same effect on the random encoder beside the
+    pre-trained one's), reason (what would settle a verdict that is not 'holds', or which tests
+    do not hold), note (C6: the top layer's cost against fine-tuning), evidence (every comparison
+    made), test_images (the test sample its interval covers, beside the seeds; <NA>: seeds alone),
+    rules_version (RULES_VERSION) and previous_verdict (the previous version's rules on the same
+    runs: rule_changes). The paper's side is its base network at our Table 3's
+    layer (BiGAN or VAE)."""
+    ours, before = assess(frame, linearization), assess(frame, linearization, RULES_VERSION - 1)
     dataset = frame.dataset.iloc[0] if "dataset" in frame and len(frame) else None
     base = paper_base(frame)
     paper = {d: paper_assessment(d, base) for d in beside(dataset, base)}
@@ -490,12 +579,16 @@ def verdicts(frame, linearization=None):
         e = decisive.effect if decisive else Effect("")
         paper_effect, paper_verdict = _paper_columns(claim, e.label, resnets if claim in WHOLE_FRAME else paper)
         rows.append({"claim": claim, "statement": statement, "verdict": verdict, "rule": rule,
-                     "comparison": e.label, "effect": e.text() if decisive else "",
+                     "comparison": e.label, "decided_by": decisive.test() if decisive else "",
+                     "tally": tally(comparisons), "effect": e.text() if decisive else "",
                      "effect_mean": e.mean, "effect_low": e.low, "effect_high": e.high,
-                     "seeds": e.seeds, "test_images": e.test_images,
+                     "seeds": e.seeds, "runs": runs_behind(comparisons), "test_images": e.test_images,
+                     "decided_by_runs": [run for run in e.runs if isinstance(run[0], Cell)],
                      "comparisons": sum(c.role in ("rule", "precondition") for c in comparisons),
                      "paper_effect": paper_effect, "paper_verdict": paper_verdict,
+                     "controls": control_text(comparisons),
                      "reason": reason or (f"needs {NEEDS[claim]}" if verdict == NOT_RUN else ""),
                      "note": _note(comparisons, table3_top(frame)),
-                     "evidence": "; ".join(c.sentence() for c in comparisons if c.role != "note")})
+                     "evidence": "; ".join(c.sentence() for c in comparisons if c.role != "note"),
+                     "rules_version": RULES_VERSION, "previous_verdict": before[claim][0]})
     return pd.DataFrame(rows).astype({"seeds": "Int64", "test_images": "Int64"})

@@ -13,10 +13,18 @@ are single numbers; a frame built from them carries an
 `accuracy_sd` column (an assumed spread per printed number, see claims.paper_frame), and then
 the interval is the normal one for a linear combination of independent numbers of that spread.
 
+A *share* (part ÷ whole: the share of fine-tuning's gain over actv that grad recovers) means
+what its claim says only where its parts have the signs the claim presumes: a whole clearly
+above 0 and a part not clearly below it. Where the part is clearly negative the share's rule is
+judged on the part itself (its sign decides: Effect.basis says so); where the whole is not
+clearly positive there is no share (inconclusive, with the reason).
+
 A *comparison* is an effect against a threshold: it holds when the whole interval lies on the
 holding side, does not hold when the whole interval lies on the other side, and is inconclusive
 otherwise (or when the effect could not be measured: too few seeds; or a run is at its cap or
-never trained, which the effect names).
+never trained, which the effect names). A claim of several comparisons holds when all hold, does
+not hold when none holds and one fails, holds in part when some hold and some fail, and is
+inconclusive otherwise (combine).
 """
 import dataclasses
 import math
@@ -30,6 +38,7 @@ from ..experiments.results import AT_CAP, CONVERGED, NEVER_TRAINED, unpack_corre
 from .results import SOURCES
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
+HOLDS_IN_PART = "holds in part"  # a claim of several comparisons: some hold, some do not
 LEVEL = 0.95      # of every interval
 MIN_SEEDS = 3     # seeds every cell a verdict uses must have
 PRETRAINED = ("pretrained",) * len(SOURCES)
@@ -83,6 +92,9 @@ class Effect:
     # shown as %) or '' (anything else)
     test_images: int | None = None  # the test sample in the interval: its images (None: seeds only)
     df: float | None = None        # the t quantile's degrees of freedom (None: a normal interval)
+    runs: tuple = ()               # the (Cell, seed) runs it used
+    basis: str | None = None       # why a share's rule reads this absolute effect instead
+    parts: tuple = ()              # a share's (part, whole) Effects
 
     @property
     def _fmt(self):
@@ -240,22 +252,33 @@ def contrast(frame, label, terms):
     table, problem = paired(frame, cells, _value(frame, cells), 1 if assumed else MIN_SEEDS)
     if table is None:
         return problem and Effect(label, problem=problem)
+    runs = used(cells, table)
     if not assumed:  # a run not converged still shows its effect, flagged by the problem
         units, images = per_image(frame, cells, table.index)
-        return _widened(label, table.to_numpy() @ weights, None if units is None else weights @ units,
-                        "points", problem, images)
+        return dataclasses.replace(_widened(label, table.to_numpy() @ weights,
+                                            None if units is None else weights @ units, "points",
+                                            problem, images), runs=runs)
     sd = np.array([c.rows(frame).accuracy_sd.iloc[0] for c in cells], float)
     mean = float(table.iloc[0].to_numpy() @ weights)
     half = stats.norm.ppf((1 + LEVEL) / 2) * math.sqrt(float(np.sum((weights * sd) ** 2)))
-    return Effect(label, mean, mean - half, mean + half)
+    return Effect(label, mean, mean - half, mean + half, runs=runs)
 
 
-def share(frame, label, part, whole):
+def used(cells, table):
+    """The (Cell, seed) runs a paired table (paired()) stands on."""
+    return tuple((cell, seed) for cell in cells for seed in table.index)
+
+
+def share(frame, label, part, whole, names=("the part", "the whole")):
     """(Σ part weights · accuracy) ÷ (Σ whole weights · accuracy), {Cell: weight} each: a
     scale-free effect such as the share of fine-tuning's gain over actv that grad recovers. Seed
     by seed with its t interval; for single numbers with an assumed spread (`accuracy_sd`), the
     delta method's normal interval, var(N/D) ≈ Σ (a_i − r b_i)² σ_i² / D². None when a cell is
-    absent."""
+    absent. names: the part's and the whole's labels.
+
+    Only where its parts have the signs a share presumes (contrast of each): a part clearly below
+    0 gives that part's own Effect (unit points, `basis` saying why: a share's rule reads its
+    sign); a whole not clearly above 0 gives no share (an Effect whose problem says why)."""
     cells = list(dict.fromkeys([*part, *whole]))
     a = np.array([part.get(c, 0.0) for c in cells], float)
     b = np.array([whole.get(c, 0.0) for c in cells], float)
@@ -263,22 +286,29 @@ def share(frame, label, part, whole):
     table, problem = paired(frame, cells, _value(frame, cells), 1 if assumed else MIN_SEEDS)
     if table is None:
         return problem and Effect(label, problem=problem, unit="share")
-    values = table[cells].to_numpy()
+    values, runs = table[cells].to_numpy(), used(cells, table)
     if not assumed and (zero := table.index[values @ b == 0]).size:
         return Effect(label, problem=f"undefined: the denominator is 0 on seed {', '.join(map(str, zero))}",
-                      unit="share", seeds=len(table))
+                      unit="share", seeds=len(table), runs=runs)
+    parts = (contrast(frame, names[0], part), contrast(frame, names[1], whole))
+    if parts[0].high < 0:
+        return dataclasses.replace(parts[0], basis=f"{names[0]} is negative: judged on the absolute effect")
+    if not parts[1].low > 0:
+        return Effect(label, problem=f"no share: {names[1]} is not clearly positive ({parts[1].text()})",
+                      unit="share", seeds=len(table), runs=runs, parts=parts)
     if not assumed:
         units, images = per_image(frame, cells, table.index)
         linearised = None
         if units is not None:  # the delta method over images (groups): N/D ≈ r + (N − r D)/D
             num, den = a @ units, b @ units
             linearised = (num - num.mean() / den.mean() * den) / den.mean()
-        return _widened(label, (values @ a) / (values @ b), linearised, "share", problem, images)
+        return dataclasses.replace(_widened(label, (values @ a) / (values @ b), linearised, "share",
+                                            problem, images), runs=runs, parts=parts)
     sd = np.array([c.rows(frame).accuracy_sd.iloc[0] for c in cells], float)
     whole_value = float(values[0] @ b)
     r = float(values[0] @ a) / whole_value
     half = stats.norm.ppf((1 + LEVEL) / 2) * math.sqrt(float(np.sum(((a - r * b) * sd) ** 2))) / abs(whole_value)
-    return Effect(label, r, r - half, r + half, unit="share")
+    return Effect(label, r, r - half, r + half, unit="share", runs=runs, parts=parts)
 
 
 def ratio(frame, label, numerator, denominator, value="ms_per_step"):
@@ -290,17 +320,24 @@ def ratio(frame, label, numerator, denominator, value="ms_per_step"):
         return problem and Effect(label, problem=problem, unit="×")
     logs = t_interval(label, np.log(table[numerator] / table[denominator]), unit="×")
     return dataclasses.replace(logs, mean=math.exp(logs.mean), low=math.exp(logs.low),
-                               high=math.exp(logs.high), problem=problem)
+                               high=math.exp(logs.high), problem=problem,
+                               runs=used([numerator, denominator], table))
 
 
 @dataclass
 class Comparison:
     """An effect against a threshold. role: 'rule' decides the verdict; 'precondition' must hold
-    for the rule to say anything (else inconclusive); 'note' is reported beside it only."""
+    for the rule to say anything (else inconclusive); 'note', 'context' and 'control' (the same
+    effect on the random encoder) are reported beside it only. An absolute effect standing in for
+    a share (Effect.basis) is judged by its sign: its threshold is 0."""
     effect: Effect
     threshold: float
     above: bool               # holds when the effect is above the threshold (else below)
     role: str = "rule"
+
+    def __post_init__(self):
+        if self.effect.basis:
+            self.threshold = 0.0
 
     @property
     def margin(self):
@@ -314,11 +351,22 @@ class Comparison:
         e = self.effect
         return self.threshold - e.high if self.above else e.low - self.threshold
 
+    def scaled(self, distance):
+        """A margin or miss comparable across units: in units of the threshold's size, or of the
+        interval's width where the threshold is 0 (1 where both are 0)."""
+        return distance / (abs(self.threshold) or (self.effect.high - self.effect.low) or 1.0)
+
     @property
     def verdict(self):
         if self.effect.problem:
             return INCONCLUSIVE
         return HOLDS if self.margin > 0 else FAILS if self.miss > 0 else INCONCLUSIVE
+
+    def test(self):
+        """'grad − actv > 3' and, where an absolute effect stands in for a share, why."""
+        side = ">" if self.above else "<"
+        why = f" ({self.effect.basis})" if self.effect.basis else ""
+        return f"{self.effect.label} {side} {self.threshold_text()}{why}"
 
     def sentence(self):
         """'grad − actv: +7.27 [+6.58, +7.96] > 3 → holds' and, when inconclusive, why."""
@@ -326,7 +374,8 @@ class Comparison:
         out = f"{self.effect.label}: {self.effect.text()}"
         if not self.effect.problem:
             out += f" {side} {self.threshold_text()}"
-        return f"{out} → {self.verdict}"
+        why = f" ({self.effect.basis})" if self.effect.basis else ""
+        return f"{out} → {self.verdict}{why}"
 
     def reason(self):
         """What would settle an inconclusive comparison ('' otherwise)."""
@@ -345,29 +394,74 @@ class Comparison:
         return f"{self.threshold:.0%}" if self.effect.unit == "share" else f"{self.threshold:g}"
 
 
-def combine(comparisons):
-    """(verdict, decisive comparison, reason) of a claim from its comparisons.
+JUDGED = ("rule", "precondition")  # the roles a verdict rests on
 
-    Several cells (Table 1's mixes, depths, heads) combine as the worst case: the claim holds
-    only when every rule comparison holds (each interval clears its threshold), and does not
-    hold as soon as one of them clearly fails (a counter-example the claim's 'every' rules out).
+
+def tests_of(comparisons):
+    """{effect label: its rule comparisons}: one test per effect (an equivalence's two bounds,
+    C5's, are one test), in order."""
+    out = {}
+    for c in comparisons:
+        if c.role == "rule":
+            out.setdefault(c.effect.label, []).append(c)
+    return out
+
+
+def verdict_of(bounds):
+    """The verdict of one test of one or more bounds on the same effect: holds when every bound
+    holds, does not hold when one fails, else inconclusive."""
+    verdicts = {c.verdict for c in bounds}
+    return FAILS if FAILS in verdicts else HOLDS if verdicts == {HOLDS} else INCONCLUSIVE
+
+
+def tally(comparisons):
+    """'12 of 15 hold' over a claim's tests ('' for a claim of one test or none)."""
+    judged = [verdict_of(b) for b in tests_of(comparisons).values()]
+    return f"{judged.count(HOLDS)} of {len(judged)} hold" if len(judged) > 1 else ""
+
+
+def runs_behind(comparisons):
+    """How many (cell, seed) runs the comparisons a verdict rests on used, each counted once."""
+    return len({run for c in comparisons if c.role in JUDGED for run in c.effect.runs})
+
+
+def combine(comparisons):
+    """(verdict, deciding comparison, reason) of a claim from its comparisons.
+
     A precondition that does not hold (clearly or within its interval) leaves the claim
-    inconclusive. Each interval is at 95%
-    on its own: no correction is made for the number of cells, so with many cells a spurious
-    'does not hold' is likelier than 5%; the thresholds sit far from what the paper reports."""
-    rules = [c for c in comparisons if c.role == "rule"]
-    if not rules:
+    inconclusive: the rules say nothing then. Otherwise each test (one effect against its
+    threshold, or both bounds of an equivalence: tests_of) has its verdict, and the claim holds when
+    every test holds (decided by the one closest to its threshold), does not hold when none holds
+    and one fails (decided by the clearest failure), holds in part when some hold and some fail
+    (decided by the clearest failure; the reason names the tests that do not hold), and is
+    inconclusive otherwise. Each interval is at 95% on its own: no correction is made for the
+    number of tests, so with many tests a spurious failure is likelier than 5%; the thresholds
+    sit far from what the paper reports."""
+    by_effect = tests_of(comparisons)
+    if not by_effect:
         return NOT_RUN, None, ""
+    unmet = [c for c in comparisons if c.role == "precondition" and c.verdict != HOLDS]
+    if unmet:
+        return INCONCLUSIVE, unmet[0], _listed(["precondition not met: " + c.sentence()
+                                                if not c.effect.problem else c.reason() for c in unmet])
+    judged = {label: verdict_of(bounds) for label, bounds in by_effect.items()}
+    rules = [c for bounds in by_effect.values() for c in bounds]
     failing = [c for c in rules if c.verdict == FAILS]
-    if failing:
-        worst = max(failing, key=lambda c: c.miss)
-        return FAILS, worst, worst.sentence()
-    open_ = [c for c in comparisons if c.role == "precondition" and c.verdict != HOLDS]
-    open_ += [c for c in rules if c.verdict == INCONCLUSIVE]
-    if open_:
-        reasons = list(dict.fromkeys(
-            "precondition not met: " + c.sentence() if c.role == "precondition" and not c.effect.problem
-            else c.reason() for c in open_))
-        more = f" (and {len(reasons) - 2} more)" if len(reasons) > 2 else ""
-        return INCONCLUSIVE, open_[0], "; ".join(reasons[:2]) + more
-    return HOLDS, min(rules, key=lambda c: c.margin), ""
+    if not failing and all(v == HOLDS for v in judged.values()):
+        return HOLDS, min(rules, key=lambda c: c.scaled(c.margin)), ""
+    counted = f"{tally(comparisons)}; " if tally(comparisons) else ""
+    if not failing:
+        open_ = [c for c in rules if c.verdict == INCONCLUSIVE]
+        return INCONCLUSIVE, open_[0], counted + _listed([c.reason() for c in open_])
+    worst = max(failing, key=lambda c: c.scaled(c.miss))
+    if HOLDS not in judged.values():
+        return FAILS, worst, counted + worst.sentence()
+    others = [f"{label} ({verdict})" for label, verdict in judged.items() if verdict != HOLDS]
+    return HOLDS_IN_PART, worst, f"{counted}not: " + _listed(others, most=len(others))
+
+
+def _listed(reasons, most=3):
+    """The distinct reasons joined, the first `most` of them, and how many more."""
+    reasons = list(dict.fromkeys(reasons))
+    more = f" (and {len(reasons) - most} more)" if len(reasons) > most else ""
+    return "; ".join(reasons[:most]) + more

@@ -2,6 +2,7 @@
 (gradfeat_core.suite.results): the tables set beside the paper's, what the runs did, how they
 differ from the paper's protocol."""
 import dataclasses
+import html
 import json
 import math
 from pathlib import Path
@@ -14,9 +15,9 @@ from ..experiments.params import merge
 from ..method.registry import ARCHITECTURES, OBJECTIVES
 from ..method.resnet import block_names
 from .claims import (NEEDS, PRETRAINING_MIN_GAIN, assess, own_base, paper_assessment, paper_base,
-                     pretraining, tables)
+                     pretraining_gain, rules_line, tables)
 from ..experiments.results import AT_CAP, NEVER_TRAINED
-from .evidence import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Cell, contrast, converged, ratio, trained
+from .evidence import FAILS, HOLDS, HOLDS_IN_PART, INCONCLUSIVE, NOT_RUN, Cell, contrast, converged, ratio, trained
 from .grid import (PAPER_DATASETS, PAPER_REFERENCE, PAPER_RESNETS, PAPER_TRANSFER_DATASETS,
                    PAPER_TRANSFER_REFERENCE, SHAPE, experiments)
 from .grid import tables as architecture_tables  # the architecture's; claims.tables: a frame's
@@ -384,7 +385,8 @@ def run_durations(runs_dir):
 
 LEFT_HEADERS = [{"selector": "th", "props": "text-align: left"}]
 PAPER_SETTING, STAND_IN, NOT_COVERED = "reproduced on the paper's setting", "on a stand-in", "not covered"
-VERDICT_COLOURS = {HOLDS: "#d8f0d8", FAILS: "#f6d5d5", INCONCLUSIVE: "#fbeec8", NOT_RUN: "#e6e6e6"}
+VERDICT_COLOURS = {HOLDS: "#d8f0d8", HOLDS_IN_PART: "#e8efc8", FAILS: "#f6d5d5", INCONCLUSIVE: "#fbeec8",
+                   NOT_RUN: "#e6e6e6"}
 PAPER_TABLES = {  # the paper's tables: what they are, and the data sets its claims come from
     1: "Table 1: ablation of θ1, θ2, ω (BiGAN on CIFAR-10)",
     2: "Table 2: ablation, ImageNet ResNet-18 → VOC07 (mAP)",
@@ -462,13 +464,17 @@ def coverage(params, frame, claims):
     return pd.DataFrame(rows)
 
 
-VERDICT_WORDS = {HOLDS: ("holds", "hold"), FAILS: ("does not hold", "do not hold"),
+VERDICT_WORDS = {HOLDS: ("holds", "hold"), HOLDS_IN_PART: ("holds in part", "hold in part"),
+                 FAILS: ("does not hold", "do not hold"),
                  INCONCLUSIVE: ("is inconclusive", "are inconclusive"), NOT_RUN: ("was not run", "were not run")}
 
 
 def conclusion(params, frame, claims):
-    """A few sentences: what was run, on what, what held, what the base network is worth against a
-    random encoder, how many runs did not converge, what is not covered."""
+    """A few sentences: what was run, on what, what held (under which rules version, and which
+    verdicts the previous rules gave otherwise), what the base network is worth against a random
+    encoder (C3's and C4's precondition, on the profile's own base network: the number their detail
+    shows), where the random encoder's effect is as large as the pre-trained one's (controls), how
+    many runs did not converge, what is not covered. Every number is the claims' (claims.verdicts)."""
     paper, what = stand_in(params)
     runs = distinct_runs(frame[frame.status == "done"])
     numbers = sorted(set(frame[frame.status == "done"].table), reverse=True)
@@ -493,17 +499,20 @@ def conclusion(params, frame, claims):
     lines = [f"{len(runs)} runs of the paper's {tables} on {where}; {seeds} seeds per Table {first} "
              "cell, each claim judged on effects inside these runs.",
              f"Of the claims C1–C{len(claims)}: " + "; ".join(parts) + "."
-             + "".join(f" {c} needs {NEEDS[c]}, which these runs do not include." for c in not_run)]
-    gain = next(iter(pretraining(frame)), None)
+             + "".join(f" {c} needs {NEEDS[c]}, which these runs do not include." for c in not_run),
+             rules_line(claims)]
+    gain = pretraining_gain(frame)
     if gain:
         e = gain.effect
         lines.append(f"The base network's features beat a random encoder's by "
                      f"{dataclasses.replace(e, problem=None).text()} points (the activation "
-                     "baseline, pre-trained − random" + (f"; {e.problem}" if e.problem else "") + ")"
+                     "baseline, pre-trained − random, on the profile's own base network: C3's and C4's "
+                     "precondition" + (f"; {e.problem}" if e.problem else "") + ")"
                      + (f": barely above random (under the {PRETRAINING_MIN_GAIN:g} points asked of "
                         "a base network before judging what pre-training contributes), so the heads' "
                         "effects here owe little to pre-training." if e.low < PRETRAINING_MIN_GAIN
                         else "."))
+    lines += controlled(claims)
     flags = converged(runs).convergence
     at_cap, failed = int((flags == AT_CAP).sum()), int((flags == NEVER_TRAINED).sum())
     if at_cap:
@@ -522,6 +531,17 @@ def conclusion(params, frame, claims):
                      + ")" + (" and claim C8 are" if c8 else " are") + " not covered by this profile: "
                      f"{OTHER_PROFILE[other][0]} runs them on a stand-in on a CPU.")
     return lines
+
+
+def controlled(claims):
+    """A sentence per control (claims' `controls`) where the random encoder's effect is as large
+    as the pre-trained one's, naming the claims about pre-training it bears on; [] where none is."""
+    said = {}
+    for claim, text in zip(claims.claim, claims.controls):
+        for part in (p for p in text.split("; ") if p.endswith(" (as large)")):
+            said.setdefault(part.removesuffix(" (as large)"), []).append(claim)
+    return [f"Control ({', '.join(codes)}): on the {part.replace(': ', ' ', 1)}: as large, so the "
+            f"pre-trained encoder's effect need not come from pre-training." for part, codes in said.items()]
 
 
 def interval_method(claims, frame=None):
@@ -553,19 +573,26 @@ def interval_method(claims, frame=None):
 
 
 def verdict_table(claims):
-    """The verdict table as HTML: per claim its verdict (coloured), our effect and interval, the
-    paper's effect as its printed numbers give it, and the same rule's verdict on them."""
-    shown = claims[["claim", "statement", "verdict", "comparison", "effect", "paper_effect",
-                    "paper_verdict"]].copy()
-    several = claims.comparisons > 1
-    shown.loc[several, "comparison"] = [f"{label} (decides: the worst of {n} comparisons)" for label, n
-                                        in zip(claims.comparison[several], claims.comparisons[several])]
+    """The verdict table as HTML: per claim its verdict (coloured); for a claim of several tests,
+    how many hold and which do not; the test that decided it and our effect for it with its
+    interval; the runs behind the verdict; the random encoder's effect beside it (controls, C1, C3
+    and C4); the paper's effect as its printed numbers give it, and the same rule's verdict on
+    them; the rules version. Every number is the claims' detail's (claims.verdicts)."""
+    shown = claims[["claim", "statement", "verdict", "tally", "decided_by", "effect", "runs", "controls",
+                    "paper_effect", "paper_verdict", "rules_version"]].copy()
+    partly = claims.verdict.isin([HOLDS_IN_PART, INCONCLUSIVE]) & (claims.tally != "")
+    shown.loc[partly, "tally"] += [" (" + r.split("; ", 1)[1] + ")" if "; " in r else ""
+                                   for r in claims.reason[partly]]
     shown = shown.rename(columns={
-                        "comparison": "deciding comparison", "effect": "ours (95% interval)",
+                        "tally": "tests that hold", "decided_by": "deciding test", "effect": "ours (95% interval)",
+                        "runs": "runs behind it", "controls": "random encoder (control)",
                         "paper_effect": "paper (as printed)",
-                        "paper_verdict": "same rule on the paper's numbers"})
+                        "paper_verdict": "same rule on the paper's numbers", "rules_version": "rules"})
+    shown["rules"] = [f"v{v}" for v in shown["rules"]]
     for column in ("paper (as printed)", "same rule on the paper's numbers"):
         shown[column] = shown[column].replace("", "not reported")
+    for column in shown.columns.difference(["runs behind it"]):  # "full − grad < 1.5": text, not markup
+        shown[column] = shown[column].map(lambda v: html.escape(v) if isinstance(v, str) else v)
     return (styled(shown)
             .map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'white')}", subset=["verdict"])
             .to_html())
