@@ -108,3 +108,34 @@ def test_an_imported_base_network_is_not_pretrained_again():
     params = load_params("voc07-resnet18", ["reproduce.sensitivity.design={data: {test_views: 2}}"])
     labels = [(q.name, q.pretraining) for q in sensitivity.perturbations(params)]
     assert labels == [("schedule", None), ("design", None)]
+
+
+def test_the_stage_retrains_each_claims_deciding_cells_and_judges_the_substituted_frame(monkeypatch, tmp_path):
+    """On the committed default report's runs: the stage asks each perturbation for the
+    experiments behind the deciding comparisons (and their actv), and a perturbation that costs
+    grad 10 points flips C1, which the outcome names; one that changes nothing leaves it robust."""
+    from gradfeat_core.suite import reproduce
+    from gradfeat_core.suite.claims import verdicts
+    from gradfeat_core.experiments.results import ROOT
+    frame = pd.read_csv(ROOT / "reports" / "fashion-mnist" / "results.csv")
+    params = load_params("fashion-mnist", [f"out_dir={tmp_path}", "reproduce.sensitivity.checkpoint="
+                                           "encoders/fashion-mnist-rotation/encoder.pt"])
+    asked = {}
+
+    def perturbed_runs(params, common, overrides, chosen, perturbation, executor, log):
+        asked[perturbation.label] = [e.name for e in chosen]
+        rows = frame[frame.experiment.isin([e.name for e in chosen])].copy()
+        if perturbation.name == "schedule":
+            rows.loc[rows["head"] == "grad", "accuracy"] -= 10
+            rows["test_correct"] = None  # seeds alone: the per-image record no longer matches
+        return rows
+    monkeypatch.setattr(reproduce, "perturbed_runs", perturbed_runs)
+    under = reproduce.sensitivity_stage(params, {}, {}, experiments(params), frame, None, "local", print)
+    assert set(asked) == {"schedule ×2", "pre-training seed 1"}
+    assert {"t3-actv-conv5", "t3-grad-conv5", "t3-finetune-conv5"} <= set(asked["schedule ×2"])
+    claims = verdicts(frame)
+    out = sensitivity.outcomes(claims, under).set_index("claim")
+    assert claims.set_index("claim").loc["C1", "verdict"] == "holds"
+    assert out.loc["C1", "outcome"].startswith("fragile: schedule ×2 → ")
+    assert out.loc["C1", "pre-training seed 1"] == "holds"
+    assert out.loc["C7", "outcome"] == "not perturbed"

@@ -21,6 +21,7 @@ from .report import (PAPER_SOURCE, UNITS, ablation, actv_level, coded, conclusio
                      effects, failed_runs, heads, heads_intervals, interval_method, left_table, metric,
                      paper_ablation, run_durations, scope, step_costs, table1_wide, verdict_table, with_std)
 from .reproduce import report_dir_for
+from .sensitivity import outcomes, with_outcomes
 from .results import base_name, distinct_runs, load_summaries, loss_curves, validation_curves
 
 
@@ -81,6 +82,7 @@ class Report:
     linearization: dict | None
     others: list          # the other base networks' pre-training records (Table 4's), with 'folder'
     claims: pd.DataFrame = dataclasses.field(default=None)
+    sensitivity: pd.DataFrame | None = None  # sensitivity.csv: each perturbation's verdicts, where the stage ran
 
     @classmethod
     def load(cls, profile, report_dir=None):
@@ -95,6 +97,9 @@ class Report:
                      load_quality(pretrain_dir / "quality.csv") if pretrain_dir else None,
                      inputs.get("base_network") or {}, _json(inputs["linearization"]), others)
         report.claims = verdicts(report.frame, report.linearization)
+        if (report_dir / "sensitivity.csv").is_file():
+            report.sensitivity = pd.read_csv(report_dir / "sensitivity.csv", keep_default_na=False)
+            report.claims = with_outcomes(report.claims, report.sensitivity)
         import seaborn as sns
         sns.set_theme(style="whitegrid")  # the report's figures' look
         return report
@@ -128,12 +133,12 @@ class Report:
         claims, frame = self.claims, self.frame
         return [
             Markdown(" ".join(conclusion(self.params, frame, claims))),
-            Markdown("### Verdicts\n\nPer claim: our effect for the comparison that decides it (mean and 95% interval), the paper's effect for the same comparison as its printed numbers give it, and the verdict the same rule gives on the paper's numbers. *Inconclusive*: the interval straddles the rule's threshold, a cell has fewer than 3 seeds, or a head did not converge. " + interval_method(claims, frame)),
+            Markdown("### Verdicts\n\nPer claim: our effect for the comparison that decides it (mean and 95% interval), the paper's effect for the same comparison as its printed numbers give it, and the verdict the same rule gives on the paper's numbers. *Inconclusive*: the interval straddles the rule's threshold, a cell has fewer than 3 seeds, or a head was at its cap still improving. *Under perturbation* (where the sensitivity stage ran): robust, the same verdict with the deciding runs trained again under each perturbation, or fragile, with what flips it ([The sensitivity stage](#The-sensitivity-stage)). " + interval_method(claims, frame)),
             HTML(verdict_table(claims)),
-            Markdown(f"The paper prints one number per cell and no spread: to check a rule on its numbers (last column), each is taken as one run with a seed spread of {PAPER_SD} points, an assumption, not a measurement. Where a claim combines several comparisons, the one shown decides it: the worst against its threshold. The ablation's codes (ppp, prp, rrr, ...): where the gradient term's θ1, θ2 and ω come from, p pre-trained and r random. Rules and all their comparisons: [Claims in detail](#Claims-in-detail)."),
+            Markdown(f"The paper prints one number per cell and no spread: to check a rule on its numbers (last column), each is taken as one run with a seed spread of {PAPER_SD} points, an assumption, not a measurement. Where a claim combines several tests, the one shown decides it: the nearest its threshold when all hold, else the clearest failure; *tests that hold* counts them. The ablation's codes (ppp, prp, rrr, ...): where the gradient term's θ1, θ2 and ω come from, p pre-trained and r random. Rules and all their comparisons: [Claims in detail](#Claims-in-detail)."),
             Markdown("### Coverage\n\nEach of the paper's tables and claims: reproduced on the paper's setting, on a stand-in (which data set and base network), or not covered (why, and what would cover it)."),
             HTML(left_table(coverage(self.params, frame, claims))),
-            Markdown("""**Contents:** [Read this first](#Read-this-first) · [Claims in detail](#Claims-in-detail) · [The four heads](#The-four-heads-at-the-top-layer) · [The ablation](#The-ablation) · [Training curves](#Training-curves) · [The base network](#The-base-network) · [Cost per training step](#Cost-per-training-step) · [Linearisation](#Linearisation-(C7)) · [Failed runs](#Failed-runs) · [Where the time went](#Where-the-time-went) · [Settings and deviations](#Settings-and-deviations)"""),
+            Markdown("""**Contents:** [Read this first](#Read-this-first) · [Claims in detail](#Claims-in-detail) · [The sensitivity stage](#The-sensitivity-stage) · [The four heads](#The-four-heads-at-the-top-layer) · [The ablation](#The-ablation) · [Training curves](#Training-curves) · [The base network](#The-base-network) · [Cost per training step](#Cost-per-training-step) · [Linearisation](#Linearisation-(C7)) · [Failed runs](#Failed-runs) · [Where the time went](#Where-the-time-went) · [Settings and deviations](#Settings-and-deviations)"""),
         ]
 
     def read_this_first(self):
@@ -156,6 +161,24 @@ class Report:
         return shown + [
             Markdown("**Rules restated since the previous report.** C1, C3 and C4 judged margins in accuracy points with thresholds read off CIFAR-10's scale; they now judge shares (of fine-tuning's gain over the activation baseline, or of the gradient model's own gain), which mean the same on any data set. C7 asked for 80% agreement, which any two classifiers of 89% accuracy reach, and a gap ratio without a unit; it now asks for agreement beyond what the accuracies force and estimates the remainder's order over the ε sweep. The previous rules, on these same runs:"),
             HTML(left_table(rule_changes(self.frame, self.claims, self.linearization)))]
+
+    # --- the sensitivity stage -----------------------------------------------------------------
+    def sensitivity_stage(self):
+        """Each claim's verdict beside its verdict under each perturbation, and the perturbed
+        runs' deciding effects; or why the stage did not run."""
+        if self.sensitivity is None:
+            return [Markdown("The sensitivity stage did not run for this report (it runs once every run of the "
+                             "grid is done; `reproduce.sensitivity` in params/base.yaml sets it up).")]
+        own = self.params["reproduce"]["sensitivity"]
+        table = outcomes(self.claims, self.sensitivity)
+        return [Markdown(f"Each claim's deciding runs (the cells behind its deciding test, all their seeds) trained "
+                         f"again under each perturbation, the grid's other runs kept, and judged by the same rules "
+                         f"(schedule ×{own['schedule']}, pre-training seed {own['pretrain_seed']}"
+                         f"{', design ' + str(own['design']) if own['design'] else ''}; 0 or null: not run; "
+                         "docs/protocol.md). *Robust*: every perturbation gives the verdict again."),
+                HTML(left_table(table)),
+                Markdown("Each perturbation's deciding test and its effect on the runs it retrained:"),
+                HTML(left_table(self.sensitivity))]
 
     # --- the heads' table -------------------------------------------------------------------------
     def heads_table(self):

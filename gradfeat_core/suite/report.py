@@ -469,12 +469,25 @@ VERDICT_WORDS = {HOLDS: ("holds", "hold"), HOLDS_IN_PART: ("holds in part", "hol
                  INCONCLUSIVE: ("is inconclusive", "are inconclusive"), NOT_RUN: ("was not run", "were not run")}
 
 
+def sensitivity_line(claims):
+    """The sensitivity stage's outcome in a sentence, where it ran: which verdicts are robust and
+    which fragile, and what flips them (the verdict table's column)."""
+    if "sensitivity" not in claims:
+        return []
+    robust = [c for c, o in zip(claims.claim, claims.sensitivity) if o == "robust"]
+    fragile = [f"{c} ({o.split(': ', 1)[1]})" for c, o in zip(claims.claim, claims.sensitivity)
+               if o.startswith("fragile")]
+    said = ([f"{', '.join(robust)} robust"] if robust else []) + ([f"{'; '.join(fragile)} fragile"] if fragile else [])
+    return [f"With each claim's deciding runs trained again under the sensitivity stage's perturbations: "
+            f"{'; '.join(said) or 'no verdict perturbed'}."]
+
+
 def conclusion(params, frame, claims):
     """A few sentences: what was run, on what, what held (under which rules version, and which
     verdicts the previous rules gave otherwise), what the base network is worth against a random
     encoder (C3's and C4's precondition, on the profile's own base network: the number their detail
-    shows), where the random encoder's effect is as large as the pre-trained one's (controls), how
-    many runs did not converge, what is not covered. Every number is the claims' (claims.verdicts)."""
+    shows), where the random encoder's effect is as large as the pre-trained one's (controls), what
+    the sensitivity stage found, how many runs did not converge, what is not covered. Every number is the claims' (claims.verdicts)."""
     paper, what = stand_in(params)
     runs = distinct_runs(frame[frame.status == "done"])
     numbers = sorted(set(frame[frame.status == "done"].table), reverse=True)
@@ -513,6 +526,7 @@ def conclusion(params, frame, claims):
                         "effects here owe little to pre-training." if e.low < PRETRAINING_MIN_GAIN
                         else "."))
     lines += controlled(claims)
+    lines += sensitivity_line(claims)
     flags = converged(runs).convergence
     at_cap, failed = int((flags == AT_CAP).sum()), int((flags == NEVER_TRAINED).sum())
     if at_cap:
@@ -577,14 +591,16 @@ def verdict_table(claims):
     how many hold and which do not; the test that decided it and our effect for it with its
     interval; the runs behind the verdict; the random encoder's effect beside it (controls, C1, C3
     and C4); the paper's effect as its printed numbers give it, and the same rule's verdict on
-    them; the rules version. Every number is the claims' detail's (claims.verdicts)."""
-    shown = claims[["claim", "statement", "verdict", "tally", "decided_by", "effect", "runs", "controls",
+    them; the rules version; where the sensitivity stage ran, the verdict's outcome under it
+    (robust or fragile). Every number is the claims' detail's (claims.verdicts)."""
+    perturbed = ["sensitivity"] if "sensitivity" in claims else []  # where the sensitivity stage ran
+    shown = claims[["claim", "statement", "verdict", *perturbed, "tally", "decided_by", "effect", "runs", "controls",
                     "paper_effect", "paper_verdict", "rules_version"]].copy()
     partly = claims.verdict.isin([HOLDS_IN_PART, INCONCLUSIVE]) & (claims.tally != "")
     shown.loc[partly, "tally"] += [" (" + r.split("; ", 1)[1] + ")" if "; " in r else ""
                                    for r in claims.reason[partly]]
     shown = shown.rename(columns={
-                        "tally": "tests that hold", "decided_by": "deciding test", "effect": "ours (95% interval)",
+                        "sensitivity": "under perturbation", "tally": "tests that hold", "decided_by": "deciding test", "effect": "ours (95% interval)",
                         "runs": "runs behind it", "controls": "random encoder (control)",
                         "paper_effect": "paper (as printed)",
                         "paper_verdict": "same rule on the paper's numbers", "rules_version": "rules"})

@@ -341,25 +341,34 @@ def sensitivity_stage(params, common, overrides, grid, frame, linearization_path
     claims = verdicts(frame, linearization)
     cells = set().union(*sensitivity.deciding_cells(claims).values())
     chosen = sensitivity.stage_experiments(grid, cells, params["pretrain"]["objective"])
-    out, rows = Path(params["out_dir"]) / "sensitivity", []
+    rows = []
     for perturbation in sensitivity.perturbations(params) if chosen else ():
-        folder = out / perturbation.slug
-        own = combine(overrides, {"out_dir": str(folder)})
-        if perturbation.pretraining is not None:
-            encoders = perturbed_base(params, common, own, perturbation, executor, folder / "runs", log)
-            if encoders is None:
-                log(f"sensitivity ({perturbation.label}): its pre-training did not finish; skipped")
-                continue
-            own = combine(own, encoders)
-        stage_grid = [sensitivity.applied(e, perturbation) for e in chosen]
-        _, repeats, runs = experiment_runs(params, common, own, folder / "runs", stage_grid)
-        _, _, summaries = heads_stage(stage_grid, repeats, runs, params["reproduce"]["timeout"], log,
-                                      f"sensitivity ({perturbation.label})",
-                                      stage_executor(executor, params, "heads", folder / "runs"))
-        perturbed = results_frame(summaries)
+        perturbed = perturbed_runs(params, common, overrides, chosen, perturbation, executor, log)
+        if perturbed is None:
+            log(f"sensitivity ({perturbation.label}): its pre-training did not finish; skipped")
+            continue
         under = verdicts(sensitivity.substituted(frame, perturbed), linearization)
         rows.append(sensitivity.perturbed_verdicts(claims, perturbation.label, under))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=sensitivity.COLUMNS)
+
+
+def perturbed_runs(params, common, overrides, chosen, perturbation, executor, log):
+    """The results frame of the experiments `chosen` trained under `perturbation`, in
+    <out_dir>/sensitivity/<its slug>/ (on a pre-training of its own where it needs one), or None
+    while that pre-training has not finished."""
+    folder = Path(params["out_dir"]) / "sensitivity" / perturbation.slug
+    own = combine(overrides, {"out_dir": str(folder)})
+    if perturbation.pretraining is not None:
+        encoders = perturbed_base(params, common, own, perturbation, executor, folder / "runs", log)
+        if encoders is None:
+            return None
+        own = combine(own, encoders)
+    stage_grid = [sensitivity.applied(e, perturbation) for e in chosen]
+    _, repeats, runs = experiment_runs(params, common, own, folder / "runs", stage_grid)
+    _, _, summaries = heads_stage(stage_grid, repeats, runs, params["reproduce"]["timeout"], log,
+                                  f"sensitivity ({perturbation.label})",
+                                  stage_executor(executor, params, "heads", folder / "runs"))
+    return results_frame(summaries)
 
 
 def perturbed_base(params, common, overrides, perturbation, executor, runs_dir, log):
@@ -481,6 +490,9 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
             lin_path = lin.result if lin.result.is_file() else None
     frame = results_frame(summaries)
     frame.to_csv(out / "results.csv", index=False)
+    if len(frame) and (frame.status == "done").all():
+        sensitivity_stage(params, common, overrides, grid, frame, lin_path, executor, log).to_csv(
+            out / "sensitivity.csv", index=False)
     write_json(out / "report-inputs.json", {
         "profile": profile, "objective": objective, "params": params,
         "pretrain": base["pretrain_json"] if base.get("sha256") else None, "base_network": base,

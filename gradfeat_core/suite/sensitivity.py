@@ -146,3 +146,8 @@ def perturbed_verdicts(claims, label, verdicts_under):
     v = verdicts_under[verdicts_under.claim.isin(decided)]
     return pd.DataFrame({"claim": v.claim, "perturbation": label, "verdict": v.verdict,
                          "comparison": v.comparison, "effect": v.effect}, columns=COLUMNS)
+
+
+def with_outcomes(claims, under):
+    """claims.verdicts' frame with a `sensitivity` column: each claim's outcome (outcomes)."""
+    return claims.assign(sensitivity=outcomes(claims, under).outcome.to_numpy())
