@@ -158,3 +158,14 @@ def test_settings_take_the_grid_from_the_runs_parameters():
     summaries = [{"table": 3, "params": dict(ran, model=dict(ran["model"], head="actv"))}]
     text = head_settings(params, 3, "actv", vae_frame({"actv": 3.0}), summaries)
     assert "of [0.3, 1.0, 3.0, 10.0, 30.0])" in text and "edge" not in text
+
+
+def test_the_conclusion_says_the_side_of_the_map_the_resnets_top_block_works_on():
+    """From the architecture itself (BaseNetwork.map_sides), not a table: 1×1 at 32 px (centre
+    taps only), 2×2 at 64 px; nothing for the five-conv encoder."""
+    from gradfeat_core.suite.report import top_map_line
+    line, = top_map_line(load_params("fashion-mosaic", ["data.mosaic_side=32"]))
+    assert "1×1 map" in line and "centre taps only" in line
+    line, = top_map_line(load_params("fashion-mosaic", ["data.mosaic_side=64"]))
+    assert "2×2 map" in line and "centre taps" not in line
+    assert top_map_line(load_params("fashion-mnist")) == []
