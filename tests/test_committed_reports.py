@@ -34,7 +34,6 @@ def test_a_committed_report_says_what_it_covers_and_shows_only_what_was_measured
     assert not uncaptioned, uncaptioned
 
 
-@pytest.mark.xfail(strict=True, reason="committed reports made at results version 2: regenerate (issue 40)")
 def test_the_committed_default_reports_runs_keep_their_keys():
     """Finished runs stay finished: each run key in reports/fashion-mnist/results.csv is the one
     reproduce computes for that experiment now (a parameter added since stays out of keys at
@@ -53,8 +52,10 @@ def test_the_committed_default_reports_runs_keep_their_keys():
     assert dict(zip(own.experiment, own.run_key)) == {e: keys[e] for e in own.experiment}
 
 
-@pytest.mark.xfail(strict=True, reason="committed reports made at results version 2: regenerate (issue 40)")
-@pytest.mark.parametrize("profile", REPORTS)
+STALE = pytest.mark.xfail(strict=True, reason="committed report made at results version 2: regenerate it (issue 40)")
+
+
+@pytest.mark.parametrize("profile", [p if p == "fashion-mnist" else pytest.param(p, marks=STALE) for p in REPORTS])
 def test_a_committed_reports_convergence_counts_are_its_results_csvs(profile):
     """Read this first counts the runs at their cap and the never trained from the same
     `convergence` column as results.csv (evidence.converged reads it)."""
