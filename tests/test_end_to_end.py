@@ -71,7 +71,7 @@ def test_quick_profile_end_to_end(quick_reports, monkeypatch, tried_run):
         assert text in html, text
     contents = html.split("Contents:")[1].split("</p>")[0]  # every link of the contents has its heading
     ids = {unquote(i) for i in re.findall(r'id="([^"]+)"', html)}
-    assert len(re.findall(r'href="#', contents)) == 11
+    assert len(re.findall(r'href="#', contents)) == 12
     assert [h for h in re.findall(r'href="#([^"]+)"', contents) if unquote(h) not in ids] == []
     tables = re.findall(r"<table.*?</table>", html, flags=re.S)
     cells = [re.sub(r"<[^>]+>", "", c).strip() for t in tables for c in re.findall(r"<td[^>]*>.*?</td>", t, flags=re.S)]

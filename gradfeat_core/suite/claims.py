@@ -282,7 +282,7 @@ def c7(lin, frame=None, previous=False):
     accuracy, runs = {}, LINEARISATION
     for head in ("full", "finetune"):
         rows = _t3(frame, head).rows(frame) if frame is not None and len(frame) else []
-        rows = rows[(rows.seed == 0) & (rows.status == "done")] if len(rows) else rows
+        rows = rows[(rows.seed == 0) & (rows.status == "done") & rows.accuracy.notna()] if len(rows) else rows  # mAP: none
         if len(rows):
             accuracy[head], runs = rows.accuracy.iloc[0] / 100, runs + ((_t3(frame, head), 0),)
     if len(accuracy) == 2:
