@@ -624,7 +624,8 @@ def test_rule_changes_name_the_verdicts_that_moved_for_the_first_screen():
                  finetune=[92.0, 92.1, 91.9])
     claims = verdicts(table3(**small))
     changes = rule_changes(table3(**small), claims)
-    assert list(changes.claim[changes.moved]) == ["C1"]
+    assert list(changes.claim[changes.moved != "no"]) == ["C1"]
+    assert changes.set_index("claim").loc["C1", "moved"] == "does not hold → holds"
     assert claims.set_index("claim").loc["C1", "previous_verdict"] == FAILS
     assert rules_line(claims) == (f"Rules v{RULES_VERSION} (changed from v{RULES_VERSION - 1}: C1 moved does "
                                   "not hold → holds on these runs; the previous rules and their verdicts: "

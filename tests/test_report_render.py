@@ -92,14 +92,13 @@ def test_each_section_renders_from_the_frame(report):
 
 def test_the_sensitivity_stage_shows_in_the_verdict_table_and_its_own_section(report):
     from gradfeat_core.suite.claims import verdicts
-    from gradfeat_core.suite.sensitivity import with_outcomes
     claims = verdicts(report.frame)
     assert "not run for this report" in text(report.sensitivity_stage())
     c2 = claims.set_index("claim").loc["C2", "verdict"]
     flipped = "inconclusive" if c2 != "inconclusive" else "holds"
-    report.sensitivity = pd.DataFrame({"claim": ["C1", "C2"], "perturbation": "schedule ×2",
-                                       "verdict": [claims.verdict[0], flipped], "comparison": "", "effect": ""})
-    report.claims = with_outcomes(claims, report.sensitivity)
+    report.claims = claims
+    report.perturbed(pd.DataFrame({"claim": ["C1", "C2"], "perturbation": "schedule ×2",
+                                   "verdict": [claims.verdict[0], flipped], "comparison": "", "effect": ""}))
     first = text(report.first_screen())
     assert "under perturbation" in first and f"fragile: schedule ×2 → {flipped}" in first
     assert "robust" in first and "not perturbed" in first

@@ -408,7 +408,7 @@ def judge(claim, frame, linearization=None, version=RULES_VERSION):
 def rule_changes(frame, claims, linearization=None, since=RULES_VERSION - 1):
     """One row per claim whose rule the current version restated since version `since`: the old
     rule, the verdict it gives on these same runs and its deciding effect, beside the current rule
-    and verdict (claims: verdicts()); `moved` is True where the verdict differs."""
+    and verdict (claims: verdicts()); `moved`: 'old → new' where the verdict differs, else 'no'."""
     old, now = assess(frame, linearization, since), claims.set_index("claim")
     rows = []
     for claim, (rule, _) in RULE_VERSIONS[since].items():
@@ -416,7 +416,8 @@ def rule_changes(frame, claims, linearization=None, since=RULES_VERSION - 1):
         rows.append({"claim": claim, "previous rule": rule, "its verdict here": verdict,
                      "its deciding effect": decisive.sentence() if decisive else "",
                      "current rule": now.loc[claim, "rule"], "current verdict": now.loc[claim, "verdict"],
-                     "moved": verdict != now.loc[claim, "verdict"]})
+                     "moved": f"{verdict} → {now.loc[claim, 'verdict']}"
+                              if verdict != now.loc[claim, "verdict"] else "no"})
     return pd.DataFrame(rows, columns=["claim", "previous rule", "its verdict here", "its deciding effect",
                                        "current rule", "current verdict", "moved"])
 

@@ -21,7 +21,7 @@ from .report import (PAPER_SOURCE, UNITS, ablation, actv_level, coded, conclusio
                      effects, failed_runs, heads, heads_intervals, interval_method, left_table, metric,
                      paper_ablation, run_durations, scope, step_costs, table1_wide, verdict_table, with_std)
 from .reproduce import report_dir_for
-from .sensitivity import outcomes, with_outcomes
+from .sensitivity import outcomes
 from .results import base_name, distinct_runs, load_summaries, loss_curves, validation_curves
 
 
@@ -83,6 +83,7 @@ class Report:
     others: list          # the other base networks' pre-training records (Table 4's), with 'folder'
     claims: pd.DataFrame = dataclasses.field(default=None)
     sensitivity: pd.DataFrame | None = None  # sensitivity.csv: each perturbation's verdicts, where the stage ran
+    outcomes: pd.DataFrame | None = None     # from it: each claim's verdict under each perturbation, and its outcome
 
     @classmethod
     def load(cls, profile, report_dir=None):
@@ -98,11 +99,16 @@ class Report:
                      inputs.get("base_network") or {}, _json(inputs["linearization"]), others)
         report.claims = verdicts(report.frame, report.linearization)
         if (report_dir / "sensitivity.csv").is_file():
-            report.sensitivity = pd.read_csv(report_dir / "sensitivity.csv", keep_default_na=False)
-            report.claims = with_outcomes(report.claims, report.sensitivity)
+            report.perturbed(pd.read_csv(report_dir / "sensitivity.csv", keep_default_na=False))
         import seaborn as sns
         sns.set_theme(style="whitegrid")  # the report's figures' look
         return report
+
+    def perturbed(self, under):
+        """Takes the sensitivity stage's frame `under` (sensitivity.csv): each claim's outcome
+        (sensitivity.outcomes), once, for the verdict table's column and the stage's section."""
+        self.sensitivity, self.outcomes = under, outcomes(self.claims, under)
+        self.claims = self.claims.assign(sensitivity=self.outcomes.outcome.to_numpy())
 
     # --- what every section reads -----------------------------------------------------------
     @property
@@ -170,13 +176,12 @@ class Report:
             return [Markdown("The sensitivity stage did not run for this report (it runs once every run of the "
                              "grid is done; `reproduce.sensitivity` in params/base.yaml sets it up).")]
         own = self.params["reproduce"]["sensitivity"]
-        table = outcomes(self.claims, self.sensitivity)
         return [Markdown(f"Each claim's deciding runs (the cells behind its deciding test, all their seeds) trained "
                          f"again under each perturbation, the grid's other runs kept, and judged by the same rules "
                          f"(schedule ×{own['schedule']}, pre-training seed {own['pretrain_seed']}"
                          f"{', design ' + str(own['design']) if own['design'] else ''}; 0 or null: not run; "
                          "docs/protocol.md). *Robust*: every perturbation gives the verdict again."),
-                HTML(left_table(table)),
+                HTML(left_table(self.outcomes)),
                 Markdown("Each perturbation's deciding test and its effect on the runs it retrained:"),
                 HTML(left_table(self.sensitivity))]
 

@@ -339,7 +339,8 @@ def sensitivity_stage(params, common, overrides, grid, frame, linearization_path
     from .claims import verdicts
     linearization = json.loads(Path(linearization_path).read_text()) if linearization_path else None
     claims = verdicts(frame, linearization)
-    cells = set().union(*sensitivity.deciding_cells(claims).values())
+    decided = sensitivity.deciding_cells(claims)
+    cells = set().union(*decided.values())
     chosen = sensitivity.stage_experiments(grid, cells, params["pretrain"]["objective"])
     rows = []
     for perturbation in sensitivity.perturbations(params) if chosen else ():
@@ -348,7 +349,7 @@ def sensitivity_stage(params, common, overrides, grid, frame, linearization_path
             log(f"sensitivity ({perturbation.label}): its pre-training did not finish; skipped")
             continue
         under = verdicts(sensitivity.substituted(frame, perturbed), linearization)
-        rows.append(sensitivity.perturbed_verdicts(claims, perturbation.label, under))
+        rows.append(sensitivity.perturbed_verdicts(decided, perturbation.label, under))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=sensitivity.COLUMNS)
 
 
@@ -381,18 +382,19 @@ def perturbed_base(params, common, overrides, perturbation, executor, runs_dir, 
     again = combine(combine(overrides, perturbation.pretraining), {"pretrain": {"snapshots": []}})
     run = pretraining_run(params, common, again, executor, runs_dir)
     if not pretrain_until_done(run, params["reproduce"]["timeout"], log,
-                               stage_executor(executor, params, "pretrain", runs_dir)):
+                               stage_executor(executor, params, "pretrain", runs_dir),
+                               f"sensitivity ({perturbation.label}): pre-training"):
         return None
     return pretrained_encoders(overrides["out_dir"], params["pretrain"]["objective"])
 
 
-def pretrain_until_done(run, timeout, log, stage):
+def pretrain_until_done(run, timeout, log, stage, desc="pre-training"):
     """Run a pre-training, and again while it stops at its time budget having made progress
-    (each call resumes from its checkpoint); whether it finished."""
-    run_all([run], timeout, log, "pre-training", stage)
+    (each call resumes from its checkpoint); whether it finished. desc: what the log calls it."""
+    run_all([run], timeout, log, desc, stage)
     while (progress := in_progress(run)) and not run.result.is_file():
-        log(f"pre-training: in progress ({progress}): starting it again, it resumes")
-        run_all([run], timeout, log, "pre-training", stage)
+        log(f"{desc}: in progress ({progress}): starting it again, it resumes")
+        run_all([run], timeout, log, desc, stage)
         if in_progress(run) == progress:  # no update made: do not loop for ever
             break
     return run.result.is_file()

@@ -128,10 +128,10 @@ def outcomes(claims, under):
     outcome: robust (the same under every perturbation), fragile (which flips it, and to what),
     or not perturbed (no runs decide it, or no perturbation ran). under: sensitivity.csv's long
     frame (claim, perturbation, verdict, ...) of the claims' deciding cells perturbed."""
-    rows = []
+    under, rows = under.reindex(columns=COLUMNS), []
     for row in claims.itertuples():
-        mine = under[under.claim == row.claim] if len(under) else under
-        perturbed = dict(zip(mine.perturbation, mine.verdict)) if len(mine) else {}
+        mine = under[under.claim == row.claim]
+        perturbed = dict(zip(mine.perturbation, mine.verdict))
         flips = {label: verdict for label, verdict in perturbed.items() if verdict != row.verdict}
         outcome = (NOT_PERTURBED if not perturbed else ROBUST if not flips else
                    f"{FRAGILE}: " + "; ".join(f"{label} → {verdict}" for label, verdict in flips.items()))
@@ -139,15 +139,11 @@ def outcomes(claims, under):
     return pd.DataFrame(rows)
 
 
-def perturbed_verdicts(claims, label, verdicts_under):
-    """sensitivity.csv's rows of one perturbation: for each claim whose deciding cells it
-    retrained, the verdict, the deciding comparison and its effect on the substituted frame."""
-    decided = deciding_cells(claims)
+def perturbed_verdicts(decided, label, verdicts_under):
+    """sensitivity.csv's rows of one perturbation: for each claim in `decided` (deciding_cells:
+    the claims whose deciding cells it retrained), the verdict, the deciding comparison and its
+    effect on the substituted frame."""
     v = verdicts_under[verdicts_under.claim.isin(decided)]
     return pd.DataFrame({"claim": v.claim, "perturbation": label, "verdict": v.verdict,
                          "comparison": v.comparison, "effect": v.effect}, columns=COLUMNS)
 
-
-def with_outcomes(claims, under):
-    """claims.verdicts' frame with a `sensitivity` column: each claim's outcome (outcomes)."""
-    return claims.assign(sensitivity=outcomes(claims, under).outcome.to_numpy())
