@@ -135,7 +135,7 @@ def parser():
                                     "the five-conv encoder, block8 | block7-8 on ResNet18 (default: the "
                                     "profile's model.layers, its top block)")
     t.set_defaults(func=train_head)
-    pt = sub.add_parser("pretrain", help="pre-train the base network (a BiGAN) without labels")
+    pt = sub.add_parser("pretrain", help="pre-train the profile's base network by its objective (ALI, VAE, rotation, supervised, ...)")
     common(pt)
     pt.set_defaults(func=pretrain)
     q = sub.add_parser("quality", help="the activation probe on each encoder snapshot of a "

@@ -1,4 +1,4 @@
-"""Verdicts on the paper's claims C1–C8 (../shared/paper/PAPER_NOTES.md): the rule of each claim,
+"""Verdicts on the paper's claims C1–C8 (docs/protocol.md lists them): the rule of each claim,
 the paper's own numbers as a frame the same rules read, and the verdict frame of the report.
 
 Every rule compares effects inside one set of runs (grad − actv, full against fine-tuning,
