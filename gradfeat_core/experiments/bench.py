@@ -245,6 +245,47 @@ def pretrain_speed(device, repeats=3, batch=None):
     return out
 
 
+def ali_update_variants(device, repeats=5, updates=3):
+    """The ALI update (the paper's recipe, base.yaml's pretrain defaults) as it runs, in channels-
+    last memory format, and under torch.compile, timed in turn in this run: {variant: {ms,
+    ratio_to_as_is, max_loss_difference}}; the last is the largest difference of the d and e/g
+    losses from the as-is networks' over `updates` updates from the same weights and batches (a
+    variant that changes the numbers beyond rounding is not the same update)."""
+    import copy
+    from .params import load_params
+    from .pretrain import build_networks, optimisers, random_batches, step
+    params = load_params("fashion-mnist", objective="ali")
+    p = params["pretrain"]
+    start = {k: v.to(device) for k, v in build_networks("ali", 1, p, params["base"]["leak"], 0).items()}
+    x = random_batches("ali", p, 1, device)
+
+    def variant(name):
+        nets = copy.deepcopy(start)
+        batches = x
+        if name == "channels_last":
+            nets = {k: v.to(memory_format=torch.channels_last) for k, v in nets.items()}
+            batches = [b.contiguous(memory_format=torch.channels_last) for b in x]
+        if name == "compiled":
+            nets = {k: torch.compile(v) for k, v in nets.items()}
+        return nets, optimisers(nets, p), batches
+
+    out, losses = {}, {}
+    for name in ("as_is", "channels_last", "compiled"):
+        nets, opts, batches = variant(name)
+        torch.manual_seed(0)
+        losses[name] = [step(nets, opts, batches, p, "ali") for _ in range(updates)]
+    fns = {}
+    for name in losses:
+        nets, opts, batches = variant(name)
+        fns[name] = functools.partial(step, nets, opts, batches, p, "ali")
+    times = interleaved(fns, repeats, device)
+    for name, seconds in times.items():
+        diff = max(abs(a[k] - b[k]) for a, b in zip(losses[name], losses["as_is"]) for k in a)
+        out[name] = {"ms": round(seconds * 1e3, 1), "ratio_to_as_is": round(seconds / times["as_is"], 3),
+                     "max_loss_difference": diff}
+    return out
+
+
 def print_table(rows, floor):
     print(f"floor (two {rows[0]['batch']}x4096x512 matrix products, timed in turn with each group; "
           f"median): {floor:.2f} ms")
@@ -269,8 +310,16 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--out", default="reports/bench/bench.json")
+    p.add_argument("--ali-update", action="store_true",
+                   help="only time the ALI update as is, channels-last and compiled (issue 41's question)")
     args = p.parse_args(argv)
     device = pick_device(args.device)
+    if args.ali_update:
+        print(f"ALI update, batch 100, {torch.get_num_threads()} thread(s), median of {args.repeats}:")
+        for name, r in ali_update_variants(device, args.repeats).items():
+            print(f"  {name:14} {r['ms']:8.1f} ms  ÷ as is {r['ratio_to_as_is']:5.2f}  "
+                  f"largest loss difference over 3 updates {r['max_loss_difference']:.2e}")
+        return
     rows, floor = step_times(device, args.batch, args.repeats)
     print_table(rows, floor)
     cache = cache_sizes()
