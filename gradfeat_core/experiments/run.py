@@ -23,7 +23,7 @@ from .checkpoint import load_into, save_checkpoint
 from .data import TRANSFER_TARGETS, load_data, view_rows
 from .memory import HostResident, device_budget, fits, gib, nbytes
 from .metrics import map_pseudo_values, mean_average_precision
-from .params import digest, keyed
+from .params import deciding, digest, keyed
 from .results import (RESULTS_VERSION, RunResult, environment, file_sha256, pack_correct, pack_values,
                       write_json)
 from .train import (FrozenInputs, Of, Subset, Validation, frozen_values, pick_device, predict, score,
@@ -364,15 +364,10 @@ def result_path(params):
     return Path(params["out_dir"]) / "train-head" / f"{model['head']}-{model['layers']}-{digest(keyed(params))}.json"
 
 
-SCHEDULING = ("profile", "reproduce")  # parameters that name a run or schedule it: no number of its
-
-
 def finished_result(params):
-    """A RunResult run_head wrote under this results version for the same parameters (its
-    scheduling ones aside: a key added to reproduce since keeps it), or None: what lets work
-    made of many runs (the feature-quality probes) resume."""
-    def deciding(p):
-        return {k: v for k, v in keyed(p).items() if k not in SCHEDULING}
+    """A RunResult run_head wrote under this results version for the same parameters (those
+    that decide no number aside, params.deciding: a key added to reproduce since keeps it), or
+    None: what lets work made of many runs (the feature-quality probes) resume."""
     model = params["model"]
     for path in sorted(result_path(params).parent.glob(f"{model['head']}-{model['layers']}-*.json")):
         record = json.loads(path.read_text())  # an earlier version's fields may not be RunResult's
