@@ -95,7 +95,8 @@ def test_one_list_says_which_parameters_decide_no_number():
 
 def test_one_run_writes_one_result_file_named_by_its_key_and_read_by_its_content(tmp_path):
     """A 02_heads run of the quick profile (small) under papermill: the runs folder holds its one
-    result JSON, <name>-<key>.json, beside its executed notebook; the result says the run's
+    result JSON, <name>-<key>.json, beside its executed notebook, and no seed writes a result of
+    its own (train-head/); the result says the run's
     identity and its parameters are the record's; results.csv's key comes from the content, not
     the name (a renamed file keeps it)."""
     small = {"out_dir": str(tmp_path), "data": {"n_train": 128, "n_test": 64},
@@ -108,6 +109,8 @@ def test_one_run_writes_one_result_file_named_by_its_key_and_read_by_its_content
     assert [r.name for r in done] == [cell.name], log
     left = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert left == [f"{cell.name}-{run.key}.ipynb", f"{cell.name}-{run.key}.json"]
+    assert not list(tmp_path.rglob("train-head/*.json"))  # its seeds are in that file alone
+    assert [p.name for p in (tmp_path / "checkpoints").glob("actv-*.pt")]  # the trained head is kept
     summary = json.loads(run.result.read_text())
     assert summary["run"] == {"name": cell.name, "notebook": "02_heads", "key": run.key}
     assert summary["params"] == json.loads(json.dumps(run.record.params))

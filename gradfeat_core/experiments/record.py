@@ -31,7 +31,7 @@ SAME_AS = {
         "f4fe22d1d9a3637c640194cd6f00473e91555ee00a6cfe1895f72efc9f0e9b81",
     "e05679f5ef28a3218a67ae8830d35298844d1609238498934660708a9b3acc60":  # 02_heads: its one parameter a RunRecord
         "b67ce501781226f098a000d695afc97748393ddb08087bd7e81d129a0b04fbdb",
-    "0948f7d7e0a7491365eb245999db4786884ba3f0a5aef4023357c9decbb6c722":  # 03_linearization: its one parameter a RunRecord
+    "97a2127d45e78198c4cfff5d1ef75000885c822fd89e1566393c9513addf8f62":  # 03_linearization: its one parameter a RunRecord
         "1cae2abb5dac9b81d13fb9ac856d81573c6c943c2d4eaa2584f97d8c43dd8f84",
 }
 
