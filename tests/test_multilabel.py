@@ -263,7 +263,8 @@ def test_a_grad_head_on_voc07_trains_and_scores_map_without_the_difficult_pairs(
                                    "train.eval_every=0", "train.grad.iterations=2", "train.batch_size=3"])
     result = run_head(params)
     assert result.metric == "mAP" and result.n_test == 2
-    model, (_, test) = load_trained(RunResult.read(result.path))
+    saved = RunResult.read(result.path)
+    model, (_, test) = load_trained(saved.params, saved.checkpoint)
     labels = load_dataset("voc07", root=tmp_path / "voc").y_test.numpy()
     scores = predict(model, test).numpy()
     assert labels.min() == -1  # 000002's only train is difficult: left out, not absent
@@ -354,7 +355,8 @@ def test_a_head_with_views_scores_the_centre_crop_and_the_mean_of_each_images_vi
                                    "train.actv.iterations=2", "train.batch_size=3"])
     result = run_head(params)
     assert result.views["test_views"] == 3 and result.n_test == 2
-    model, (_, centre) = load_trained(RunResult.read(result.path))
+    saved = RunResult.read(result.path)
+    model, (_, centre) = load_trained(saved.params, saved.checkpoint)
     data = experiment_data(params, "cpu")
     nets = base_networks(params["base"], params["model"], data, tmp_path / "checkpoints")
     _, _, views = experiment_inputs(params, data, nets)

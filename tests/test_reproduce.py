@@ -213,11 +213,12 @@ def test_verdicts_read_the_results_frame():  # the rules themselves: tests/test_
 # --- papermill runs: failures recorded, others finish, done runs skipped --------------------
 
 def write_notebook(path, source):
+    """A notebook whose one parameter is a RunRecord (reproduce's), `source` after its result_path."""
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "quick"\nobjective = "ali"\noverrides = {}\n'
-                                       'result_path = None')
+    params = nbformat.v4.new_code_cell('record = ""')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(source)]
+    run = nbformat.v4.new_code_cell("import json\nresult_path = json.loads(record)['result']")
+    nb.cells = [params, run, nbformat.v4.new_code_cell(source)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
 

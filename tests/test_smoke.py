@@ -37,6 +37,6 @@ def test_a_paper_sized_profile_reaches_its_report_under_smoke(tmp_path, archives
     assert re.search(r"Failed runs\s*¶\s*None\.", text), "the report lists failed runs"
     report = json.loads((tmp_path / "report.json").read_text())
     assert len(report["claims"]) == 8 and {f"table{t}" for t in tables(inputs["params"])} <= set(report)
-    on = {json.loads(path.read_text())["environment"]["device"]
-          for path in (tmp_path / "train-head").glob("*.json")}
+    on = {json.loads(path.read_text())["environment"]["device"]  # each experiment's one result file
+          for path in (tmp_path / "runs").glob("t*.json") if not path.name.endswith(".failed.json")}
     assert on and all(d.startswith(device) for d in on), on

@@ -500,7 +500,8 @@ def test_a_multilabel_head_trains_and_reports_map(tmp_path, head):
                    "train.eval_every=5", f"train.{head}.iterations=10", "train.batch_size=16")
     result = run_head(params)
     assert result.metric == "mAP" and result.accuracy is None and result.test_correct is None
-    model, (_, test) = load_trained(RunResult.read(result.path))
+    saved = RunResult.read(result.path)
+    model, (_, test) = load_trained(saved.params, saved.checkpoint)
     labels = load_dataset("fashion-mosaic", n_train=96, n_test=64).y_test.numpy()
     scores = predict(model, test).numpy()
     assert result.mean_ap == pytest.approx(mean_average_precision(scores, labels)[0])

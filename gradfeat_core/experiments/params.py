@@ -528,6 +528,28 @@ def keyed(params):
     return out
 
 
+# Resolved parameters that decide no number of a run (a section, or section.key): what names it or
+# schedules it (profile, reproduce), where its files go, what the report sets beside it, a check
+# of a file that is hashed anyway, the time budget of one pre-training call (the next resumes it).
+# The one list: run keys (record.run_key) and a finished run's match (run.finished_result) read it.
+NOT_DECISIVE = ("profile", "reproduce", "out_dir", "base.compared", "base.checkpoint_sha256",
+                "pretrain.max_minutes")
+
+
+def deciding(params, leave_out=()):
+    """keyed(params) without the NOT_DECISIVE parameters nor those of `leave_out` (sections or
+    section.key, e.g. a head's run leaves out the pre-training that made its base network)."""
+    drop = (*NOT_DECISIVE, *leave_out)
+    out = {}
+    for section, value in keyed(params).items():
+        if section in drop:
+            continue
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if f"{section}.{k}" not in drop}
+        out[section] = value
+    return out
+
+
 def digest(obj, length=10):
     """A short stable hash of a JSON-able object (keys runs and caches by their parameters)."""
     text = json.dumps(obj, sort_keys=True, default=str)

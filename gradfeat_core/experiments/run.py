@@ -23,7 +23,7 @@ from .checkpoint import load_into, save_checkpoint
 from .data import TRANSFER_TARGETS, load_data, view_rows
 from .memory import HostResident, device_budget, fits, gib, nbytes
 from .metrics import map_pseudo_values, mean_average_precision
-from .params import digest, keyed
+from .params import deciding, digest, keyed
 from .results import (RESULTS_VERSION, RunResult, environment, file_sha256, pack_correct, pack_values,
                       write_json)
 from .train import (FrozenInputs, Of, Subset, Validation, frozen_values, pick_device, predict, score,
@@ -277,9 +277,10 @@ def trials(schedule):
             + [dict(own, **alternative) for alternative in schedule["alternatives"]])
 
 
-def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
+def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None, write=True):
     """Train and evaluate the head `params['model']['head']`; returns its RunResult and writes
-    it (and the trained head's checkpoint) under out_dir. `inputs`: the (train, test)
+    it (and the trained head's checkpoint) under out_dir; write=False: the checkpoint alone (a
+    seed of an experiment, whose one result file holds it: run_experiment). `inputs`: the (train, test)
     FrozenInputs of an earlier seed of the same experiment. Where the head's schedule has more
     than one trial (`trials`) they are all trained and the one best on validation is kept; with
     no validation split (alternatives only), the one better on the test set, as the paper
@@ -351,28 +352,25 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None):
     out = result_path(params)
     omega_file = omega_path(params["seed"], data, base, train_p, checkpoints(params))
     result.checkpoint = str(save_head(head, model, out.stem, data, checkpoints(params), omega_file))
-    result.path = str(out)
-    write_json(out, result.as_dict())
+    if write:
+        result.path = str(out)
+        write_json(out, result.as_dict())
     log(f"{head} {model_p['layers']} on {data.name}: test {result.metric} "
-        f"{result.score:.4f} ({out})")
+        f"{result.score:.4f} ({result.path or result.checkpoint})")
     return result
 
 
 def result_path(params):
-    """Where run_head writes the RunResult of `params`: out_dir/train-head/<head>-<layers>-<digest>.json."""
+    """Where run_head writes the RunResult of `params`: out_dir/train-head/<head>-<layers>-<digest>.json
+    (the head's checkpoint takes its name)."""
     model = params["model"]
     return Path(params["out_dir"]) / "train-head" / f"{model['head']}-{model['layers']}-{digest(keyed(params))}.json"
 
 
-SCHEDULING = ("profile", "reproduce")  # parameters that name a run or schedule it: no number of its
-
-
 def finished_result(params):
-    """A RunResult run_head wrote under this results version for the same parameters (its
-    scheduling ones aside: a key added to reproduce since keeps it), or None: what lets work
-    made of many runs (the feature-quality probes) resume."""
-    def deciding(p):
-        return {k: v for k, v in keyed(p).items() if k not in SCHEDULING}
+    """A RunResult run_head wrote under this results version for the same parameters (those
+    that decide no number aside, params.deciding: a key added to reproduce since keeps it), or
+    None: what lets work made of many runs (the feature-quality probes) resume."""
     model = params["model"]
     for path in sorted(result_path(params).parent.glob(f"{model['head']}-{model['layers']}-*.json")):
         record = json.loads(path.read_text())  # an earlier version's fields may not be RunResult's
@@ -426,7 +424,9 @@ def run_experiment(params, seeds, log=None):
     """run_head for each seed, sharing the data, the base networks and the frozen inputs (the
     data subset is seeded by data.seed, so it is the same for every seed). With a learning-rate
     grid, the first seed chooses the rate on the validation split (the same split for every
-    seed) and the other seeds train at that rate alone."""
+    seed) and the other seeds train at that rate alone. The results are returned, not written: the
+    experiment's one result file holds them (RunRecord.summary); each seed's head is kept (its
+    checkpoint)."""
     device = pick_device(params["device"])
     data = experiment_data(params, device, log)
     nets = base_networks(params["base"], params["model"], data, checkpoints(params))
@@ -435,7 +435,8 @@ def run_experiment(params, seeds, log=None):
     for seed in seeds:
         first = results[0] if results else None
         chosen = (first.trial, first.seed) if first and first.lr_chosen_on_seed is not None else None
-        results.append(run_head(dict(params, seed=seed), data, nets, log, inputs, chosen=chosen))
+        results.append(run_head(dict(params, seed=seed), data, nets, log, inputs, chosen=chosen,
+                                write=False))
     return results
 
 
@@ -451,25 +452,29 @@ def save_head(head, model, run_id, data, store, omega_file):
     return path
 
 
-def load_trained(result, data=None, nets=None):
-    """(model, (train, test) FrozenInputs) of a finished run from its RunResult: the same head
-    rebuilt from its parameters, its trained weights loaded."""
-    params = result.params
+def load_trained(params, checkpoint, data=None, nets=None):
+    """(model, (train, test) FrozenInputs) of a finished run from its parameters and its trained
+    head's checkpoint (RunResult.params, RunResult.checkpoint): the same head rebuilt from its
+    parameters, its trained weights loaded."""
     model_p, base = params["model"], params["base"]
     data = data or experiment_data(params, pick_device(params["device"]))
     nets = nets or base_networks(base, model_p, data, checkpoints(params))
     quiet = lambda msg: None  # noqa: E731
     omega = None if model_p["head"] == "actv" else omega_bar(params, data, nets, quiet)
     model = build_model(model_p, data, nets, omega, base["random_seed"]).to(data.x_train.device)
-    load_into(model, result.checkpoint, expect={"kind": "head", "head": model_p["head"]})
+    load_into(model, checkpoint, expect={"kind": "head", "head": model_p["head"]})
     return model.eval(), experiment_inputs(params, data, nets, quiet)[:2]
 
 
 def finished_run(params, head, result_path=""):
-    """The RunResult of one trained `head`: the first seed of a finished 02_heads experiment
-    (its JSON at result_path), or, with no path, a run of `head` trained here with seed 0 at
-    params' depth (what 03_linearization does when opened with its defaults)."""
+    """(parameters, checkpoint) of one trained `head` (load_trained's arguments): the first seed
+    of a finished 02_heads experiment (its result JSON at result_path: the experiment's
+    parameters with that seed, the checkpoint its summary names), or, with no path, of a run of
+    `head` trained here with seed 0 at params' depth (what 03_linearization does when opened
+    with its defaults)."""
     if result_path:
-        first = json.loads(Path(result_path).read_text())["runs"][0]
-        return RunResult.read(first["path"])
-    return run_head(dict(params, seed=0, model=dict(params["model"], head=head)))
+        summary = json.loads(Path(result_path).read_text())
+        first = summary["runs"][0]
+        return dict(summary["params"], seed=first["seed"]), first["checkpoint"]
+    result = run_head(dict(params, seed=0, model=dict(params["model"], head=head)))
+    return result.params, result.checkpoint

@@ -1,11 +1,11 @@
 """The experiment grid of `reproduce`: params/grid.yaml × the profile's `reproduce` section,
 and the paper's number for each cell."""
 import json
-from dataclasses import asdict, dataclass, field
 
 import yaml
 
-from ..experiments.params import PARAMS_DIR, ParamError, combine, load_params, merge, with_protocol
+from ..experiments.params import PARAMS_DIR, ParamError, with_protocol
+from ..experiments.record import Experiment
 from ..method.nets import parse_layers
 from ..method.registry import ARCHITECTURES, OBJECTIVES
 from ..method.resnet import block_names
@@ -18,61 +18,6 @@ PAPER_REFERENCE = "cifar10"  # the paper's column set beside data sets it did no
 PAPER_TRANSFER_DATASETS = ("voc07", "coco2014")
 PAPER_TRANSFER_REFERENCE = "voc07"
 PAPER_RESNETS = {"imagenet-resnet18": "resnet18", "jigsaw-resnet50": "resnet50"}
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """One experiment of the grid: a head on a base network, trained for each seed (one
-    02_heads run), and the cell of the paper's table it reproduces."""
-    name: str                  # e.g. t1-grad-conv4-5-rpp (θ1, θ2, ω initials)
-    table: int                 # the paper's table: 1 or 3 (ALI, VAE), 2 or 4 (ResNets)
-    head: str                  # actv | grad | full | finetune
-    layers: str                # θ2, e.g. conv5 or conv4-5
-    theta1: str = "pretrained"  # where the gradient term's θ1, θ2 and ω come from
-    theta2: str = "pretrained"
-    omega: str = "pretrained"
-    encoder: str = "pretrained"  # the base network: pre-trained, or the random-encoder reference
-    seeds: tuple = (0,)
-    protocol: dict = field(default_factory=dict)  # its table's parameters (reproduce.table<N>)
-    objective: str = ""        # the base network's pre-training: "" the profile's, else one of
-                               # reproduce.other_bases (its params file and its encoder)
-
-    @property
-    def sources(self):
-        return self.theta1, self.theta2, self.omega
-
-    def overrides(self):
-        """The parameters this experiment sets: its model and base network, then its protocol."""
-        own = {"model": {"head": self.head, "layers": self.layers, "theta1": self.theta1,
-                         "theta2": self.theta2, "omega": self.omega},
-               "base": {"encoder": self.encoder}}
-        return combine(own, self.protocol)
-
-    def params(self, params):
-        """`params` (resolved) as this experiment runs them."""
-        return merge(params, self.overrides(), f"experiment {self.name}")
-
-    def as_dict(self):
-        """JSON-able, for papermill (Experiment.from_dict reads it back)."""
-        return dict(asdict(self), seeds=list(self.seeds))
-
-    @classmethod
-    def from_dict(cls, d):
-        return cls(**dict(d, seeds=tuple(d["seeds"])))
-
-
-def resolve(profile, objective, overrides=None, experiment=None):
-    """(Experiment, parameters) of a notebook run from its papermill parameters: the profile's
-    resolved with `overrides` (a nested mapping), then `experiment`'s (Experiment.as_dict); with
-    none, the parameters' own model section as experiment 'manual' of Table 3, seed 0."""
-    params = load_params(profile, objective=objective, overrides=overrides)
-    if experiment:
-        cell = Experiment.from_dict(experiment)
-        return cell, cell.params(params)
-    model = params["model"]
-    cell = Experiment("manual", 3, model["head"], model["layers"], model["theta1"], model["theta2"],
-                      model["omega"], params["base"]["encoder"], (params["seed"],))
-    return cell, params
 
 
 def head_params(profile, sets=(), objective=None):

@@ -87,8 +87,8 @@ class Report:
 
     @classmethod
     def load(cls, profile, report_dir=None):
-        """The report of reproduce's output folder `report_dir` (reports/<profile> by default;
-        with no run there yet, reproduce runs first: report_dir_for)."""
+        """The report of reproduce's output folder `report_dir` (reports/<profile> by default);
+        with no run there, a UserError names the command that makes one (report_dir_for)."""
         report_dir = report_dir_for(profile, report_dir)
         inputs = json.loads((report_dir / "report-inputs.json").read_text())
         others = [dict(_json(path), folder=Path(path).parent) for path in inputs.get("other_pretrainings", [])]

@@ -1,11 +1,10 @@
 """`python -m gradfeat_core reproduce`: every experiment of a profile, each a papermill run of a
 notebook in its own kernel, then results.csv and report.html.
 
-A run is keyed by what decides its numbers (`run_key`): its notebook, the parameters that matter
-to it, its seeds, the content of the data and encoder files it reads, the requirements and the
-results version; it counts as done only when its result JSON exists (papermill can exit 0 after
-a sys.exit in a cell). Done runs are skipped on a rerun; a failed run is recorded
-with its error in <key>.failed.json and the others go on.
+Each run is one RunRecord (experiments.record: its parameters resolved once, its seeds, its run
+key), the notebook's one parameter; it counts as done only when its one result JSON exists
+(papermill can exit 0 after a sys.exit in a cell). Done runs are skipped on a rerun; a failed run
+is recorded with its error in <name>-<key>.failed.json and the others go on.
 """
 import json
 import os
@@ -17,18 +16,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..experiments.data import data_files
-from ..experiments.params import ParamError, assignments, combine, digest, keyed, load_params
+from ..experiments.errors import UserError
+from ..experiments.params import ParamError, assignments, combine, load_params
 from ..experiments.progress import tqdm
-from ..experiments.results import RESULTS_VERSION, ROOT, file_sha256, write_json
-from ..experiments.run import SCHEDULING, schedules_read
+from ..experiments.record import NOTEBOOKS, RunRecord, record_of, resolve
+from ..experiments.results import ROOT, file_sha256, write_json
 from ..method.imported import IMPORT
 from ..method.registry import OBJECTIVES
 from . import cluster, sensitivity
-from .grid import Experiment, experiments, resolve, table3_layers, tables, twins
+from .grid import experiments, table3_layers, tables, twins
 from .results import load_summaries, results_frame
 
-NOTEBOOKS = ROOT / "notebooks"
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # offline/: the lab template minus its CDN scripts
 
 
@@ -38,21 +36,24 @@ class ReportError(RuntimeError):
 
 @dataclass
 class Run:
-    notebook: str      # e.g. 02_heads
-    name: str          # e.g. t1-grad-conv5-rrp
-    parameters: dict   # papermill parameters, result_path excepted
-    key: str = ""
-    runs_dir: Path = None
+    """A run of reproduce: its RunRecord, and the files it leaves beside its result."""
+    record: RunRecord
 
-    @property
-    def experiment(self):
-        """A 02_heads run's Experiment (its parameters hold it as a mapping), else None."""
-        cell = self.parameters.get("experiment")
-        return Experiment.from_dict(cell) if cell else None
+    # what the record says: the notebook, the run's name and key, what it was asked for (profile,
+    # objective, overrides[, experiment]), and a 02_heads run's Experiment (else None)
+    notebook = property(lambda self: self.record.notebook)
+    name = property(lambda self: self.record.name)
+    key = property(lambda self: self.record.key)
+    parameters = property(lambda self: self.record.asked)
+    experiment = property(lambda self: self.record.experiment)
 
     @property
     def result(self):
-        return self.runs_dir / f"{self.name}-{self.key}.json"
+        return Path(self.record.result)
+
+    @property
+    def runs_dir(self):
+        return self.result.parent
 
     @property
     def failed(self):
@@ -63,64 +64,18 @@ class Run:
         return self.runs_dir / f"{self.name}-{self.key}.ipynb"
 
 
-# Resolved parameters that decide no number of a run: names, where files go, how reproduce
-# schedules it, what the report sets beside it, a check of a file that is hashed anyway.
-NOT_DECISIVE = (*SCHEDULING, "out_dir", "base.compared", "base.checkpoint_sha256",
-                "pretrain.max_minutes")
-LABELS = ("profile", "objective", "overrides", "experiment")  # papermill parameters that are
-# resolved into its parameters (an experiment's seeds excepted) or only name it
-FILES = {"base.checkpoint", "base.random_checkpoint"}  # paths: keyed by their content
-
-
-def decisive(resolved, notebook):
-    """The resolved parameters that decide a run's numbers, with every file named by its
-    sha256 instead of its path (the same key in any clone, on any machine) and the data by its
-    files'. A head (02_heads, 03_linearization) reads the base network's files, so the
-    pre-training settings that made them are not its parameters; nor are the schedules of heads
-    other than its own and actv's (whose run gives ω̄)."""
-    drop = NOT_DECISIVE + (("pretrain",) if notebook != "01_pretrain" else ())
-    out = {}
-    for section, value in keyed(resolved).items():
-        if section in drop:
-            continue
-        if isinstance(value, dict):
-            value = {k: file_sha256(v) if f"{section}.{k}" in FILES else v for k, v in value.items()
-                     if f"{section}.{k}" not in drop}
-        out[section] = value
-    data = resolved["data"]
-    out["data"] = {k: v for k, v in out["data"].items() if k != "root"}
-    out["data"]["files"] = {name: file_sha256(path) for name, path in
-                            data_files(data["dataset"], data["root"]).items()}
-    out["train"] = schedules_read(out["train"], resolved["model"]["head"])
-    return out
-
-
-def run_key(notebook, parameters, resolved):
-    """The hash of what decides a run's numbers: the notebook (its content), its decisive
-    parameters, its other papermill parameters (a result file it reads by its name, which holds
-    that run's key), requirements.txt and RESULTS_VERSION. Not the package: a refactor or a
-    docstring edit keeps every finished run; a change that moves numbers bumps RESULTS_VERSION
-    (tests/test_golden.py)."""
-    inputs = {k: Path(v).name if k.endswith("_result") and v else v
-              for k, v in parameters.items() if k not in LABELS}
-    inputs["seeds"] = list(parameters["experiment"]["seeds"]) if parameters.get("experiment") else None
-    return digest({"notebook": notebook, "notebook_sha256": file_sha256(NOTEBOOKS / f"{notebook}.ipynb"),
-                   "inputs": inputs, "parameters": decisive(resolved, notebook),
-                   "requirements": file_sha256(ROOT / "requirements.txt"),
-                   "results_version": RESULTS_VERSION})
-
-
 def run_params(parameters):
-    """The resolved parameters of a notebook run, from its papermill parameters."""
+    """The resolved parameters of a run asked for as `parameters` (RunRecord.asked)."""
     return resolve(parameters["profile"], parameters["objective"], parameters.get("overrides"),
                    parameters.get("experiment"))[1]
 
 
-def make_run(notebook, name, parameters, runs_dir, experiment=None):
-    """A Run of `notebook` with papermill `parameters` (an experiment's as a mapping), keyed by
-    run_key."""
-    p = dict(parameters, experiment=experiment.as_dict()) if experiment else parameters
-    return Run(notebook, name, p, run_key(notebook, p, run_params(p)), Path(runs_dir))
+def make_run(notebook, name, parameters, runs_dir, experiment=None, reads=None):
+    """A Run of `notebook` asked for as `parameters` (profile, objective, overrides), of
+    `experiment` where it runs one, reading the result files `reads` (by role): its RunRecord,
+    resolved and keyed once."""
+    asked = dict(parameters, experiment=experiment.as_dict()) if experiment else parameters
+    return Run(record_of(notebook, name, asked, runs_dir, reads))
 
 
 def check_parameters(notebook_path, parameters):
@@ -162,7 +117,7 @@ def execute(run, timeout, notebooks_dir=None):
     stopped at its pretrain.max_minutes (pretrain.json: 'interrupted') is in progress, not
     failed: no failure is recorded and its progress ('k of n updates') is returned instead."""
     source = Path(notebooks_dir or NOTEBOOKS) / f"{run.notebook}.ipynb"
-    parameters = dict(run.parameters, result_path=str(run.result))
+    parameters = {"record": run.record.to_json()}
     run.runs_dir.mkdir(parents=True, exist_ok=True)
     try:
         check_parameters(source, parameters)
@@ -190,9 +145,9 @@ def in_progress(run):
     """'k of n updates' for a pre-training run stopped by its time budget, else None."""
     if run.notebook != "01_pretrain":
         return None
-    params = run_params(run.parameters)
-    record = Path(params["out_dir"]) / "pretrain" / params["pretrain"]["objective"] / "pretrain.json"
-    state = json.loads(record.read_text()) if record.is_file() else {}
+    params = run.record.params
+    progress = Path(params["out_dir"]) / "pretrain" / params["pretrain"]["objective"] / "pretrain.json"
+    state = json.loads(progress.read_text()) if progress.is_file() else {}
     if state.get("status") != "interrupted":
         return None
     return f"{state['iterations']} of {params['pretrain']['iterations']} updates"
@@ -250,8 +205,8 @@ def failed_summary(run, experiment):
     """The results.csv entry of an experiment whose notebook (`run`) failed."""
     error = json.loads(run.failed.read_text())["error"] if run.failed.is_file() else "not run"
     return {"experiment": experiment.name, "table": experiment.table, "status": "failed",
-            "error": error, "seeds": list(experiment.seeds), "params": run_params(run.parameters),
-            "source": str(run.result)}
+            "error": error, "seeds": list(experiment.seeds), "params": run.record.params,
+            "source": str(run.result), "run": run.record.identity()}
 
 
 def base_network(params):
@@ -404,9 +359,8 @@ def linearization_run(params, common, overrides, by_name, runs_dir):
     """The 03_linearization run on Table 3's full and fine-tuning runs (by_name: runs by name)."""
     top = table3_layers(params)
     heads = {h: by_name[f"t{tables(params)[0]}-{h}-{top}"].result for h in ("full", "finetune")}
-    return make_run("03_linearization", "linearization",
-                    dict(common, overrides=overrides, full_result=str(heads["full"]),
-                         finetune_result=str(heads["finetune"])), runs_dir)
+    return make_run("03_linearization", "linearization", dict(common, overrides=overrides), runs_dir,
+                    reads={f"{h}_result": str(path) for h, path in heads.items()})
 
 
 def run_keys(profile, sets=(), objective=None):
@@ -486,7 +440,7 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
         by_name, entries, summaries = heads_stage(grid, repeats, runs, timeout, log, "experiments",
                                                   stage_executor(executor, params, "heads", runs_dir))
         lin = linearization_run(params, common, overrides, by_name, runs_dir)
-        if all(Path(lin.parameters[k]).is_file() for k in ("full_result", "finetune_result")):
+        if all(Path(path).is_file() for path in lin.record.reads.values()):
             run_all([lin], timeout, log, "linearisation",
                     stage_executor(executor, params, "linearization", runs_dir))
             lin_path = lin.result if lin.result.is_file() else None
@@ -531,13 +485,15 @@ def report(out, profile, log):
     log(f"report: {Path(out) / 'report.html'}")
 
 
-def report_dir_for(profile, report_dir=None, log=print):
+def report_dir_for(profile, report_dir=None):
     """The out_dir of a reproduce run to report on: report_dir (relative to the repository
-    root) or the profile's own (reports/<profile>). With no run there yet, `reproduce` of the
-    profile runs first: what 04_report does when opened with its defaults."""
+    root) or the profile's own (reports/<profile>). A report never starts a reproduction: with
+    no run there, one line says which command makes it."""
     path = Path(report_dir) if report_dir else Path(load_params(profile)["out_dir"])
     path = path if path.is_absolute() else ROOT / path
     if not (path / "report-inputs.json").is_file():
-        log(f"no reproduce run in {path} yet: running `reproduce --profile {profile}` first")
-        reproduce(profile, [f"out_dir={path}"] if report_dir else [])
+        command = f"python -m gradfeat_core reproduce --profile {profile}"
+        command += f" --set out_dir={path}" if report_dir else ""
+        raise UserError(f"no reproduce run to report on in {path} (its report-inputs.json is "
+                        f"missing): `{command}` makes one, then renders its report")
     return path

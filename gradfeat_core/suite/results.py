@@ -1,5 +1,5 @@
 """The results schema, at the bottom of the suite: an experiment's summary (what 02_heads writes
-as its last act), results.csv (one row per experiment and seed) and the long frames of training
+as its last act: RunRecord.summary), results.csv (one row per experiment and seed) and the long frames of training
 curves, all from RunResult's one field list (gradfeat_core.experiments.results)."""
 import json
 from pathlib import Path
@@ -28,14 +28,6 @@ def measured(run, table):
     return dict(run, test_views=1 if run.get("metric") == "mAP" else None)
 
 
-def experiment_result(experiment, params, results):
-    """What 02_heads writes as its last act: the Experiment, its resolved parameters, and each
-    seed's RunResult as its summary keeps it."""
-    return {"experiment": experiment.name, "table": experiment.table, "status": "done",
-            "seeds": list(experiment.seeds), "params": params, "runs": [r.summary() for r in results],
-            "environment": results[0].environment if results else None}
-
-
 def base_name(params):
     """The base network of a run as results.csv names it: 'random' for the random-encoder
     reference, else its pre-training objective ('ali', 'wali', 'vae', 'rotation')."""
@@ -55,7 +47,7 @@ def _rows(summary):
               "paper_accuracy": paper, "paper_dataset": paper_dataset,
               "status": summary["status"], "table": summary["table"],
               "experiment": summary["experiment"], "batch_size": p["train"]["batch_size"],
-              "error": summary.get("error"), **run_files(summary.get("source"))}
+              "error": summary.get("error"), **run_files(summary)}
     if summary["status"] != "done":
         return [dict(common, seed=s) for s in summary["seeds"]]
     runs = [measured(r, summary["table"]) for r in summary["runs"]]
@@ -82,13 +74,19 @@ def load_summaries(entries):
     return out
 
 
-def run_files(source):
-    """{'run_key', 'notebook'} of the run whose result file is `source` (<name>-<key>.json in
-    runs/, as reproduce names it): its key and its executed notebook, relative to the report."""
-    if not source:
+def run_files(summary):
+    """{'run_key', 'notebook'} of the run that wrote `summary`: its key and its executed notebook
+    (runs/<name>-<key>.ipynb, beside its result), relative to the report, from the run's
+    identity the summary holds (RunRecord.identity). A summary written before runs had records
+    holds none: its key is then read from its file's name (<name>-<key>.json), as reproduce
+    named it."""
+    run = summary.get("run")
+    if run and run["key"]:  # a run of reproduce (a notebook opened by hand is not keyed)
+        return {"run_key": run["key"], "notebook": f"runs/{run['name']}-{run['key']}.ipynb"}
+    if not summary.get("source"):
         return {"run_key": None, "notebook": None}
-    path = Path(source)
-    return {"run_key": path.stem.rsplit("-", 1)[-1], "notebook": f"runs/{path.stem}.ipynb"}
+    stem = Path(summary["source"]).stem
+    return {"run_key": stem.rsplit("-", 1)[-1], "notebook": f"runs/{stem}.ipynb"}
 
 
 def loss_curves(summaries):

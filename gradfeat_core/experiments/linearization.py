@@ -10,7 +10,7 @@ evaluated at the parameters it points to.
 import torch
 from torch.func import functional_call
 
-from ..experiments.train import predict
+from .train import predict
 from ..method.linear_model import linearize
 
 
