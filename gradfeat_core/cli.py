@@ -67,7 +67,7 @@ def pretrain(args):
 
 
 def quality(args):
-    from .suite.quality import quality_curve
+    from .experiments.quality import quality_curve
     frame = quality_curve(args.profile, args.set, objective=args.objective)
     print(frame.to_string(index=False))
 

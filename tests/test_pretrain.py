@@ -9,8 +9,8 @@ from gradfeat_core.method.nets import Encoder
 from gradfeat_core.experiments.errors import UserError
 from gradfeat_core.experiments.params import ParamError, load_params
 from gradfeat_core.experiments.pretrain import DivergedError, optimisers, pretrain, step
-from gradfeat_core.suite.quality import (COLUMNS, compared, load_quality, publish, quality_curve,
-                                         rerun_spread, snapshots, wide)
+from gradfeat_core.experiments.quality import COLUMNS, load_quality, quality_curve, snapshots
+from gradfeat_core.suite.quality import compared, publish, rerun_spread, wide
 from gradfeat_core.experiments.results import ROOT, file_sha256
 from gradfeat_core.experiments.data import load_dataset
 from gradfeat_core.method.rotation import rotated

@@ -49,12 +49,7 @@ def test_an_experiments_or_method_module_imports_nothing_from_the_suite(path):
     assert from_suite(imported(path.read_text(), module)) == []
 
 
-SUITE_IN_01 = pytest.mark.xfail(strict=True, reason="01_pretrain's feature-quality cell calls "
-                                "suite.quality.quality_curve (its probes are Table 3's cells)")
-
-
-@pytest.mark.parametrize("notebook", [pytest.param("01_pretrain", marks=SUITE_IN_01), "02_heads",
-                                      "03_linearization"])
+@pytest.mark.parametrize("notebook", ["01_pretrain", "02_heads", "03_linearization"])
 def test_an_experiments_layer_notebook_imports_nothing_from_the_suite(notebook):
     nb = nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4)
     names = [n for cell in nb.cells if cell.cell_type == "code" for n in imported(cell.source)]

@@ -199,7 +199,7 @@ def snapshot_path(out, iteration):
 
 def save_snapshot(out, nets, base, objective, data, iteration):
     """The encoder as the heads would load it had pre-training stopped here (batch norm
-    calibrated the same way): the points of the feature-quality curve (gradfeat_core.suite.quality)."""
+    calibrated the same way): the points of the feature-quality curve (experiments/quality.py)."""
     encoder = calibrate_on(copy.deepcopy(nets["E"].features), data.x_train, base["calibrate_images"],
                            base["random_seed"])
     meta = encoder.meta(data.name, base["pixel_range"])

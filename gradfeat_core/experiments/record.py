@@ -15,8 +15,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import yaml
+
+from ..method.registry import ARCHITECTURES
 from .data import data_files
-from .params import combine, deciding, digest, load_params, merge
+from .params import PARAMS_DIR, combine, deciding, digest, load_params, merge
 from .results import RESULTS_VERSION, ROOT, file_sha256
 from .run import schedules_read
 
@@ -27,7 +30,7 @@ FILES = {"base.checkpoint", "base.random_checkpoint"}  # paths: a run key takes 
 # the sha256 that its runs' keys carry}, so that its finished runs stay finished. Any other edit
 # of the notebook is another sha256, and its runs are new.
 SAME_AS = {
-    "2e0696f53f5f9c72d461ade62c2b74888c3c57778ef89241d347e830a1b8dd66":  # 01_pretrain: its one parameter a RunRecord
+    "02a008fc88af92a89b23287e16599daaf375d65924646a414ea9fa9dc8893160":  # 01_pretrain: its one parameter a RunRecord, the probes from experiments/
         "f4fe22d1d9a3637c640194cd6f00473e91555ee00a6cfe1895f72efc9f0e9b81",
     "e05679f5ef28a3218a67ae8830d35298844d1609238498934660708a9b3acc60":  # 02_heads: its one parameter a RunRecord
         "b67ce501781226f098a000d695afc97748393ddb08087bd7e81d129a0b04fbdb",
@@ -75,6 +78,14 @@ class Experiment:
     @classmethod
     def from_dict(cls, d):
         return cls(**dict(d, seeds=tuple(d["seeds"])))
+
+
+def table3_layers(params, grid=None):
+    """θ2 of Table 3's experiments: grid.yaml's table3.layers (grid: that file, already read),
+    `top` being the base network's topmost block (conv5 for the ALI encoder, conv8 for the VAE's)."""
+    grid = grid or yaml.safe_load(open(PARAMS_DIR / "grid.yaml"))
+    layers = grid["table3"]["layers"]
+    return ARCHITECTURES[params["base"]["arch"]].LAYERS[-1] if layers == "top" else layers
 
 
 def resolve(profile, objective, overrides=None, experiment=None):

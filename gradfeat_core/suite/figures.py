@@ -10,7 +10,7 @@ import pandas as pd
 
 from .evidence import FAILS, HOLDS, INCONCLUSIVE
 from ..experiments.pretrain import loss_figure as pretraining_losses  # noqa: F401  (the base network's)
-from .quality import figure as probe_curves  # noqa: F401  (the base network's feature-quality curve)
+from ..experiments.quality import figure as probe_curves  # noqa: F401  (the base network's feature-quality curve)
 
 PAGE_WIDTH = 13.0   # inches: the report's page at DPI
 DPI = 90

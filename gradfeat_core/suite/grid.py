@@ -5,7 +5,7 @@ import json
 import yaml
 
 from ..experiments.params import PARAMS_DIR, ParamError, with_protocol
-from ..experiments.record import Experiment
+from ..experiments.record import Experiment, table3_layers  # noqa: F401  (the grid's names)
 from ..method.nets import parse_layers
 from ..method.registry import ARCHITECTURES, OBJECTIVES
 from ..method.resnet import block_names
@@ -94,14 +94,6 @@ def twins(grid):
         return json.dumps([e.overrides(), e.seeds, e.objective], sort_keys=True)
     heads = {runs_as(e): e for e in grid if SHAPE[e.table] == 3}
     return {e.name: heads[runs_as(e)] for e in grid if SHAPE[e.table] == 1 and runs_as(e) in heads}
-
-
-def table3_layers(params, grid=None):
-    """θ2 of Table 3's experiments: grid.yaml's table3.layers (grid: that file, already read),
-    `top` being the base network's topmost block (conv5 for the ALI encoder, conv8 for the VAE's)."""
-    grid = grid or yaml.safe_load(open(PARAMS_DIR / "grid.yaml"))
-    layers = grid["table3"]["layers"]
-    return ARCHITECTURES[params["base"]["arch"]].LAYERS[-1] if layers == "top" else layers
 
 
 def paper_base_of(base):

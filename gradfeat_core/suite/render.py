@@ -16,7 +16,8 @@ from ..experiments.results import write_json
 from ..method.vae import FITTED_IMAGES
 from . import figures
 from .claims import PAPER_SD, rule_changes, tables, verdicts
-from .quality import compared, describe, load_quality, wide
+from ..experiments.quality import load_quality
+from .quality import compared, describe, wide
 from .report import (PAPER_SOURCE, UNITS, ablation, actv_level, coded, conclusion, coverage, deviations,
                      effects, failed_runs, heads, heads_intervals, interval_method, left_table, metric,
                      paper_ablation, run_durations, scope, step_costs, table1_wide, verdict_table, with_std)
