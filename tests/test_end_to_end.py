@@ -124,8 +124,8 @@ def test_each_notebook_runs_as_jupyter_runs_it(quick_reports, monkeypatch):
     """Opened in JupyterLab (make lab): the notebook's folder as working directory, no injected
     parameters (the defaults, the quick profile), the package from the editable install (no
     PYTHONPATH), reports under GRADFEAT_REPORTS (here the end-to-end test's, so that 04_report
-    has a run to report on; alone it runs `reproduce` first). Progress bars are widgets here and
-    text in the notebooks reproduce executes."""
+    has a run to report on; with no run there it stops on a line naming the command that makes
+    one). Progress bars are widgets here and text in the notebooks reproduce executes."""
     from nbclient import NotebookClient
     monkeypatch.setenv("GRADFEAT_REPORTS", str(quick_reports))
     monkeypatch.delenv("PYTHONPATH", raising=False)
