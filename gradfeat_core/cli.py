@@ -127,7 +127,7 @@ def parser():
     p = argparse.ArgumentParser(prog="python -m gradfeat_core", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train-head", help="train one head (seed 0) as the report's cells train it, "
-                                          "with its table's protocol (reproduce.table3 or table1, e.g. "
+                                          "with its table's protocol (reproduce.heads or ablation, e.g. "
                                           "a training subset; --set overrides it), and write its result JSON")
     common(t)
     t.add_argument("--head", choices=HEADS, help="overrides model.head")

@@ -67,20 +67,20 @@ def test_every_command_works_on_every_profile_or_says_what_to_pass(tmp_path, cap
     else:
         assert re.match(r"test accuracy \d\.\d{4}", out), out
     assert f"(full {top}, 4 iterations" in out and str(tmp_path / "train-head") in out
-    if params["reproduce"]["table3"]:
-        assert "reproduce.table3" in err
+    if params["reproduce"]["heads"]:
+        assert "reproduce.heads" in err
 
 
 def test_train_head_takes_the_reports_subset_and_a_set_overrides_it(tmp_path, capsys):
-    """fashion-mnist's report trains on 16,000 images (reproduce.table3); so does train-head,
+    """fashion-mnist's report trains on 16,000 images (reproduce.heads); so does train-head,
     unless --set says otherwise."""
     from gradfeat_core.suite.grid import head_params
     params, section = head_params("fashion-mnist")
-    assert section == "table3" and params["data"]["n_train"] == 16000
+    assert section == "heads" and params["data"]["n_train"] == 16000
     params, section = head_params("fashion-mnist", ["data.n_train=1000"])
     assert params["data"]["n_train"] == 1000
     params, section = head_params("fashion-mnist", ["model.layers=conv4-5"])
-    assert section == "table1" and params["data"]["n_train"] == 16000
+    assert section == "ablation" and params["data"]["n_train"] == 16000
     assert head_params("voc07-resnet18")[0]["model"]["layers"] == "block8"
 
 

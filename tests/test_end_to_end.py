@@ -49,16 +49,16 @@ def test_quick_profile_end_to_end(quick_reports, monkeypatch, tried_run):
     assert set(REQUIRED) <= set(csv.columns) and (csv.status == "done").all()
     p = load_params("quick")
     rep = p["reproduce"]
-    n_t1 = 1 + sum((layers in rep["table1_finetune"]) + 2 * len(rows)
-                   for layers, rows in rep["table1_rows"].items() if rows)
-    assert len(csv) == 2 * 4 * len(rep["table3_seeds"]) + n_t1 * len(rep["table1_seeds"]) == len(frame)
+    n_t1 = 1 + sum((layers in rep["ablation_finetune"]) + 2 * len(rows)
+                   for layers, rows in rep["ablation_rows"].items() if rows)
+    assert len(csv) == 2 * 4 * len(rep["heads_seeds"]) + n_t1 * len(rep["ablation_seeds"]) == len(frame)
     assert twins(experiments(p))  # one protocol: Table 1's all-pre-trained cells read from Table 3's runs
     t1_ppp = csv[(csv.table == 1) & (csv.experiment == "t1-grad-conv5-ppp")]
     t3_grad = csv[(csv.table == 3) & (csv.experiment == "t3-grad-conv5")]
     assert t1_ppp.accuracy.tolist() == t3_grad.accuracy.tolist() and t1_ppp.run_key.tolist() == t3_grad.run_key.tolist()
     reference = csv["base"] == "random"  # the random-encoder reference has no paper number
     assert csv.accuracy.between(0, 100).all() and csv.paper_accuracy[~reference].notna().all()
-    assert reference.sum() == 4 * len(p["reproduce"]["table3_seeds"]) and csv.paper_accuracy[reference].isna().all()
+    assert reference.sum() == 4 * len(p["reproduce"]["heads_seeds"]) and csv.paper_accuracy[reference].isna().all()
     html = (tmp_path / "report.html").read_text()
     assert json.loads((tmp_path / "report.json").read_text())["claims"][6]["claim"] == "C7"
     images = re.findall(r"<img [^>]*>", html)  # every figure has its alt text

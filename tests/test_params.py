@@ -53,7 +53,7 @@ def test_every_base_key_present_after_resolution():
         return out
 
     assert keys(BASE) <= keys(p)  # and the ablation's depths, which are the architecture's
-    assert keys(p) - keys(BASE) == {"profile"} | {f"reproduce.table1_rows.{d}" for d in
+    assert keys(p) - keys(BASE) == {"profile"} | {f"reproduce.ablation_rows.{d}" for d in
                                                   ("conv5", "conv4-5", "conv3-5")}
 
 
@@ -316,7 +316,7 @@ def test_seed_range_ends_accepted():
     assert load_params("quick", ["seed=0", "base.random_seed=4294967295"])["base"]["random_seed"] == 2**32 - 1
 
 
-@pytest.mark.parametrize("key", ["table3_seeds", "table1_seeds"])
+@pytest.mark.parametrize("key", ["heads_seeds", "ablation_seeds"])
 def test_reproduce_seed_out_of_range(key):
     rejects([f"reproduce.{key}=[0, 4294967296]"], f"reproduce.{key}")
 

@@ -141,7 +141,7 @@ def check(load):
         return
     event("resolved")
     # independent of validate(): the schema's keys and types, finite numbers, seeds numpy takes
-    rows = {k: v for k, v in leaves(p) if k.startswith("reproduce.table1_rows.")}  # any depths
+    rows = {k: v for k, v in leaves(p) if k.startswith("reproduce.ablation_rows.")}  # any depths
     assert all(isinstance(v, list) and all(r in range(1, 9) for r in v) for v in rows.values())
     assert {k for k, _ in leaves(p)} - set(rows) == set(LEAVES) | {"profile"}
     for key, default in LEAVES.items():

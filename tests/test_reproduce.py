@@ -45,9 +45,9 @@ def test_undeclared_parameter_is_an_error():
 # --- the grid -----------------------------------------------------------------------------
 
 def test_grid_covers_both_tables_and_trains_omega_first():
-    p = load_params("quick", [f"reproduce.table1_rows.{layers}=[1, 2, 3, 4, 5, 6, 7, 8]"
+    p = load_params("quick", [f"reproduce.ablation_rows.{layers}=[1, 2, 3, 4, 5, 6, 7, 8]"
                               for layers in ("conv5", "conv4-5", "conv3-5")]
-                    + ["reproduce.table1_finetune=[conv5, conv4-5, conv3-5]"])
+                    + ["reproduce.ablation_finetune=[conv5, conv4-5, conv3-5]"])
     grid = experiments(p)
     t3 = [e for e in grid if e.table == 3]
     t1 = [e for e in grid if e.table == 1]
@@ -56,15 +56,15 @@ def test_grid_covers_both_tables_and_trains_omega_first():
     assert len(t1) == 1 + 3 * (1 + 8 * 2)  # actv, then per depth finetune and 8 rows x 2 heads
     assert len({e.name for e in grid}) == len(grid)
     assert grid.index(t1[0]) < min(grid.index(e) for e in t1[1:]) and t1[0].head == "actv"
-    assert all(list(e.seeds) == p["reproduce"]["table3_seeds"] for e in t3)
+    assert all(list(e.seeds) == p["reproduce"]["heads_seeds"] for e in t3)
     for e in t1:  # every cell has the paper's number beside it
         assert paper_value(1, "fashion-mnist", e.head, e.layers, *e.sources)[0] is not None, e.name
     assert all(Experiment.from_dict(json.loads(json.dumps(e.as_dict()))) == e for e in grid)
 
 
 def test_grid_applies_each_tables_overrides_and_rows():
-    p = load_params("quick", ["reproduce.table1.train.grad.iterations=7",
-                              "reproduce.table1_rows={conv5: [], conv4-5: [], conv3-5: [2]}"])
+    p = load_params("quick", ["reproduce.ablation.train.grad.iterations=7",
+                              "reproduce.ablation_rows={conv5: [], conv4-5: [], conv3-5: [2]}"])
     grid = experiments(p)
     cells = [e for e in grid if e.table == 1 and e.head in ("grad", "full")]
     assert [e.name for e in cells] == ["t1-grad-conv3-5-rrp", "t1-full-conv3-5-rrp"]
@@ -78,7 +78,7 @@ def test_grid_applies_each_tables_overrides_and_rows():
 def test_one_protocol_runs_table1s_all_pretrained_cells_once():
     """The default profile runs both tables on one protocol: Table 1's actv, its conv5
     fine-tuning and its all-pre-trained conv5 rows are Table 3's runs, read as Table 1's cells;
-    no finetune at conv4-5 (reproduce.table1_finetune)."""
+    no finetune at conv4-5 (reproduce.ablation_finetune)."""
     grid = experiments(load_params("fashion-mnist"))
     repeats = twins(grid)
     assert {k: v.name for k, v in repeats.items()} == {
@@ -122,23 +122,23 @@ def test_a_run_with_views_is_table_4s_by_its_views_and_table_2s_by_its_centre_cr
     assert frame.test_views.tolist() == [1] and frame.mean_ap.tolist() == pytest.approx([60.0])
 
 
-@pytest.mark.parametrize("key,value", [("table1_rows.conv5", "[0]"), ("table1_rows.conv4-5", "[9]"),
-                                       ("table1_rows.conv4-5", "8"), ("table1_rows", "[8]"),
-                                       ("table3_seeds", "[]"),
-                                       ("table1", "[nokey]"), ("table1", "{nokey: 1}"),
-                                       ("table3.model.head", "grad"), ("table3.train.batch_size", "0"),
+@pytest.mark.parametrize("key,value", [("ablation_rows.conv5", "[0]"), ("ablation_rows.conv4-5", "[9]"),
+                                       ("ablation_rows.conv4-5", "8"), ("ablation_rows", "[8]"),
+                                       ("heads_seeds", "[]"),
+                                       ("ablation", "[nokey]"), ("ablation", "{nokey: 1}"),
+                                       ("heads.model.head", "grad"), ("heads.train.batch_size", "0"),
                                        ("timeout", "0")])
 def test_bad_reproduce_settings_are_named(key, value):
-    with pytest.raises(ParamError, match="reproduce.table|reproduce.timeout|--set"):
+    with pytest.raises(ParamError, match="reproduce.(heads|ablation)|reproduce.timeout|--set"):
         load_params("quick", [f"reproduce.{key}={value}"])
 
 
 def test_the_ablations_depths_are_the_base_networks_and_named_when_not():
-    with pytest.raises(ParamError, match="table1_rows.*'conv3-4'.*Table 1 on ali.*top block"):
-        experiments(load_params("quick", ["reproduce.table1_rows.conv3-4=[8]"]))
-    with pytest.raises(ParamError, match="table1_rows.*'conv5'.*Table 2 on resnet18.*block8"):
-        experiments(load_params("fashion-mosaic", ["reproduce.table1_rows.conv5=[8]"]))
-    assert load_params("fashion-mnist-vae")["reproduce"]["table1_rows"] == {}  # no ablation
+    with pytest.raises(ParamError, match="ablation_rows.*'conv3-4'.*Table 1 on ali.*top block"):
+        experiments(load_params("quick", ["reproduce.ablation_rows.conv3-4=[8]"]))
+    with pytest.raises(ParamError, match="ablation_rows.*'conv5'.*Table 2 on resnet18.*block8"):
+        experiments(load_params("fashion-mosaic", ["reproduce.ablation_rows.conv5=[8]"]))
+    assert load_params("fashion-mnist-vae")["reproduce"]["ablation_rows"] == {}  # no ablation
 
 
 def test_a_resnet_runs_tables_4_and_2_on_their_shapes():
@@ -154,7 +154,7 @@ def test_a_resnet_runs_tables_4_and_2_on_their_shapes():
     assert {k: v.name for k, v in twins(grid).items()} == {
         "t2-actv-block8": "t4-actv-block8", "t2-finetune-block8": "t4-finetune-block8",
         "t2-grad-block8-ppp": "t4-grad-block8", "t2-full-block8-ppp": "t4-full-block8"}
-    assert all(list(e.seeds) == p["reproduce"]["table1_seeds"] for e in t2)
+    assert all(list(e.seeds) == p["reproduce"]["ablation_seeds"] for e in t2)
     run = pretraining_run(p, dict(profile="fashion-mosaic", objective="supervised"), {}, "local",
                           Path("runs"))
     assert run.parameters["overrides"]["data"] == {"dataset": "fashion-source"}

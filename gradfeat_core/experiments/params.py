@@ -115,10 +115,10 @@ def leaves(params, prefix=""):
 # Sections that hold overrides of the parameters themselves (one table's protocol, the
 # pre-training's): any keys, merged key by key over what a profile or --set gave before,
 # validated when validate() merges them into the parameters.
-OVERRIDES = ("reproduce.table3", "reproduce.table1", "reproduce.pretrain", "reproduce.sensitivity.design")
+OVERRIDES = ("reproduce.heads", "reproduce.ablation", "reproduce.pretrain", "reproduce.sensitivity.design")
 # Mappings whose keys depend on the base network (the ablation's depths: grid.experiments checks
 # them against its blocks): any keys, merged key by key.
-ANY_KEYS = ("reproduce.table1_rows",)
+ANY_KEYS = ("reproduce.ablation_rows",)
 
 
 def combine(base, override):
@@ -247,7 +247,7 @@ def _choice(params, key, choices):
 
 def validate(params, tables=True):
     """Checks that need more than types: names, ranges, paths, consistency; with `tables`, of
-    the parameters each table's protocol (reproduce.table3, reproduce.table1) makes too."""
+    the parameters each table's protocol (reproduce.heads, reproduce.ablation) makes too."""
     data, base, model = params["data"], params["base"], params["model"]
     for key, value in leaves(params):
         for number in value if isinstance(value, list) else [value]:
@@ -362,7 +362,7 @@ def validate(params, tables=True):
     _validate_reproduce(params["reproduce"])
     # each table's protocol and the pre-training's are valid parameters, and leave the grid alone
     rep = params["reproduce"]
-    protocols = {"table3": rep["table3"], "table1": rep["table1"], "pretrain": rep["pretrain"],
+    protocols = {"heads": rep["heads"], "ablation": rep["ablation"], "pretrain": rep["pretrain"],
                  "sensitivity.design": rep["sensitivity"]["design"]}
     for section, protocol in protocols.items():
         grid = {"reproduce", "model", "profile", "out_dir"}
@@ -437,19 +437,19 @@ def _check_dirs(params):
 
 
 def _validate_reproduce(rep):
-    for key in ("table3_seeds", "table1_seeds"):
+    for key in ("heads_seeds", "ablation_seeds"):
         seeds = rep[key]
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s in SEEDS for s in seeds):
             raise ParamError(f"'reproduce.{key}' is {seeds!r}; it must be a non-empty list of seeds "
                              f"(integers from 0 to {SEEDS[-1]}), e.g. [0, 1, 2]")
-    for layers, rows in rep["table1_rows"].items():
+    for layers, rows in rep["ablation_rows"].items():
         if not isinstance(rows, list) or any(r not in range(1, 9) or isinstance(r, bool) for r in rows):
-            raise ParamError(f"'reproduce.table1_rows.{layers}' is {rows!r}; choose rows 1 to 8 "
+            raise ParamError(f"'reproduce.ablation_rows.{layers}' is {rows!r}; choose rows 1 to 8 "
                              "of Table 1, e.g. [1, 8], or [] to skip the depth")
-    unknown = [d for d in rep["table1_finetune"] if d not in rep["table1_rows"]]
+    unknown = [d for d in rep["ablation_finetune"] if d not in rep["ablation_rows"]]
     if unknown:
-        raise ParamError(f"'reproduce.table1_finetune' names {unknown}; choose depths of "
-                         f"reproduce.table1_rows ({', '.join(rep['table1_rows'])})")
+        raise ParamError(f"'reproduce.ablation_finetune' names {unknown}; choose depths of "
+                         f"reproduce.ablation_rows ({', '.join(rep['ablation_rows'])})")
     unknown = [o for o in rep["other_bases"] if o not in OBJECTIVES]
     if unknown:
         raise ParamError(f"'reproduce.other_bases' names {unknown}; choose objectives from "
@@ -485,18 +485,18 @@ def with_protocol(profile, sets, objective, section):
 def smoke(profile, sets=(), objective=None, params_dir=None):
     """`--smoke`: the --set assignments that shrink `profile` to a run of minutes (laid before
     the command line's `sets`, which win): params/smoke.yaml, also over any of the profile's
-    protocols (reproduce.table3, table1, pretrain) that set one of its keys; no row of the
+    protocols (reproduce.heads, ablation, pretrain) that set one of its keys; no row of the
     ablation at any of the profile's depths; random views at most 2; out_dir
     reports/<profile>-smoke unless `sets` name one."""
     params_dir = Path(params_dir or PARAMS_DIR)
     params = load_params(profile, sets, params_dir, objective)
     own, rep = _read_yaml(params_dir / "smoke.yaml"), params["reproduce"]
     mine = dict(leaves(own))
-    for section in ("table3", "table1", "pretrain"):
+    for section in ("heads", "ablation", "pretrain"):
         for key, _ in leaves(rep[section]):
             if key in mine:
                 own = combine(own, parse_set(f"reproduce.{section}.{key}={json.dumps(mine[key])}"))
-    own = combine(own, {"reproduce": {"table1_rows": {d: [] for d in rep["table1_rows"]}},
+    own = combine(own, {"reproduce": {"ablation_rows": {d: [] for d in rep["ablation_rows"]}},
                         "data": {k: min(params["data"][k], 2) for k in ("train_views", "test_views")}})
     if "out_dir" not in assignments(sets):
         own["out_dir"] = str(REPORTS_DIR / f"{profile}-smoke")

@@ -2,7 +2,7 @@
 and how long is it worth training?
 
 A probe is a head of Table 3 at the top layer under the profile's own protocol (its validation
-split, schedule, early stopping, `reproduce.table3`), one seed, trained on each encoder
+split, schedule, early stopping, `reproduce.heads`), one seed, trained on each encoder
 snapshot a pre-training run saved (`pretrain.snapshots`) and on the random encoder of the same
 architecture, whose level is the line a pre-trained encoder has to clear. The heads probed are
 `pretrain.quality_heads`: the activation head, and the gradient head (what the paper's method
@@ -21,7 +21,7 @@ import pandas as pd
 from ..method.registry import OBJECTIVES
 from .errors import UserError
 from .params import load_params, merge
-from .record import Experiment, table3_layers
+from .record import Experiment, heads_layers
 from .results import CONVERGED
 
 COLUMNS = ["pretrain_seed", "iteration", "encoder", "probe", "validation_accuracy",
@@ -43,8 +43,8 @@ def probe(params, checkpoint, out_dir, encoder="pretrained", head="actv"):
     trained now."""
     from .run import finished_result, run_head
     key = "random_checkpoint" if encoder == "random" else "checkpoint"
-    cell = Experiment("probe", 3, head, table3_layers(params), encoder=encoder,
-                      protocol=params["reproduce"]["table3"])
+    cell = Experiment("probe", 3, head, heads_layers(params), encoder=encoder,
+                      protocol=params["reproduce"]["heads"])
     where = {"base": {key: str(checkpoint) if checkpoint else None, "checkpoint_sha256": None},
              "out_dir": str(out_dir)}
     probe_params = merge(cell.params(params), where, "probe")

@@ -80,11 +80,11 @@ class Experiment:
         return cls(**dict(d, seeds=tuple(d["seeds"])))
 
 
-def table3_layers(params, grid=None):
-    """θ2 of Table 3's experiments: grid.yaml's table3.layers (grid: that file, already read),
+def heads_layers(params, grid=None):
+    """θ2 of Table 3's experiments: grid.yaml's heads.layers (grid: that file, already read),
     `top` being the base network's topmost block (conv5 for the ALI encoder, conv8 for the VAE's)."""
     grid = grid or yaml.safe_load(open(PARAMS_DIR / "grid.yaml"))
-    layers = grid["table3"]["layers"]
+    layers = grid["heads"]["layers"]
     return ARCHITECTURES[params["base"]["arch"]].LAYERS[-1] if layers == "top" else layers
 
 

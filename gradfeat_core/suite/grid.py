@@ -5,7 +5,7 @@ import json
 import yaml
 
 from ..experiments.params import PARAMS_DIR, ParamError, with_protocol
-from ..experiments.record import Experiment, table3_layers  # noqa: F401  (the grid's names)
+from ..experiments.record import Experiment, heads_layers  # noqa: F401  (the grid's names)
 from ..method.nets import parse_layers
 from ..method.registry import ARCHITECTURES, OBJECTIVES
 from ..method.resnet import block_names
@@ -22,15 +22,18 @@ PAPER_RESNETS = {"imagenet-resnet18": "resnet18", "jigsaw-resnet50": "resnet50"}
 
 def head_params(profile, sets=(), objective=None):
     """(parameters, protocol section) of one head as the report's cells run it (`train-head`):
-    reproduce.table3's protocol for a head at the top block, reproduce.table1's below it."""
-    return with_protocol(profile, sets, objective, lambda params: "table3" if params["model"]["layers"]
-                         == table3_layers(params) else "table1")
+    reproduce.heads's protocol for a head at the top block, reproduce.ablation's below it."""
+    return with_protocol(profile, sets, objective, lambda params: "heads" if params["model"]["layers"]
+                         == heads_layers(params) else "ablation")
 
 
 # The shape of each table: Table 4 (ResNets transferred to multi-label targets) is Table 3's
 # heads, Table 2 Table 1's ablation; each takes grid.yaml's section and the reproduce settings
 # (seeds, rows, protocol) of the table whose shape it has.
 SHAPE = {1: 1, 2: 1, 3: 3, 4: 3}
+# The reproduce settings each table reads, by its shape: reproduce.heads_seeds and reproduce.heads
+# (its protocol) for the heads' (3, 4), ablation_seeds and ablation for the ablation's (1, 2).
+PROTOCOL = {table: "heads" if shape == 3 else "ablation" for table, shape in SHAPE.items()}
 
 
 def _experiment(table, head, layers, sources, rep, base="pretrained", objective=""):
@@ -40,7 +43,7 @@ def _experiment(table, head, layers, sources, rep, base="pretrained", objective=
     tag += "" if base == "pretrained" else f"-{base}-encoder"
     tag += f"-{objective}" if objective else ""
     return Experiment(f"t{table}-{head}-{layers}{tag}", table, head, layers, theta1, theta2, omega,
-                      base, tuple(rep[f"table{shape}_seeds"]), rep[f"table{shape}"], objective)
+                      base, tuple(rep[f"{PROTOCOL[table]}_seeds"]), rep[PROTOCOL[table]], objective)
 
 
 def experiments(params, grid_path=None):
@@ -48,13 +51,13 @@ def experiments(params, grid_path=None):
     the heads' table (3, or 4 on a ResNet; on the random encoder too unless
     reproduce.random_encoder is false; again on each of reproduce.other_bases), then the
     ablation's (1 on the ALI encoder, 2 on a ResNet; none on the VAE), as the architecture's
-    TABLES say, at the depths and rows of reproduce.table1_rows."""
+    TABLES say, at the depths and rows of reproduce.ablation_rows."""
     grid = yaml.safe_load(open(grid_path or PARAMS_DIR / "grid.yaml"))
     rep, pretrained = params["reproduce"], ("pretrained",) * 3
-    t3, t1 = grid["table3"], grid["table1"]
+    t3, t1 = grid["heads"], grid["ablation"]
     main, *ablation = tables(params)
     bases = [b for b in t3.get("bases", ["pretrained"]) if b != "random" or rep["random_encoder"]]
-    out = [_experiment(main, head, table3_layers(params, grid), pretrained, rep, base)
+    out = [_experiment(main, head, heads_layers(params, grid), pretrained, rep, base)
            for base in bases for head in t3["heads"]]
     for objective in rep["other_bases"]:  # the heads again, on each other base network's top block
         top = ARCHITECTURES[OBJECTIVES[objective].arch].LAYERS[-1]
@@ -62,17 +65,17 @@ def experiments(params, grid_path=None):
     if not ablation:
         return out
     table, blocks = ablation[0], ARCHITECTURES[params["base"]["arch"]].LAYERS
-    for depth in rep["table1_rows"]:
+    for depth in rep["ablation_rows"]:
         try:
             if parse_layers(depth, blocks)[-1] != blocks[-1]:
                 raise ValueError(f"θ2 must end at the top block, {blocks[-1]}")
         except ValueError as e:
-            raise ParamError(f"'reproduce.table1_rows' names {depth!r} for Table {table} on "
+            raise ParamError(f"'reproduce.ablation_rows' names {depth!r} for Table {table} on "
                              f"{params['base']['arch']}: {e}") from None
-    if "actv" in t1["baselines"] and any(rep["table1_rows"].values()):
-        out.append(_experiment(table, "actv", table3_layers(params, grid), pretrained, rep))
-    for layers, rows in rep["table1_rows"].items():
-        if rows and "finetune" in t1["baselines"] and layers in rep["table1_finetune"]:
+    if "actv" in t1["baselines"] and any(rep["ablation_rows"].values()):
+        out.append(_experiment(table, "actv", heads_layers(params, grid), pretrained, rep))
+    for layers, rows in rep["ablation_rows"].items():
+        if rows and "finetune" in t1["baselines"] and layers in rep["ablation_finetune"]:
             out.append(_experiment(table, "finetune", layers, pretrained, rep))
         out += [_experiment(table, head, layers, tuple(sources), rep)
                 for row, sources in enumerate(t1["sources"], start=1) if row in rows

@@ -19,7 +19,7 @@ from .claims import (NEEDS, PRETRAINING_MIN_GAIN, assess, own_base, paper_assess
 from ..experiments.results import AT_CAP, NEVER_TRAINED
 from .evidence import FAILS, HOLDS, HOLDS_IN_PART, INCONCLUSIVE, NOT_RUN, Cell, contrast, converged, ratio, trained
 from .grid import (PAPER_DATASETS, PAPER_REFERENCE, PAPER_RESNETS, PAPER_TRANSFER_DATASETS,
-                   PAPER_TRANSFER_REFERENCE, SHAPE, experiments)
+                   PAPER_TRANSFER_REFERENCE, PROTOCOL, SHAPE, experiments)
 from .grid import tables as architecture_tables  # the architecture's; claims.tables: a frame's
 from .paper import paper_numbers
 from .results import SOURCES, VIEWED_TABLES, distinct_runs
@@ -162,8 +162,9 @@ def tables_run(params):
 
 def table_params(params, table):
     """The parameters Table `table`'s runs resolve to: the profile's with its protocol
-    (reproduce.table<3 or 1>, that of the table whose shape it has: grid.SHAPE) applied."""
-    section = f"table{SHAPE[table]}"
+    (reproduce.heads or reproduce.ablation, that of the table whose shape it has: grid.PROTOCOL)
+    applied."""
+    section = PROTOCOL[table]
     return merge(params, params["reproduce"][section], f"reproduce.{section}")
 
 
@@ -241,7 +242,7 @@ def protocol(params, table, frame=None, ran=None):
              + " and reporting test accuracy at the best one" if train["val_fraction"] and train["patience"]
              else "no validation split, test accuracy at the end of training")
     heads = ", ".join(head_settings(params, table, h, frame, ran) for h in ("actv", "grad", "full", "finetune"))
-    rows = "; ".join(f"{layers} rows {rows}" for layers, rows in rep["table1_rows"].items() if rows)
+    rows = "; ".join(f"{layers} rows {rows}" for layers, rows in rep["ablation_rows"].items() if rows)
     views = ""  # VOC07 and COCO2014: which views of each image were trained on and tested
     if data["dataset"] in VIEWED:
         views = (f"each as {data['train_views']} fixed random views, " if data["train_views"] > 1
@@ -251,7 +252,7 @@ def protocol(params, table, frame=None, ran=None):
     return (f"Table {table}: batch {train['batch_size']}; training images {n_train} "
             f"({views}{split}); test images {data['n_test'] or 'all'}"
             + (f" ({tested})" if views else "") + f"; {heads}; seeds "
-            f"{rep[f'table{SHAPE[table]}_seeds']}" + (f"; {rows}" if SHAPE[table] == 1 else "") + ".")
+            f"{rep[f'{PROTOCOL[table]}_seeds']}" + (f"; {rows}" if SHAPE[table] == 1 else "") + ".")
 
 
 def on_resnets(params):
@@ -343,13 +344,13 @@ def scope(params, pretrain, frame, base_network=None):
         f"{train['batch_size']}, validation split {train['val_fraction']:g}"
         + (f", every {train['eval_every']} iterations, patience {train['patience']}"
            if train["eval_every"] else "") + ", before each table's own settings ("
-        + "; ".join(f"Table {t}'s: {settings(rep[f'table{SHAPE[t]}'])}" for t in tables)
+        + "; ".join(f"Table {t}'s: {settings(rep[PROTOCOL[t]])}" for t in tables)
         + f"). Runs stopped: {stops or 'none finished'}. "
         f"{at_cap} of {len(done)} runs were at their cap, still improving (their last evaluations beat "
         "the best before them by more than the standard error of that gain on the validation items), "
         f"{failed} never trained (failed runs, in no mean) and {unknown} were not validated "
         "(convergence unknown): verdicts that use them are inconclusive.",
-        "Seeds: " + ", ".join(f"Table {t} {rep[f'table{SHAPE[t]}_seeds']}" for t in tables)
+        "Seeds: " + ", ".join(f"Table {t} {rep[f'{PROTOCOL[t]}_seeds']}" for t in tables)
         + "; a verdict needs ≥3 seeds per cell and a 95% interval clear of its threshold.",
         f"To rerun everything: `make reproduce PROFILE={params.get('profile', 'fashion-mnist')}` "
         "from a clean clone. To rerun one cell: delete its result file, the `.json` beside the "
@@ -445,9 +446,9 @@ def coverage(params, frame, claims):
             rows.append({"item": title, "covered": NOT_COVERED, "on": "", "notes": why})
             continue
         depths = list(dict.fromkeys(ran.layers))
-        missing = [d for d in params["reproduce"]["table1_rows"] if d not in depths] if table == 1 else []
+        missing = [d for d in params["reproduce"]["ablation_rows"] if d not in depths] if table == 1 else []
         notes = f"θ2 at {', '.join(depths)}" + (f"; {', '.join(missing)} not run "
-                                                 "(reproduce.table1_rows)" if missing else "")
+                                                 "(reproduce.ablation_rows)" if missing else "")
         rows.append({"item": title, "covered": status, "on": what,
                      "notes": notes + (f"; to cover it: {to_paper}" if to_paper else "")})
     by_claim = claims.set_index("claim")

@@ -24,7 +24,7 @@ from ..experiments.results import ROOT, file_sha256, write_json
 from ..method.imported import IMPORT
 from ..method.registry import OBJECTIVES
 from . import cluster, sensitivity
-from .grid import experiments, table3_layers, tables, twins
+from .grid import experiments, heads_layers, tables, twins
 from .results import load_summaries, results_frame
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # offline/: the lab template minus its CDN scripts
@@ -357,7 +357,7 @@ def pretrain_until_done(run, timeout, log, stage, desc="pre-training"):
 
 def linearization_run(params, common, overrides, by_name, runs_dir):
     """The 03_linearization run on Table 3's full and fine-tuning runs (by_name: runs by name)."""
-    top = table3_layers(params)
+    top = heads_layers(params)
     heads = {h: by_name[f"t{tables(params)[0]}-{h}-{top}"].result for h in ("full", "finetune")}
     return make_run("03_linearization", "linearization", dict(common, overrides=overrides), runs_dir,
                     reads={f"{h}_result": str(path) for h, path in heads.items()})
