@@ -678,7 +678,7 @@ def test_a_run_that_never_trained_is_a_failed_run_in_the_report_and_in_no_mean()
              T3["grad"]: ["converged", "at its cap", "at its cap"]}
     frame = table3(**GOOD, convergence=words).assign(
         experiment=lambda f: "t3-" + f["head"], notebook=lambda f: f["head"] + ".ipynb", base="rotation",
-        error=None, iterations=1000, best_iteration=500, paper_accuracy=None, paper_dataset=None)
+        error=None, iterations=1000, best_iteration=500, paper_score=None, paper_dataset=None)
     frame.loc[len(frame)] = dict(frame.iloc[0], experiment="t3-broken", seed=0, status="failed",
                                  error="RuntimeError: out of memory", notebook="broken.ipynb")
     failed = failed_runs(frame)

@@ -39,12 +39,12 @@ def test_the_committed_default_reports_runs_keep_their_keys():
     reproduce computes for that experiment now (a parameter added since stays out of keys at
     the value that ran before it: params.ADDED). The default profile alone: its base network is
     committed, while the other profiles' are pre-trained at run time and their keys hash them."""
-    import pandas as pd
     from gradfeat_core.experiments.data import data_files
     from gradfeat_core.suite.reproduce import run_keys
+    from gradfeat_core.suite.results import read_results
     if not data_files("fashion-mnist"):
         pytest.skip("Fashion-MNIST is not installed (make data)")
-    committed = pd.read_csv(ROOT / "reports" / "fashion-mnist" / "results.csv")
+    committed = read_results(ROOT / "reports" / "fashion-mnist" / "results.csv")
     keys = run_keys("fashion-mnist", [])  # each run once: a cell another table reads is its twin's
     own = committed[committed.experiment.isin(keys)]
     assert len(set(own.experiment)) == len(set(committed.experiment) - {"t1-actv-conv5", "t1-finetune-conv5",
@@ -59,10 +59,9 @@ STALE = pytest.mark.xfail(strict=True, reason="committed report made at results 
 def test_a_committed_reports_convergence_counts_are_its_results_csvs(profile):
     """Read this first counts the runs at their cap and the never trained from the same
     `convergence` column as results.csv (evidence.converged reads it)."""
-    import pandas as pd
     from gradfeat_core.suite.evidence import converged
-    from gradfeat_core.suite.results import distinct_runs
-    frame = pd.read_csv(ROOT / "reports" / profile / "results.csv")
+    from gradfeat_core.suite.results import distinct_runs, read_results
+    frame = read_results(ROOT / "reports" / profile / "results.csv")
     runs = converged(distinct_runs(frame[frame.status == "done"])).convergence
     text = re.sub(r"<[^>]+>", "", (ROOT / "reports" / profile / "report.html").read_text())
     said = re.search(r"(\d+) of (\d+) runs were at their cap, still improving .*?(\d+) never trained", text, re.S)
@@ -98,11 +97,11 @@ def first_screen(profile):
     """(frame, {claim: assess()'s (verdict, decisive, reason, comparisons)}, {claim: the verdict
     table's row as its header → cell text}, the conclusion's lines) of a committed report, as
     notebooks/04_report.ipynb computes them above its detail."""
-    import pandas as pd
     from gradfeat_core.experiments.params import load_params
     from gradfeat_core.suite.claims import assess, verdicts
     from gradfeat_core.suite.report import conclusion, verdict_table
-    frame = pd.read_csv(ROOT / "reports" / profile / "results.csv")
+    from gradfeat_core.suite.results import read_results
+    frame = read_results(ROOT / "reports" / profile / "results.csv")
     claims = verdicts(frame)
     html = verdict_table(claims)
     headers = [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<th[^>]*>.*?</th>", html, flags=re.S)]

@@ -18,7 +18,7 @@ from gradfeat_core.suite.reproduce import NOTEBOOKS, base_network, reproduce
 pytestmark = pytest.mark.xdist_group("end_to_end")
 
 REQUIRED = ["dataset", "base", "head", "layers", "theta1", "theta2", "omega", "seed", "accuracy",
-            "paper_accuracy", "status"]
+            "paper_score", "status"]
 
 
 # --- the quick profile end to end under papermill -----------------------------------------
@@ -57,8 +57,8 @@ def test_quick_profile_end_to_end(quick_reports, monkeypatch, tried_run):
     t3_grad = csv[(csv.table == 3) & (csv.experiment == "t3-grad-conv5")]
     assert t1_ppp.accuracy.tolist() == t3_grad.accuracy.tolist() and t1_ppp.run_key.tolist() == t3_grad.run_key.tolist()
     reference = csv["base"] == "random"  # the random-encoder reference has no paper number
-    assert csv.accuracy.between(0, 100).all() and csv.paper_accuracy[~reference].notna().all()
-    assert reference.sum() == 4 * len(p["reproduce"]["heads_seeds"]) and csv.paper_accuracy[reference].isna().all()
+    assert csv.accuracy.between(0, 100).all() and csv.paper_score[~reference].notna().all()
+    assert reference.sum() == 4 * len(p["reproduce"]["heads_seeds"]) and csv.paper_score[reference].isna().all()
     html = (tmp_path / "report.html").read_text()
     assert json.loads((tmp_path / "report.json").read_text())["claims"][6]["claim"] == "C7"
     images = re.findall(r"<img [^>]*>", html)  # every figure has its alt text

@@ -23,9 +23,9 @@ def test_quick_resnet_profile_end_to_end(tmp_path):
     assert set(csv["base"]) == {"supervised", "rotation-resnet18", "random"}
     t4 = csv[csv.table == 4].set_index(["base", "head"])
     # beside each cell, the paper's VOC07 number of the base network ours stands in for
-    assert t4.loc[("supervised", "full"), "paper_accuracy"].tolist() == [84.95, 84.95]
-    assert t4.loc[("rotation-resnet18", "full"), "paper_accuracy"].tolist() == [61.70, 61.70]
-    assert t4.loc[("random", "full"), "paper_accuracy"].isna().all()
+    assert t4.loc[("supervised", "full"), "paper_score"].tolist() == [84.95, 84.95]
+    assert t4.loc[("rotation-resnet18", "full"), "paper_score"].tolist() == [61.70, 61.70]
+    assert t4.loc[("random", "full"), "paper_score"].isna().all()
     assert (csv.paper_dataset.dropna() == "voc07").all()
     for objective in ("supervised", "rotation-resnet18"):
         assert (tmp_path / "pretrain" / objective / "pretrain.json").is_file()

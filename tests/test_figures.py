@@ -82,7 +82,7 @@ def test_both_heat_maps_share_one_colour_scale_and_a_colour_bar():
 
 # --- training curves ----------------------------------------------------------------------------
 
-def curves(bases, heads, sources=("ppp",), layers=("conv5",), seeds=(0, 1, 2), value="accuracy"):
+def curves(bases, heads, sources=("ppp",), layers=("conv5",), seeds=(0, 1, 2), value="score"):
     """A validation_curves-like long frame: 3 points per (base, head, layers, source, seed)."""
     rows = [{"table": 3, "base": b, "head": h, "layers": lay, "source": s, "seed": seed, "iteration": it,
              value: 50.0 + 10 * k + seed + it / 100}
@@ -132,7 +132,7 @@ def test_each_loss_band_is_one_encoder():
 
 
 def test_heads_dots_put_each_base_network_beside_the_others():
-    dots = pd.DataFrame([{"base": b, "head": h, "layers": "conv5", "accuracy": 80.0 + k, "low": 79.0 + k,
+    dots = pd.DataFrame([{"base": b, "head": h, "layers": "conv5", "score": 80.0 + k, "low": 79.0 + k,
                           "high": 81.0 + k, "test_images": 100} for k, b in enumerate(["rotation", "random"])
                          for h in HEADS])
     fig = figures.heads_dots(dots, 3, "accuracy %")

@@ -55,7 +55,7 @@ def frame():
                              **dict(zip(SOURCES, PRE)), "seed": seed, "accuracy": score + offset, "status": "done",
                              "batch_size": 128, "ms_per_step": 10.0, "converged": True, "lr": 0.1,
                              "experiment": f"t3-{head}-conv5" + ("-random-encoder" if base == "random" else ""),
-                             "notebook": f"runs/{base}-{head}.ipynb", "paper_accuracy": 60.0 if base != "random" else None,
+                             "notebook": f"runs/{base}-{head}.ipynb", "paper_score": 60.0 if base != "random" else None,
                              "paper_dataset": "cifar10" if base != "random" else None})
     rows.append({"dataset": "fashion-mnist", "base": "rotation", "table": 1, "head": "grad", "layers": "conv5",
                  "theta1": "random", "theta2": "pretrained", "omega": "pretrained", "seed": 0, "status": "failed",

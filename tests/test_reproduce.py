@@ -16,7 +16,7 @@ from gradfeat_core.suite.reproduce import NOTEBOOKS, Run, check_parameters, make
 from gradfeat_core.method.linear_model import HEADS
 
 REQUIRED = ["dataset", "base", "head", "layers", "theta1", "theta2", "omega", "seed", "accuracy",
-            "paper_accuracy", "status"]
+            "paper_score", "status"]
 
 
 # --- the notebooks as committed ------------------------------------------------------------
@@ -197,7 +197,7 @@ def test_results_frame_rows_per_seed_with_paper_numbers_and_failures():
                            summary(1, "grad", "conv4-5", ("random", "random", "random"), status="failed")])
     assert list(frame.columns) == COLUMNS and set(REQUIRED) <= set(frame.columns)
     assert frame.accuracy.iloc[:2].tolist() == pytest.approx([80.0, 82.0])
-    assert frame.paper_accuracy.tolist() == [70.14, 70.14, 26.30]
+    assert frame.paper_score.tolist() == [70.14, 70.14, 26.30]
     assert frame.status.tolist() == ["done", "done", "failed"] and frame.error.iloc[2] == "boom"
     assert frame.ms_per_step.iloc[0] == pytest.approx(10.0)
 

@@ -6,6 +6,7 @@ from gradfeat_core.experiments.params import ParamError, load_params
 from gradfeat_core.suite import sensitivity
 from gradfeat_core.suite.evidence import Cell
 from gradfeat_core.suite.grid import experiments
+from gradfeat_core.suite.results import read_results
 
 PRP = ("pretrained", "random", "pretrained")
 
@@ -117,7 +118,7 @@ def test_the_stage_retrains_each_claims_deciding_cells_and_judges_the_substitute
     from gradfeat_core.suite import reproduce
     from gradfeat_core.suite.claims import verdicts
     from gradfeat_core.experiments.results import ROOT
-    frame = pd.read_csv(ROOT / "reports" / "fashion-mnist" / "results.csv")
+    frame = read_results(ROOT / "reports" / "fashion-mnist" / "results.csv")
     params = load_params("fashion-mnist", [f"out_dir={tmp_path}"])  # its seed-1 encoder committed: no pre-training
     asked = {}
 

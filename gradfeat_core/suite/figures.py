@@ -101,7 +101,7 @@ def heads_dots(dots, table, unit):
     bases = dots.groupby("base", sort=False)
     for k, (encoder, rows) in enumerate(bases):
         x = [names.index(h) + 0.15 * (k - (len(bases) - 1) / 2) for h in rows["head"]]
-        ax.errorbar(x, rows.accuracy, yerr=[rows.accuracy - rows.low, rows.high - rows.accuracy],
+        ax.errorbar(x, rows.score, yerr=[rows.score - rows.low, rows.high - rows.score],
                     fmt="o", capsize=3, label=encoder)
     ax.set_xticks(range(len(names)), names)
     ax.set(xlabel="head (top layer)", ylabel=f"test {unit}")
@@ -150,7 +150,7 @@ def heads_curves(curves, table, unit, levels):
     for (i, base), (j, head) in ((b, h) for b in enumerate(bases) for h in enumerate(heads)):
         ax, panel = axes[i, j], curves[(curves.base == base) & (curves["head"] == head)]
         for seed, runs in panel.groupby("seed"):
-            ax.plot(runs.iteration, runs.accuracy, label=f"seed {seed}", lw=1)
+            ax.plot(runs.iteration, runs.score, label=f"seed {seed}", lw=1)
         if levels.get(base) is not None:
             ax.axhline(levels[base], ls="--", c="grey")
         ax.set_title(f"{base} · {head}", loc="left", fontsize=10)
@@ -174,7 +174,7 @@ def ablation_curves(curves, table, unit, level):
             if j >= len(present):
                 ax.remove()
                 continue
-            _band(ax, in_row[in_row.source == present[j]], "accuracy")
+            _band(ax, in_row[in_row.source == present[j]], "score")
             if level is not None:
                 ax.axhline(level, ls="--", c="grey")
             ax.set_title(f"{row} · {present[j]}", loc="left", fontsize=10)

@@ -23,7 +23,7 @@ from .report import (PAPER_SOURCE, UNITS, ablation, actv_level, coded, conclusio
                      paper_ablation, run_durations, scope, step_costs, table1_wide, verdict_table, with_std)
 from .reproduce import report_dir_for
 from .sensitivity import outcomes
-from .results import base_name, distinct_runs, load_summaries, loss_curves, validation_curves
+from .results import base_name, distinct_runs, load_summaries, loss_curves, read_results, validation_curves
 
 
 def figure(fig, alt):
@@ -94,7 +94,7 @@ class Report:
         inputs = json.loads((report_dir / "report-inputs.json").read_text())
         others = [dict(_json(path), folder=Path(path).parent) for path in inputs.get("other_pretrainings", [])]
         pretrain_dir = Path(inputs["pretrain"]).parent if inputs["pretrain"] else None
-        report = cls(profile, report_dir, inputs["params"], pd.read_csv(report_dir / "results.csv"),
+        report = cls(profile, report_dir, inputs["params"], read_results(report_dir / "results.csv"),
                      load_summaries(inputs["experiments"]), _json(inputs["pretrain"]), pretrain_dir,
                      load_quality(pretrain_dir / "quality.csv") if pretrain_dir else None,
                      inputs.get("base_network") or {}, _json(inputs["linearization"]), others)

@@ -54,7 +54,7 @@ def mean_std(frame, by, value="accuracy"):
     done = trained(frame)
     out = done.groupby(by, sort=False).agg(ours=(value, "mean"), std=(value, "std"),
                                            seeds=("seed", "count"),
-                                           paper=("paper_accuracy", "first"),
+                                           paper=("paper_score", "first"),
                                            paper_dataset=("paper_dataset", "first")).reset_index()
     out["difference"] = out.ours - out.paper
     return out
@@ -69,10 +69,10 @@ def heads(frame):
 
 
 def heads_intervals(frame):
-    """Each head's test accuracy (mAP) on each base network, at the top layer: its mean over seeds
-    and the 95% interval of the effects (evidence.contrast of the one cell: over the seeds and the
-    test sample), for the dot-and-interval plot. A cell with too few seeds for an interval has its
-    mean alone (low and high NaN)."""
+    """Each head's test score (`score`: accuracy, or mAP on Table 4) on each base network, at
+    the top layer: its mean over seeds and the 95% interval of the effects (evidence.contrast of
+    the one cell: over the seeds and the test sample), for the dot-and-interval plot. A cell with
+    too few seeds for an interval has its mean alone (low and high NaN)."""
     rows = []
     value = metric(frame)
     t3 = converged(frame[(frame.table == tables(frame)[0]) & (frame.status == "done")])
@@ -81,10 +81,10 @@ def heads_intervals(frame):
         e = contrast(t3, head, {cell: 1})
         measured = e is not None and not math.isnan(e.mean)
         rows.append({"base": base, "head": head, "layers": layers,
-                     "accuracy": e.mean if measured else trained(runs)[value].mean(),
+                     "score": e.mean if measured else trained(runs)[value].mean(),
                      "low": e.low if measured else math.nan, "high": e.high if measured else math.nan,
                      "test_images": e.test_images if measured else None})
-    return pd.DataFrame(rows, columns=["base", "head", "layers", "accuracy", "low", "high", "test_images"])
+    return pd.DataFrame(rows, columns=["base", "head", "layers", "score", "low", "high", "test_images"])
 
 
 def ablation(frame):
@@ -140,12 +140,12 @@ def step_costs(frame):
 
 
 def actv_level(curves, **where):
-    """The activation baseline's best validation accuracy (mean over seeds) among the curves
+    """The activation baseline's best validation score (mean over seeds) among the curves
     matching `where` (e.g. base='random'): the reference line of every other head's panel."""
     actv = curves[curves["head"] == "actv"]
     for column, value in where.items():
         actv = actv[actv[column] == value]
-    return actv.groupby("seed").accuracy.max().mean() if len(actv) else None
+    return actv.groupby("seed").score.max().mean() if len(actv) else None
 
 
 def with_std(table):

@@ -10,8 +10,10 @@ from ..experiments.results import CSV_FIELDS
 from .grid import paper_value
 
 SOURCES = ("theta1", "theta2", "omega")
-# results.csv: the experiment's columns, then each run's (RunResult's csv fields)
-EXPERIMENT_COLUMNS = ["dataset", "base", "head", "layers", *SOURCES, "paper_accuracy", "paper_dataset",
+# results.csv: the experiment's columns, then each run's (RunResult's csv fields). paper_score is
+# the paper's number in the row's metric (accuracy, or mAP on Tables 2 and 4); accuracy is the
+# run's accuracy alone (none on a multi-label set, whose score is mean_ap)
+EXPERIMENT_COLUMNS = ["dataset", "base", "head", "layers", *SOURCES, "paper_score", "paper_dataset",
                       "status", "table", "experiment", "batch_size", "error", "run_key", "notebook"]
 COLUMNS = EXPERIMENT_COLUMNS + CSV_FIELDS + ["test_views"]
 PERCENT = ("accuracy", "mean_ap", "mean_ap_voc07")  # fractions in a run's JSON, % in results.csv
@@ -44,7 +46,7 @@ def _rows(summary):
         paper = paper_dataset = None
     common = {"dataset": p["data"]["dataset"], "base": base, "head": model["head"],
               "layers": model["layers"], **{k: model[k] for k in SOURCES},
-              "paper_accuracy": paper, "paper_dataset": paper_dataset,
+              "paper_score": paper, "paper_dataset": paper_dataset,
               "status": summary["status"], "table": summary["table"],
               "experiment": summary["experiment"], "batch_size": p["train"]["batch_size"],
               "error": summary.get("error"), **run_files(summary)}
@@ -89,6 +91,16 @@ def run_files(summary):
     return {"run_key": stem.rsplit("-", 1)[-1], "notebook": f"runs/{stem}.ipynb"}
 
 
+# results.csv's columns under the names they had when it was written: a committed report's file
+# keeps them (read_results renames them)
+OLD_COLUMNS = {"paper_accuracy": "paper_score"}
+
+
+def read_results(path):
+    """results.csv at `path` as a frame: the one reader, which renames a file's OLD_COLUMNS."""
+    return pd.read_csv(path).rename(columns=OLD_COLUMNS)
+
+
 def loss_curves(summaries):
     """Long frame of training losses: experiment, base, head, layers, seed, iteration, loss."""
     rows = [{"experiment": s["experiment"], "head": s["params"]["model"]["head"],
@@ -100,16 +112,16 @@ def loss_curves(summaries):
 
 
 def validation_curves(summaries):
-    """Long frame of validation accuracy from iteration 0: experiment, table, base, head,
-    layers, source (θ1θ2ω initials), seed, iteration, accuracy (%). Empty when the runs did not
-    validate (train.eval_every 0)."""
-    columns = ["experiment", "table", "base", "head", "layers", "source", "seed", "iteration", "accuracy"]
+    """Long frame of validation scores from iteration 0: experiment, table, base, head, layers,
+    source (θ1θ2ω initials), seed, iteration, score (accuracy, or mAP on a multi-label set; %).
+    Empty when the runs did not validate (train.eval_every 0)."""
+    columns = ["experiment", "table", "base", "head", "layers", "source", "seed", "iteration", "score"]
     rows = [{"experiment": s["experiment"], "table": s["table"], "base": base_name(s["params"]),
              "head": s["params"]["model"]["head"], "layers": s["params"]["model"]["layers"],
              "source": "".join(s["params"]["model"][k][0] for k in SOURCES),
-             "seed": r["seed"], "iteration": it, "accuracy": 100 * acc}
+             "seed": r["seed"], "iteration": it, "score": 100 * score}
             for s in summaries if s["status"] == "done" for r in s["runs"]
-            for it, acc in (r.get("validation_curve") or [])]
+            for it, score in (r.get("validation_curve") or [])]
     return pd.DataFrame(rows, columns=columns)
 
 
