@@ -126,3 +126,18 @@ def test_the_report_never_starts_a_reproduction(tmp_path, monkeypatch):
                        r"missing\): `python -m gradfeat_core reproduce --profile quick --set out_dir=") as e:
         Report.load("quick", tmp_path)
     assert "\n" not in str(e.value) and not list(tmp_path.iterdir())
+
+
+def test_a_run_result_written_before_trials_had_its_name_reads_back(tmp_path):
+    """RunResult.trials was written as lr_grid: a result file of then reads with its trials
+    under the new name, and one of now round-trips."""
+    from dataclasses import fields
+    from gradfeat_core.experiments.results import RunResult, write_json
+    trials = [{"optimizer": "sgd", "lr": 0.1, "weight_decay": 0.0, "validation_accuracy": 0.8}]
+    now = {f.name: None for f in fields(RunResult)} | {"trials": trials, "seed": 2}
+    old = {("lr_grid" if k == "trials" else k): v for k, v in now.items()}
+    write_json(tmp_path / "old.json", old)
+    write_json(tmp_path / "now.json", now)
+    assert RunResult.read(tmp_path / "old.json").trials == trials
+    assert RunResult.read(tmp_path / "now.json") == RunResult.from_dict(now)
+    assert RunResult.from_dict(now).as_dict() == now

@@ -242,12 +242,12 @@ def test_learning_rate_grid_keeps_the_best_on_validation_and_records_every_score
     sets = ["train.val_fraction=0.25", "train.eval_every=10", "train.patience=2"]
     run_head(quick(tmp_path, "model.head=actv", *sets))
     grid = run_head(quick(tmp_path, "model.head=grad", *sets, "train.grad.lr_grid=[1.0e-4, 0.1]"))
-    scores = {g["lr"]: g["validation_accuracy"] for g in grid.lr_grid}
+    scores = {g["lr"]: g["validation_accuracy"] for g in grid.trials}
     assert list(scores) == [1e-4, 0.1] and all(0 <= v <= 1 for v in scores.values())
     assert grid.lr == max(scores, key=scores.get)
     alone = run_head(quick(tmp_path, "model.head=grad", *sets, f"train.grad.lr={grid.lr}"))
     assert alone.accuracy == grid.accuracy and alone.loss_history == grid.loss_history
-    assert len(alone.lr_grid) == 1 and alone.lr == grid.lr
+    assert len(alone.trials) == 1 and alone.lr == grid.lr
 
 
 def test_the_first_seed_chooses_the_learning_rate_for_the_others(tmp_path):
@@ -256,8 +256,8 @@ def test_the_first_seed_chooses_the_learning_rate_for_the_others(tmp_path):
     sets = ["train.val_fraction=0.25", "train.eval_every=10", "train.patience=2",
             "train.grad.lr_grid=[1.0e-4, 0.1]"]
     first, second = run_experiment(quick(tmp_path, "model.head=grad", *sets), [0, 1])
-    assert [g["lr"] for g in first.lr_grid] == [1e-4, 0.1] and first.lr_chosen_on_seed == 0
-    assert [g["lr"] for g in second.lr_grid] == [first.lr] and second.lr_chosen_on_seed == 0
+    assert [g["lr"] for g in first.trials] == [1e-4, 0.1] and first.lr_chosen_on_seed == 0
+    assert [g["lr"] for g in second.trials] == [first.lr] and second.lr_chosen_on_seed == 0
     alone = run_head(quick(tmp_path, "model.head=grad", *sets[:3], f"train.grad.lr={first.lr}", "seed=1"))
     assert alone.loss_history == second.loss_history
 
@@ -272,16 +272,16 @@ def test_alternatives_without_a_split_keep_the_better_on_test_as_the_paper_repor
             "train.finetune.alternatives=[{optimizer: sgd, lr: 1.0e-5, weight_decay: 5.0e-5}]"]
     run_head(quick(tmp_path, "model.head=actv", "train.val_fraction=0"))
     first, second = run_experiment(quick(tmp_path, *sets), [0, 1])
-    tried = [(g["optimizer"], g["lr"], g["weight_decay"]) for g in first.lr_grid]
+    tried = [(g["optimizer"], g["lr"], g["weight_decay"]) for g in first.trials]
     assert tried == [("adam", 1.0, load_params("quick")["train"]["finetune"]["weight_decay"]), ("sgd", 1e-5, 5e-5)]
-    scores = [g["test_score"] for g in first.lr_grid]
+    scores = [g["test_score"] for g in first.trials]
     assert 0 <= scores[0] < scores[1] <= 1  # the second is kept, not merely the first
-    kept = first.lr_grid[1]
+    kept = first.trials[1]
     assert first.trial == {k: kept[k] for k in ("optimizer", "lr", "weight_decay")}
     assert first.accuracy == max(scores) and first.trial_chosen_on == "test" and first.lr_chosen_on_seed == 0
-    assert [g["optimizer"] for g in second.lr_grid] == [first.trial["optimizer"]]
+    assert [g["optimizer"] for g in second.trials] == [first.trial["optimizer"]]
     assert second.trial == first.trial and second.trial_chosen_on == "test" and second.lr_chosen_on_seed == 0
-    assert second.lr_grid[0]["test_score"] is None  # one trial: nothing chosen on test
+    assert second.trials[0]["test_score"] is None  # one trial: nothing chosen on test
     alone = run_head(quick(tmp_path, *sets[:3], *(f"train.finetune.{k}={v}" for k, v in first.trial.items()),
                            "train.finetune.alternatives=[]"))
     assert alone.accuracy == first.accuracy and alone.loss_history == first.loss_history
@@ -293,9 +293,9 @@ def test_alternatives_with_a_split_are_chosen_on_validation(tmp_path):
     run_head(quick(tmp_path, "model.head=actv", *sets))
     result = run_head(quick(tmp_path, "model.head=grad", *sets,
                             "train.grad.alternatives=[{lr: 1.0e-4}, {optimizer: adam, lr: 1.0e-3}]"))
-    scores = [g["validation_accuracy"] for g in result.lr_grid]
-    assert len(scores) == 3 and all(g["test_score"] is None for g in result.lr_grid)
-    assert result.lr_grid[scores.index(max(scores))]["lr"] == result.lr and result.trial_chosen_on == "validation"
+    scores = [g["validation_accuracy"] for g in result.trials]
+    assert len(scores) == 3 and all(g["test_score"] is None for g in result.trials)
+    assert result.trials[scores.index(max(scores))]["lr"] == result.lr and result.trial_chosen_on == "validation"
 
 
 @pytest.mark.parametrize("value", ["[{optimizer: rmsprop}]", "[{lr: -1}]", "[{lr: true}]", "[{momentum: 0.5}]",

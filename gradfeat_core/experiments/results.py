@@ -135,7 +135,7 @@ class RunResult:
     n_test: int = _field(csv=True)        # test images evaluated
     test_correct: str | None = _field(csv=True)  # which of them it classified right, in the test set's
     # order: pack_correct's bits (the test sample's share of an effect's interval needs them)
-    lr_grid: list = _field()               # every trial (run.trials: learning rates, alternatives),
+    trials: list = _field()                # every trial (run.trials: learning rates, alternatives),
     # with its validation record (and test score where the test chose)
     lr_chosen_on_seed: int | None = _field()  # the seed whose trials chose the one kept (several only)
     iterations_cap: int = _field()
@@ -166,7 +166,7 @@ class RunResult:
     # their scores averaged; {test_views, mean_ap, mean_ap_voc07, test_jackknife} as above. None:
     # no views (the fields above are then the only test; with views they are the centre crop's).
     views: dict | None = _field(default=None)
-    # The schedule kept, {optimizer, lr, weight_decay} (run.trials: one of lr_grid's rates or of
+    # The schedule kept, {optimizer, lr, weight_decay} (run.trials: one of train.<head>.lr_grid's rates or of
     # train.<head>.alternatives), and where it was chosen among several: "validation", "test"
     # (alternatives without a validation split: the better on test, as the paper reports its
     # fine-tuning), or None (one trial).
@@ -186,9 +186,16 @@ class RunResult:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["summary"]}
 
     @classmethod
+    def from_dict(cls, record):
+        """The RunResult of a run's JSON record (as_dict's): the one place a record is read back."""
+        # a record written before `trials` had its name calls it lr_grid
+        record = {("trials" if k == "lr_grid" else k): v for k, v in record.items()}
+        return cls(**record)
+
+    @classmethod
     def read(cls, path):
         """The RunResult of a run's JSON (run_head's)."""
-        return cls(**json.loads(Path(path).read_text()))
+        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 def pack_correct(correct):

@@ -302,7 +302,7 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None, w
     tried, several = [chosen[0]] if chosen else every, len(every) > 1
     chosen_on = None if not several else "validation" if validate else "test"  # test: alternatives
     on_test = len(tried) > 1 and chosen_on == "test"  # only, without a split (params.validate)
-    grid, best = [], None  # every trial's record; (score, trial, model, training, seconds, test logits)
+    records, best = [], None  # every trial's record; (score, trial, model, training, seconds, test logits)
     for trial in tried:
         seed_everything(params["seed"])  # every trial from the same start and batches
         model = build_model(model_p, data, nets, omega, base["random_seed"]).to(device)
@@ -316,10 +316,10 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None, w
         val_score = validate(model).score if validate else None
         logits = predict(model, test_inputs, train_p["eval_batch_size"]) if on_test else None
         test_score = score(logits, data.y_test) if on_test else None
-        grid.append({**trial, "validation_accuracy": val_score, "test_score": test_score,
-                     "iterations": training.iterations,
-                     "convergence": training.convergence, "train_seconds": seconds,
-                     "validation_curve": training.validation})
+        records.append({**trial, "validation_accuracy": val_score, "test_score": test_score,
+                        "iterations": training.iterations,
+                        "convergence": training.convergence, "train_seconds": seconds,
+                        "validation_curve": training.validation})
         kept = test_score if on_test else val_score
         if best is None or (kept or 0.0) > (best[0] or 0.0):  # the first on ties; only it is kept
             best = (kept, trial, model, training, seconds, logits)
@@ -338,7 +338,7 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None, w
         iterations=training.iterations, lr=trial["lr"], train_seconds=train_seconds,
         ms_per_step=1000 * train_seconds / training.iterations, convergence=training.convergence,
         best_iteration=training.best_iteration,
-        lr_grid=grid,  # what this run tried: every trial, or the one chosen before
+        trials=records,  # every trial this run trained, or the one an earlier seed chose
         lr_chosen_on_seed=(chosen[1] if chosen else params["seed"]) if several else None,
         iterations_cap=train_p[head]["iterations"], loss_history=training.loss,
         validation_curve=training.validation, validation_se=training.validation_se,
@@ -376,7 +376,7 @@ def finished_result(params):
         record = json.loads(path.read_text())  # an earlier version's fields may not be RunResult's
         if (record["environment"].get("results_version") == RESULTS_VERSION
                 and deciding(record["params"]) == deciding(params)):
-            return RunResult(**record)
+            return RunResult.from_dict(record)
     return None
 
 
