@@ -10,7 +10,7 @@ from gradfeat_core.experiments.params import load_params
 from gradfeat_core.suite.claims import (C1_MIN_SHARE, CLAIMS, FAILS, HOLDS, HOLDS_IN_PART, INCONCLUSIVE,
                                         NOT_RUN, Cell, assess, paper_frame, verdicts)
 from gradfeat_core.suite.evidence import JUDGED
-from gradfeat_core.suite.results import SOURCES
+from gradfeat_core.suite.frame import SOURCES
 
 PRE = ("pretrained",) * 3
 MARGIN = {"points": 0.4, "share": 0.1}  # how far a rule must clear its threshold on the paper's numbers
@@ -432,10 +432,10 @@ def test_c8_holds_on_the_papers_table_4_and_fails_on_its_twins(dataset):
     baselines; holds on the paper's numbers with a margin, fails where the roles swap (the close
     network lags) or where the distant full model does not beat its activation baseline, and is
     not run with one base network."""
-    from gradfeat_core.suite.claims import c8, c8_paper_frame, combine
+    from gradfeat_core.suite.claims import c8, c8_paper_frame, claim_verdict
     from gradfeat_core.suite.evidence import converged
     paper = converged(c8_paper_frame(dataset))
-    verdict, _, _ = combine(c8(paper))
+    verdict, _, _ = claim_verdict(c8(paper))
     # VOC07's close side is the tightest: +0.81 ± 0.69 (two printed numbers of spread PAPER_SD)
     assert verdict == HOLDS and min(c.margin for c in c8(paper)) > 0.1
 
@@ -446,13 +446,13 @@ def test_c8_holds_on_the_papers_table_4_and_fails_on_its_twins(dataset):
         return f
     rows = paper[paper.table == 4].set_index(["base", "head"]).mean_ap
     lags = with_values({("imagenet-resnet18", "full"): rows["imagenet-resnet18", "finetune"] - 3})
-    assert combine(c8(lags))[0] == HOLDS_IN_PART   # the distant side still holds
+    assert claim_verdict(c8(lags))[0] == HOLDS_IN_PART   # the distant side still holds
     below = with_values({("jigsaw-resnet50", "full"): rows["jigsaw-resnet50", "actv"] - 3})
-    assert combine(c8(below))[0] == HOLDS_IN_PART
+    assert claim_verdict(c8(below))[0] == HOLDS_IN_PART
     both = with_values({("imagenet-resnet18", "full"): rows["imagenet-resnet18", "finetune"] - 3,
                         ("jigsaw-resnet50", "full"): rows["jigsaw-resnet50", "actv"] - 3,
                         ("jigsaw-resnet50", "finetune"): rows["jigsaw-resnet50", "actv"] - 6})
-    assert combine(c8(both))[0] == FAILS
+    assert claim_verdict(c8(both))[0] == FAILS
     assert c8(converged(paper_frame(dataset, base="imagenet-resnet18"))) == []
 
 

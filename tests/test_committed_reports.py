@@ -41,7 +41,7 @@ def test_the_committed_default_reports_runs_keep_their_keys():
     committed, while the other profiles' are pre-trained at run time and their keys hash them."""
     from gradfeat_core.experiments.data import data_files
     from gradfeat_core.suite.reproduce import run_keys
-    from gradfeat_core.suite.results import read_results
+    from gradfeat_core.suite.frame import read_results
     if not data_files("fashion-mnist"):
         pytest.skip("Fashion-MNIST is not installed (make data)")
     committed = read_results(ROOT / "reports" / "fashion-mnist" / "results.csv")
@@ -60,7 +60,7 @@ def test_a_committed_reports_convergence_counts_are_its_results_csvs(profile):
     """Read this first counts the runs at their cap and the never trained from the same
     `convergence` column as results.csv (evidence.converged reads it)."""
     from gradfeat_core.suite.evidence import converged
-    from gradfeat_core.suite.results import distinct_runs, read_results
+    from gradfeat_core.suite.frame import distinct_runs, read_results
     frame = read_results(ROOT / "reports" / profile / "results.csv")
     runs = converged(distinct_runs(frame[frame.status == "done"])).convergence
     text = re.sub(r"<[^>]+>", "", (ROOT / "reports" / profile / "report.html").read_text())
@@ -100,7 +100,7 @@ def first_screen(profile):
     from gradfeat_core.experiments.params import load_params
     from gradfeat_core.suite.claims import assess, verdicts
     from gradfeat_core.suite.report import conclusion, verdict_table
-    from gradfeat_core.suite.results import read_results
+    from gradfeat_core.suite.frame import read_results
     frame = read_results(ROOT / "reports" / profile / "results.csv")
     claims = verdicts(frame)
     html = verdict_table(claims)

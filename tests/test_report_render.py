@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 from gradfeat_core.experiments.params import load_params  # noqa: E402
 from gradfeat_core.suite.claims import Cell  # noqa: E402
 from gradfeat_core.suite.render import Report, ReportRecord  # noqa: E402
-from gradfeat_core.suite.results import SOURCES  # noqa: E402
+from gradfeat_core.suite.frame import SOURCES  # noqa: E402
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_report.ipynb"
 

@@ -11,7 +11,7 @@ import pytest
 from gradfeat_core.suite.claims import HOLDS, NOT_RUN, verdicts
 from gradfeat_core.suite.grid import Experiment, experiments, paper_value, twins
 from gradfeat_core.experiments.params import ParamError, load_params
-from gradfeat_core.suite.results import COLUMNS, load_summaries, results_frame
+from gradfeat_core.suite.frame import COLUMNS, load_summaries, results_frame
 from gradfeat_core.suite.reproduce import NOTEBOOKS, Run, check_parameters, make_run, run_all, run_params
 from gradfeat_core.method.linear_model import HEADS
 

@@ -12,7 +12,7 @@ from gradfeat_core.experiments.params import NOT_DECISIVE
 from gradfeat_core.experiments.record import NOTEBOOKS, Experiment, RunRecord, record_of
 from gradfeat_core.experiments.results import ROOT
 from gradfeat_core.suite.reproduce import make_run, run_all
-from gradfeat_core.suite.results import load_summaries, results_frame
+from gradfeat_core.suite.frame import load_summaries, results_frame
 
 PACKAGE = ROOT / "gradfeat_core"
 
@@ -38,7 +38,7 @@ def from_suite(names):
 def test_imports_are_read_relative_and_absolute():
     assert from_suite(imported("from ..suite.grid import x", "gradfeat_core.experiments.run")) != []
     assert from_suite(imported("from .. import suite", "gradfeat_core.experiments.run")) != []
-    assert from_suite(imported("import gradfeat_core.suite.results as r")) != []
+    assert from_suite(imported("import gradfeat_core.suite.frame as r")) != []
     assert from_suite(imported("from .params import load_params", "gradfeat_core.experiments.run")) == []
 
 

@@ -6,7 +6,7 @@ from gradfeat_core.experiments.params import ParamError, load_params
 from gradfeat_core.suite import sensitivity
 from gradfeat_core.suite.evidence import Cell
 from gradfeat_core.suite.grid import experiments
-from gradfeat_core.suite.results import read_results
+from gradfeat_core.suite.frame import read_results
 
 PRP = ("pretrained", "random", "pretrained")
 

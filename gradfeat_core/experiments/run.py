@@ -329,7 +329,7 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None, w
     test = test_scores(logits, data.y_test)
     views = None
     if view_inputs:  # Table 4's protocol: each test image's views scored, their scores averaged
-        logits = per_image(predict(model, view_inputs[0], train_p["eval_batch_size"]), data.test_views)
+        logits = mean_over_views(predict(model, view_inputs[0], train_p["eval_batch_size"]), data.test_views)
         views = dict(test_scores(logits, data.y_test), test_views=data.test_views)
         views = {k: views[k] for k in ("test_views", "mean_ap", "mean_ap_voc07", "test_jackknife")}
     result = RunResult(
@@ -396,7 +396,7 @@ def test_scores(logits, labels):
                 test_jackknife=pack_values(100 * map_pseudo_values(scores, positive, "area", ignore)))
 
 
-def per_image(logits, views):
+def mean_over_views(logits, views):
     """(images, classes) scores from (images · views, classes) logits held image by image: the
     mean of each image's views (a sum, as DeepCluster's eval_voc_classif.py takes, ranks alike)."""
     return logits.reshape(-1, views, logits.shape[-1]).mean(1) if views > 1 else logits
@@ -416,7 +416,7 @@ def split_validation(inputs, labels, train_p, data_seed, views=1):
     val_inputs, val_labels = Subset(inputs, held), labels[held][::views]
 
     def logits(model):
-        return per_image(predict(model, val_inputs, train_p["eval_batch_size"]), views)
+        return mean_over_views(predict(model, val_inputs, train_p["eval_batch_size"]), views)
     return (Subset(inputs, keep), labels[keep]), Validation(logits, val_labels)
 
 

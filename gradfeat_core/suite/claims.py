@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 
 from .evidence import (FAILS, HOLDS, HOLDS_IN_PART, INCONCLUSIVE, NOT_RUN, PRETRAINED, Cell,  # noqa: F401
-                       Comparison, Effect, combine, contrast, converged, ratio, runs_behind, share, tally)
+                       Comparison, Effect, claim_verdict, contrast, converged, ratio, runs_behind, share, tally)
 from ..method.registry import ARCHITECTURES
 from ..method.resnet import block_names
 from .grid import PAPER_DATASETS, PAPER_RESNETS, PAPER_TRANSFER_DATASETS, paper_base_of
 from .paper import paper_numbers
-from .results import SOURCES, distinct_runs
+from .frame import SOURCES, distinct_runs
 
 # The paper prints one number per cell and no spread. Each is taken as one run with a seed-to-seed
 # standard deviation of PAPER_SD points, independent between cells: the order of what linear heads
@@ -488,7 +488,7 @@ def assess(frame, linearization=None, version=RULES_VERSION):
     for claim in CLAIMS:
         comparisons = [c for c in judge(claim, frame if claim in WHOLE_FRAME else own, linearization, version)
                        if c]
-        out[claim] = (*combine(comparisons), comparisons)
+        out[claim] = (*claim_verdict(comparisons), comparisons)
     return out
 
 
@@ -512,7 +512,7 @@ def _note(comparisons, top):
     notes = [c for c in comparisons if c.role == "note"]
     if not notes:
         return ""
-    verdict, worst, _ = combine([Comparison(c.effect, c.threshold, c.above) for c in notes])
+    verdict, worst, _ = claim_verdict([Comparison(c.effect, c.threshold, c.above) for c in notes])
     return f"about the same cost at {top}: {verdict} ({worst.sentence()})"
 
 

@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from ..experiments.results import AT_CAP, CONVERGED, NEVER_TRAINED, unpack_correct, unpack_values
-from .results import SOURCES
+from .frame import SOURCES
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
 HOLDS_IN_PART = "holds in part"  # a claim of several comparisons: some hold, some do not
@@ -185,7 +185,7 @@ def paired(frame, cells, value, min_seeds=MIN_SEEDS, need_converged=True):
 
 def t_interval(label, samples, unit="points", test_var=0.0, test_images=None, test_units=None):
     """The Effect of per-seed samples: their mean and Student-t interval at LEVEL, widened by
-    the test sample's variance of the mean (test_var, from per_image over test_units images or
+    the test sample's variance of the mean (test_var, from paired_units over test_units images or
     jackknife groups; 0: seeds alone) at the Welch–Satterthwaite degrees of freedom,
     SE⁴ / ((s²/S)²/(S − 1) + test_var²/(units − 1))."""
     samples = np.asarray(samples, float)
@@ -210,7 +210,7 @@ def _widened(label, per_seed, per_image_effect, unit, problem, images=None):
                                           images or n, n), problem=problem)
 
 
-def per_image(frame, cells, seeds):
+def paired_units(frame, cells, seeds):
     """((cells × units) array, test images) of each cell's test sample, averaged over `seeds`,
     paired: per image its correctness in % (RunResult.test_correct) or, for mAP (Tables 2 and 4),
     per fixed group of images its jackknife pseudo-value in % (RunResult.test_jackknife, whose
@@ -254,7 +254,7 @@ def contrast(frame, label, terms):
         return problem and Effect(label, problem=problem)
     runs = used(cells, table)
     if not assumed:  # a run not converged still shows its effect, flagged by the problem
-        units, images = per_image(frame, cells, table.index)
+        units, images = paired_units(frame, cells, table.index)
         return dataclasses.replace(_widened(label, table.to_numpy() @ weights,
                                             None if units is None else weights @ units, "points",
                                             problem, images), runs=runs)
@@ -297,7 +297,7 @@ def share(frame, label, part, whole, names=("the part", "the whole")):
         return Effect(label, problem=f"no share: {names[1]} is not clearly positive ({parts[1].text()})",
                       unit="share", seeds=len(table), runs=runs, parts=parts)
     if not assumed:
-        units, images = per_image(frame, cells, table.index)
+        units, images = paired_units(frame, cells, table.index)
         linearised = None
         if units is not None:  # the delta method over images (groups): N/D ≈ r + (N − r D)/D
             num, den = a @ units, b @ units
@@ -425,7 +425,7 @@ def runs_behind(comparisons):
     return len({run for c in comparisons if c.role in JUDGED for run in c.effect.runs})
 
 
-def combine(comparisons):
+def claim_verdict(comparisons):
     """(verdict, deciding comparison, reason) of a claim from its comparisons.
 
     A precondition that does not hold (clearly or within its interval) leaves the claim

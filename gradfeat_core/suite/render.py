@@ -23,7 +23,7 @@ from .report import (PAPER_SOURCE, UNITS, ablation, actv_level, coded, conclusio
                      paper_ablation, run_durations, scope, step_costs, table1_wide, verdict_table, with_std)
 from .reproduce import report_dir_for
 from .sensitivity import outcomes
-from .results import base_name, distinct_runs, load_summaries, loss_curves, read_results, validation_curves
+from .frame import base_name, distinct_runs, load_summaries, loss_curves, read_results, validation_curves
 
 
 def figure(fig, alt):

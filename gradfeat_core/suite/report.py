@@ -1,5 +1,5 @@
 """The report's tables, figures and prose, from results.csv and the experiments' summaries
-(gradfeat_core.suite.results): the tables set beside the paper's, what the runs did, how they
+(gradfeat_core.suite.frame): the tables set beside the paper's, what the runs did, how they
 differ from the paper's protocol."""
 import dataclasses
 import html
@@ -22,7 +22,7 @@ from .grid import (PAPER_DATASETS, PAPER_REFERENCE, PAPER_RESNETS, PAPER_TRANSFE
                    PAPER_TRANSFER_REFERENCE, PROTOCOL, SHAPE, experiments)
 from .grid import tables as architecture_tables  # the architecture's; claims.tables: a frame's
 from .paper import paper_numbers
-from .results import SOURCES, VIEWED_TABLES, distinct_runs
+from .frame import SOURCES, VIEWED_TABLES, distinct_runs
 
 # What each of the paper's tables reports, and on what its numbers stand: a frame's heads' table and
 # ablation are 3 and 1 (ALI/VAE encoders, accuracy), or 4 and 2 (ResNets, mAP): claims.tables

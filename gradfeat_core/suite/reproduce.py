@@ -25,7 +25,7 @@ from ..method.imported import IMPORT
 from ..method.registry import OBJECTIVES
 from . import cluster, sensitivity
 from .grid import experiments, heads_layers, tables, twins
-from .results import load_summaries, results_frame
+from .frame import load_summaries, results_frame
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # offline/: the lab template minus its CDN scripts
 

@@ -1,6 +1,8 @@
-"""The results schema, at the bottom of the suite: an experiment's summary (what 02_heads writes
-as its last act: RunRecord.summary), results.csv (one row per experiment and seed) and the long frames of training
-curves, all from RunResult's one field list (gradfeat_core.experiments.results)."""
+"""The results frame, at the bottom of the suite: the experiments' summaries (what 02_heads writes
+as its last act: RunRecord.summary) read into results.csv (one row per experiment and seed) and
+the long frames of training curves, all from RunResult's one field list. The result files
+themselves (writing, RunResult, environment) are the experiments layer's:
+gradfeat_core.experiments.results."""
 import json
 from pathlib import Path
 
