@@ -247,8 +247,23 @@ def _choice(params, key, choices):
 
 def validate(params, tables=True):
     """Checks that need more than types: names, ranges, paths, consistency; with `tables`, of
-    the parameters each table's protocol (reproduce.heads, reproduce.ablation) makes too."""
-    data, base, model = params["data"], params["base"], params["model"]
+    the parameters each table's protocol (reproduce.heads, reproduce.ablation) makes too. In
+    this order, so that a run's first error is always the same one."""
+    _check_values(params)
+    _check_model(params)
+    _check_data(params)
+    _check_numbers(params)
+    _check_schedules(params)
+    _check_pretrain(params["pretrain"])
+    _validate_reproduce(params["reproduce"])
+    _check_protocols(params, tables)
+    _check_files(params)
+    _check_dirs(params)
+
+
+def _check_values(params):
+    """Every number finite, every seed a seed, every nullable key null or of its kind, every
+    name one of its choices."""
     for key, value in leaves(params):
         for number in value if isinstance(value, list) else [value]:
             if isinstance(number, float) and not math.isfinite(number):
@@ -271,6 +286,11 @@ def validate(params, tables=True):
     _choice(params, "model.tangent", ("fast", "jvp"))
     _choice(params, "pretrain.objective", list(OBJECTIVES))
     _choice(params, "base.arch", list(ARCHITECTURES))
+
+
+def _check_model(params):
+    """The base network's batch norm and the head's θ2 blocks fit the architecture."""
+    base, model = params["base"], params["model"]
     layers = ARCHITECTURES[base["arch"]].LAYERS
     if base["batchnorm"] and not ARCHITECTURES[base["arch"]].BATCHNORM:
         raise ParamError(f"'base.batchnorm' is true but the {base['arch']} encoder (base.arch) has no "
@@ -286,6 +306,11 @@ def validate(params, tables=True):
     if theta2[-1] != layers[-1]:
         raise ParamError(f"'model.layers' is {model['layers']!r}: θ2 must be the top blocks, "
                          f"ending at {layers[-1]} ({top_blocks(layers)})")
+
+
+def _check_data(params):
+    """The data set's classes, random views and mosaic side."""
+    data = params["data"]
     classes = DATASETS[data["dataset"]]
     if data["num_classes"] is not None and data["num_classes"] != classes:
         raise ParamError(f"'data.num_classes' is {data['num_classes']} but {data['dataset']} "
@@ -300,6 +325,12 @@ def validate(params, tables=True):
         raise ParamError(f"'data.mosaic_side' is {data['mosaic_side']!r}" + (
             f"; choose {', '.join(map(str, MOSAIC_SIDES))}" if data["dataset"] in STANDIN else
             f" but {data['dataset']} is not the stand-in ({' and '.join(STANDIN)}); remove the key"))
+
+
+def _check_numbers(params):
+    """The device, the pixel range, and the ranges of sizes, rates, betas and the validation
+    split."""
+    base = params["base"]
     device = str(params["device"])
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise ParamError(f"'device' is {device!r}; choose auto, cpu, cuda or cuda:N")
@@ -328,6 +359,12 @@ def validate(params, tables=True):
     for key in ("pretrain.beta1", "pretrain.beta2"):
         if not 0 <= _get(params, key) < 1:
             raise ParamError(f"'{key}' is {_get(params, key)}; Adam's betas lie in [0, 1), e.g. 0.5 or 0.999")
+
+
+def _check_schedules(params):
+    """Each head's optimizer, learning-rate grid and alternatives (made numbers: YAML reads
+    1e-3 as text)."""
+    train = params["train"]
     for head in HEADS:
         _choice(params, f"train.{head}.optimizer", ("sgd", "adam"))
         grid = train[head]["lr_grid"] = [float(lr) if isinstance(lr, str) and _is_float(lr) else lr
@@ -351,16 +388,23 @@ def validate(params, tables=True):
                              "(>= 0), e.g. [{optimizer: sgd, weight_decay: 5.0e-5}], or []")
         train[head]["alternatives"] = [{k: v if k == "optimizer" else float(v) for k, v in a.items()}
                                        for a in alternatives]
-    snapshots, its = params["pretrain"]["snapshots"], params["pretrain"]["iterations"]
+
+
+def _check_pretrain(pretrain):
+    """The feature-quality curve's snapshots and probes."""
+    snapshots, its = pretrain["snapshots"], pretrain["iterations"]
     if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= its for i in snapshots):
         raise ParamError(f"'pretrain.snapshots' is {snapshots!r}; it must list iterations from 0 "
                          f"to pretrain.iterations ({its}), e.g. [0, 100, 300]")
-    probes = params["pretrain"]["quality_heads"]
+    probes = pretrain["quality_heads"]
     if not probes or any(h not in ("actv", "grad") for h in probes) or len(set(probes)) < len(probes):
         raise ParamError(f"'pretrain.quality_heads' is {probes!r}; list the probes of the "
                          "feature-quality curve, each once, from actv and grad, e.g. [actv, grad]")
-    _validate_reproduce(params["reproduce"])
-    # each table's protocol and the pre-training's are valid parameters, and leave the grid alone
+
+
+def _check_protocols(params, tables):
+    """Each table's protocol and the pre-training's are valid parameters (with `tables`, once
+    applied), and leave the grid alone."""
     rep = params["reproduce"]
     protocols = {"heads": rep["heads"], "ablation": rep["ablation"], "pretrain": rep["pretrain"],
                  "sensitivity.design": rep["sensitivity"]["design"]}
@@ -374,6 +418,12 @@ def validate(params, tables=True):
                 validate(merge(params, protocol, f"reproduce.{section}"), tables=False)
             except ParamError as e:
                 raise ParamError(f"with reproduce.{section}'s parameters applied: {e}") from None
+
+
+def _check_files(params):
+    """The base network's files exist (an imported one may come later), the compared
+    encoders' folders hold their records, committed files have their sha256."""
+    base = params["base"]
     for key in ("checkpoint", "random_checkpoint"):
         path = base[key]
         if path is not None and not os.path.isfile(path):
@@ -395,7 +445,6 @@ def validate(params, tables=True):
                          "does not exist; fix the path or set it to null to pre-train it in the run")
     _check_sha256("reproduce.sensitivity.checkpoint", sensitivity["checkpoint"],
                   sensitivity["checkpoint_sha256"], "set it to null to pre-train it in the run")
-    _check_dirs(params)
 
 
 def _check_sha256(key, path, expected, alternative):
