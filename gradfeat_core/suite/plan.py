@@ -152,22 +152,9 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
     TFLOP/s instead of timing them on this one."""
     params = load_params(profile, sets, objective=objective)
     device = pick_device(params["device"])
-    timer = Timer(params, device, tflops)
-    # one per base network (the profile's, each of reproduce.other_bases) and image side (a
-    # sensitivity design may change it)
-    timers, bases = {("", timer.side): timer}, {"": params}
-
-    def timer_of(e):
-        if e.objective not in bases:
-            bases[e.objective] = load_params(profile, sets, objective=e.objective)
-        own = e.params(bases[e.objective])
-        key = (e.objective, image_counts(own)[3])
-        if key not in timers:
-            timers[key] = Timer(own, device, tflops)
-        return timers[key]
+    timer, timer_of = _timers(profile, sets, params, device, tflops)
     grid = experiments(params)
-    repeats = twins(grid)
-    runs = runs or {}
+    repeats, runs = twins(grid), runs or {}
     stages, caches, peak, host = {}, {}, 0, 0
     budget = device_budget(device, params["cache"]["device_gib"])
 
@@ -198,11 +185,8 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
             seconds = (n_train + n_test) * timer_of(e).frozen_per_image(layers) if kept is not None else 0
             stage["least"] += seconds
             stage["most"] += seconds
-        images, cache = (n_train + n_test) * channels * side * side * 4, caches[cache_key]  # views: streamed
-        on_device = images if fits(images, budget) else 0  # as load_dataset places them
-        on_host = 0 if on_device else images // 4 if p["data"]["dataset"] != "synthetic" else images  # uint8
-        cache_on = fits(cache, budget, on_device)  # as run.cache_on_host decides
-        peak, host = max(peak, on_device + cache * cache_on), max(host, on_host + cache * (not cache_on))
+        device_bytes, host_bytes = _memory(p, caches[cache_key], budget)
+        peak, host = max(peak, device_bytes), max(host, host_bytes)
 
     for e in grid:
         if e.name not in repeats:
@@ -213,38 +197,89 @@ def estimate(profile, sets=(), objective=None, runs=None, tflops=None):
     for perturbation in perturbations(params):
         for e in heads_table:
             add("sensitivity", applied(e, perturbation), runs.get(f"sensitivity/{perturbation.slug}/{e.name}"))
-    pretrained_here = [params] if params["base"]["checkpoint"] is None else []
-    pretrained_here += [load_params(profile, sets, objective=objective, overrides=q.pretraining)
-                        for q in perturbations(params) if q.pretraining is not None and not q.checkpoint]
-    pretrained_here += [load_params(profile, sets, objective=o) for o in params["reproduce"]["other_bases"]
-                        if not OBJECTIVES[o].imported]
+    pretrained_here = _pretrainings(profile, sets, objective, params)
     if pretrained_here:
-        from ..experiments.pretrain import build_networks, optimisers, random_batches, step
-        stage = {"runs": 0, "to_run": 0, "least": 0.0, "most": 0.0}
-        for own in pretrained_here:  # each pre-training: a timed update × its iterations
-            pp = own["pretrain"]
-            nets = {k: v.to(device) for k, v in build_networks(pp["objective"], timer.channels, pp,
-                                                               own["base"]["leak"], 0).items()}
-            opts = optimisers(nets, pp)
-            source = {**own["data"], **own["reproduce"]["pretrain"].get("data", {})}  # its data set's
-            x = random_batches(pp["objective"], pp, timer.channels, device,
-                               size=image_counts({"data": source})[3], classes=DATASETS[source["dataset"]])
-            update = timer.seconds(lambda: step(nets, opts, x, pp, pp["objective"]), 2)
-            stage["runs"] += 1
-            if not runs.get(f"pretrain-{pp['objective']}", False):
-                stage["to_run"] += 1
-                stage["least"] += update * pp["iterations"]
-                stage["most"] += update * pp["iterations"]
-        stages = {"pre-training": stage, **stages}
-    return {"device": str(device), "tflops": tflops, "stages": [{"stage": k, "runs": v["runs"], "to_run": v["to_run"],
-                                               "least_min": v["least"] / 60, "most_min": v["most"] / 60}
-                                              for k, v in stages.items()],
+        stages = {"pre-training": _pretraining_stage(pretrained_here, timer, device, runs), **stages}
+    return {"device": str(device), "tflops": tflops,
+            "stages": [{"stage": k, "runs": v["runs"], "to_run": v["to_run"], "least_min": v["least"] / 60,
+                        "most_min": v["most"] / 60} for k, v in stages.items()],
             "peak_gib": peak / 2 ** 30, "disk_gib": sum(caches.values()) / 2 ** 30,
             "budget_gib": None if budget is None else budget / 2 ** 30, "host_gib": host / 2 ** 30,
-            "experiments": [{"name": e.name, "table": e.table, "seeds": list(e.seeds),
-                             "done": bool(runs.get(repeats[e.name].name if e.name in repeats else e.name)),
-                             "repeats": repeats[e.name].name if e.name in repeats else ""}
-                            for e in grid]}
+            "experiments": _experiments_done(grid, repeats, runs)}
+
+
+def _memory(p, cache, budget):
+    """(device bytes, host bytes) a run of parameters `p` holds: its training and test images
+    (float32; views are streamed) on the device where they fit the budget, as load_dataset places
+    them, else on the host (uint8 but the synthetic set), and its frozen-part cache of `cache`
+    bytes on the device where it fits beside them, as run.cache_on_host decides."""
+    channels, n_train, n_test, side = image_counts(p)
+    images = (n_train + n_test) * channels * side * side * 4
+    on_device = images if fits(images, budget) else 0
+    on_host = 0 if on_device else images // 4 if p["data"]["dataset"] != "synthetic" else images
+    cache_on = fits(cache, budget, on_device)
+    return on_device + cache * cache_on, on_host + cache * (not cache_on)
+
+
+def _timers(profile, sets, params, device, tflops):
+    """(the profile's Timer, timer_of: an experiment → the Timer of its base network and image
+    side), one Timer per base network (the profile's, each of reproduce.other_bases) and image
+    side (a sensitivity design may change it), made when first asked for."""
+    timer = Timer(params, device, tflops)
+    timers, bases = {("", timer.side): timer}, {"": params}
+
+    def timer_of(e):
+        if e.objective not in bases:
+            bases[e.objective] = load_params(profile, sets, objective=e.objective)
+        own = e.params(bases[e.objective])
+        key = (e.objective, image_counts(own)[3])
+        if key not in timers:
+            timers[key] = Timer(own, device, tflops)
+        return timers[key]
+    return timer, timer_of
+
+
+def _pretrainings(profile, sets, objective, params):
+    """The parameters of each pre-training a reproduction of the profile runs: its own base
+    network's (unless committed), the sensitivity stage's second one (unless committed), and
+    each of reproduce.other_bases that is not imported."""
+    out = [params] if params["base"]["checkpoint"] is None else []
+    out += [load_params(profile, sets, objective=objective, overrides=q.pretraining)
+            for q in perturbations(params) if q.pretraining is not None and not q.checkpoint]
+    out += [load_params(profile, sets, objective=o) for o in params["reproduce"]["other_bases"]
+            if not OBJECTIVES[o].imported]
+    return out
+
+
+def _pretraining_stage(pretrained_here, timer, device, runs):
+    """The pre-training stage {runs, to_run, least, most}: each pre-training of
+    `pretrained_here` (parameters) a timed update × its iterations, unless done (runs)."""
+    from ..experiments.pretrain import build_networks, optimisers, random_batches, step
+    stage = {"runs": 0, "to_run": 0, "least": 0.0, "most": 0.0}
+    for own in pretrained_here:
+        pp = own["pretrain"]
+        nets = {k: v.to(device) for k, v in build_networks(pp["objective"], timer.channels, pp,
+                                                           own["base"]["leak"], 0).items()}
+        opts = optimisers(nets, pp)
+        source = {**own["data"], **own["reproduce"]["pretrain"].get("data", {})}  # its data set's
+        x = random_batches(pp["objective"], pp, timer.channels, device,
+                           size=image_counts({"data": source})[3], classes=DATASETS[source["dataset"]])
+        update = timer.seconds(lambda: step(nets, opts, x, pp, pp["objective"]), 2)
+        stage["runs"] += 1
+        if not runs.get(f"pretrain-{pp['objective']}", False):
+            stage["to_run"] += 1
+            stage["least"] += update * pp["iterations"]
+            stage["most"] += update * pp["iterations"]
+    return stage
+
+
+def _experiments_done(grid, repeats, runs):
+    """[{name, table, seeds, done, repeats}] of the grid's experiments: done as reproduce's
+    keyed runs say (an experiment another repeats: as that one)."""
+    return [{"name": e.name, "table": e.table, "seeds": list(e.seeds),
+             "done": bool(runs.get(repeats[e.name].name if e.name in repeats else e.name)),
+             "repeats": repeats[e.name].name if e.name in repeats else ""}
+            for e in grid]
 
 
 def print_estimate(profile, result, out=print):
