@@ -412,6 +412,44 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
     train_views, test_views: random views of each image (VOC07, COCO2014: DataSplits); n_train
     and n_test count images, each with all its views. mosaic_side: the stand-in's mosaics' side
     (fashion-source's images are its tiles, half of it)."""
+    lo, hi = _checked_request(name, pixel_range, train_views, test_views, mosaic_side)
+    device = torch.device(device)
+    source = {"dataset": name, "root": None if root is None else os.fspath(root), "n_train": n_train,
+              "n_test": n_test, "seed": seed, "pixel_range": [lo, hi]}
+    source.update({k: v for k, v in (("train_views", train_views), ("test_views", test_views)) if v != 1})
+    if mosaic_side != 32:
+        source["mosaic_side"] = mosaic_side
+    placed = functools.partial(_placed, name=name, device=device, device_budget=device_budget, log=log)
+    if name == "synthetic":  # n_train / n_test are the generated sizes
+        xtr, ytr, xte, yte = _synthetic(n_train or 512, n_test or 256, seed)
+        xtr, xte = placed([xtr, xte], lambda x, on: _rescale(x, lo, hi).to(on))
+        return DataSplits(xtr, ytr.to(device), xte, yte.to(device), DATASETS[name], 1, name, source)
+    if root is None:
+        root = f"data/{name}" if download else default_root(name)
+    root = os.fspath(root)
+    xtr, ytr, xte, yte, test_files = _read(name, root, download, seed, train_views, mosaic_side)
+    g = torch.Generator().manual_seed(seed)
+    # indexed before converting to float: cheap even for SVHN extra
+    if n_train is not None:
+        rows = view_rows(_chosen_images(name, ytr, n_train, "n_train", g, train_views), train_views)
+        xtr, ytr = xtr[rows], ytr[rows]
+    chosen = np.arange(len(yte))
+    if n_test is not None:
+        chosen = _chosen_images(name, yte, n_test, "n_test", g)
+        xte, yte = xte[chosen], yte[chosen]
+    channels = xtr.shape[1]
+    convert = functools.partial(_to_device, lo=lo, hi=hi, imagenet=name in IMAGENET_NORMALISED)
+    decode = functools.partial(_decoded, lo=lo, hi=hi, imagenet=name in IMAGENET_NORMALISED)
+    xtr, xte = placed([xtr, xte], convert, decode)
+    xviews = StreamedViews(test_files[chosen], test_views, seed, "test", device, decode, chosen) \
+        if test_views > 1 else None  # decoded from the files batch by batch: never held
+    return DataSplits(xtr, torch.from_numpy(np.ascontiguousarray(ytr)).to(device),
+                      xte, torch.from_numpy(np.ascontiguousarray(yte)).to(device),
+                      DATASETS[name], channels, name, source, train_views, xviews, test_views)
+
+
+def _checked_request(name, pixel_range, train_views, test_views, mosaic_side):
+    """(low, high) of pixel_range, once the data set, its views and its mosaic side are known."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     if name not in VIEWED and (train_views, test_views) != (1, 1):
@@ -423,32 +461,29 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
     lo, hi = (float(v) for v in pixel_range)
     if not lo < hi:
         raise DataError(f"pixel_range must be (low, high) with low < high, got {pixel_range!r}")
-    device = torch.device(device)
-    source = {"dataset": name, "root": None if root is None else os.fspath(root), "n_train": n_train,
-              "n_test": n_test, "seed": seed, "pixel_range": [lo, hi]}
-    source.update({k: v for k, v in (("train_views", train_views), ("test_views", test_views)) if v != 1})
-    if mosaic_side != 32:
-        source["mosaic_side"] = mosaic_side
+    return lo, hi
 
-    def placed(xs, convert, decode=None):  # the image arrays on the device, or streamed from the host
-        size = sum(len(x) for x in xs) * int(np.prod(xs[0].shape[1:])) * 4  # float32
-        if fits(size, device_budget):
-            return [convert(x, device) for x in xs]
-        (log or print)(f"data: {name}'s images take {gib(size)} > the device budget "
-                       f"{gib(device_budget)} (cache.device_gib): kept in host memory"
-                       f"{' as uint8' if decode else ''}{' (pinned)' if device.type == 'cuda' else ''}, "
-                       f"each batch copied to {device}{' and made float32 there' if decode else ''}")
-        if decode:  # uint8 arrays: a quarter of the memory, each batch decoded on the device
-            return [HostResident(torch.from_numpy(np.ascontiguousarray(x)), device, decode) for x in xs]
-        return [host_resident(convert(x, "cpu"), device) for x in xs]
 
-    if name == "synthetic":  # n_train / n_test are the generated sizes
-        xtr, ytr, xte, yte = _synthetic(n_train or 512, n_test or 256, seed)
-        xtr, xte = placed([xtr, xte], lambda x, on: _rescale(x, lo, hi).to(on))
-        return DataSplits(xtr, ytr.to(device), xte, yte.to(device), DATASETS[name], 1, name, source)
-    if root is None:
-        root = f"data/{name}" if download else default_root(name)
-    root = os.fspath(root)
+def _placed(xs, convert, decode=None, *, name, device, device_budget, log):
+    """The image arrays `xs` on the device (convert), or, beyond device_budget, streamed from
+    the host: as uint8 decoded on the device batch by batch where `decode` is given (a quarter
+    of the memory), else as float32; `log` says so."""
+    size = sum(len(x) for x in xs) * int(np.prod(xs[0].shape[1:])) * 4  # float32
+    if fits(size, device_budget):
+        return [convert(x, device) for x in xs]
+    (log or print)(f"data: {name}'s images take {gib(size)} > the device budget "
+                   f"{gib(device_budget)} (cache.device_gib): kept in host memory"
+                   f"{' as uint8' if decode else ''}{' (pinned)' if device.type == 'cuda' else ''}, "
+                   f"each batch copied to {device}{' and made float32 there' if decode else ''}")
+    if decode:
+        return [HostResident(torch.from_numpy(np.ascontiguousarray(x)), device, decode) for x in xs]
+    return [host_resident(convert(x, "cpu"), device) for x in xs]
+
+
+def _read(name, root, download, seed, train_views, mosaic_side):
+    """(x_train, y_train, x_test, y_test, test files or None) of `name` as its reader gives them
+    from `root` (downloaded first where allowed and missing), its labels checked: class indices,
+    or multi-label 0/1/-1 (N, C)."""
     viewed = name in VIEWED
     read = functools.partial(_READERS[name], root, *([(train_views, seed)] if viewed else
                                                      [mosaic_side] if name in STANDIN else []))
@@ -459,38 +494,20 @@ def load_dataset(name, root=None, device="cpu", pixel_range=(0.0, 1.0), n_train=
             raise
         _download(name, root)
         xtr, ytr, xte, yte, *views = read()
-    test_files = views[0] if views else None
-
-    for y, split in ((ytr, "train"), (yte, "test")):  # class indices, or multi-label 0/1 (N, C)
+    for y, split in ((ytr, "train"), (yte, "test")):
         if len(y) and not (0 <= y.min() <= y.max() < DATASETS[name] if y.ndim == 1 else
                            y.shape[1] == DATASETS[name] and np.isin(y, (-1, 0, 1)).all()):
             raise DataError(f"{name} {split} labels under {root} lie outside 0..{DATASETS[name] - 1}; "
                             f"{_HOWTO[name].format(root=root)}")
-    g = torch.Generator().manual_seed(seed)
+    return xtr, ytr, xte, yte, views[0] if views else None
 
-    def chosen_images(y, n, what, per=1):  # which images (of len(y) // per) n_train/n_test keep
-        images = len(y) // per
-        if not 0 < n <= images:
-            raise DataError(f"{what}={n} is out of range: {name} has {images} {what[2:]} images")
-        return torch.randperm(images, generator=g)[:n].numpy()
 
-    # indexed before converting to float: cheap even for SVHN extra
-    if n_train is not None:
-        rows = view_rows(chosen_images(ytr, n_train, "n_train", train_views), train_views)
-        xtr, ytr = xtr[rows], ytr[rows]
-    chosen = np.arange(len(yte))
-    if n_test is not None:
-        chosen = chosen_images(yte, n_test, "n_test")
-        xte, yte = xte[chosen], yte[chosen]
-    channels = xtr.shape[1]
-    convert = functools.partial(_to_device, lo=lo, hi=hi, imagenet=name in IMAGENET_NORMALISED)
-    decode = functools.partial(_decoded, lo=lo, hi=hi, imagenet=name in IMAGENET_NORMALISED)
-    xtr, xte = placed([xtr, xte], convert, decode)
-    xviews = StreamedViews(test_files[chosen], test_views, seed, "test", device, decode, chosen) \
-        if test_views > 1 else None  # decoded from the files batch by batch: never held
-    return DataSplits(xtr, torch.from_numpy(np.ascontiguousarray(ytr)).to(device),
-                      xte, torch.from_numpy(np.ascontiguousarray(yte)).to(device),
-                      DATASETS[name], channels, name, source, train_views, xviews, test_views)
+def _chosen_images(name, y, n, what, generator, per=1):
+    """Which images (of len(y) // per) n_train or n_test (`what`: n) keeps, drawn by `generator`."""
+    images = len(y) // per
+    if not 0 < n <= images:
+        raise DataError(f"{what}={n} is out of range: {name} has {images} {what[2:]} images")
+    return torch.randperm(images, generator=generator)[:n].numpy()
 
 
 def load_data(data, pixel_range, device, device_gib=None, log=None):
