@@ -98,15 +98,9 @@ def state_meta(p, data, leak):
             "in_channels": data.in_channels, "latent": p["latent"], "leak": leak}
 
 
-def pretrain(params, stop_after=None, log=None):
-    """Train (or resume) the base network of `params`; returns the result dict written to
-    pretrain.json. stop_after: return after this many iterations of this call (as if killed after
-    a checkpoint). pretrain.max_minutes > 0: this call checkpoints and returns, status
-    'interrupted', once it has trained that long (a notebook's or a cluster job's time limit),
-    and the next call resumes there."""
-    log = log or (lambda msg: print(msg, file=sys.stderr))
-    start_time = time.perf_counter()
-    p, base, objective = params["pretrain"], params["base"], params["pretrain"]["objective"]
+def _trainable(objective, base):
+    """The Objective of `objective`, once it is one pre-trained here on the base network's
+    architecture and pixel range (base: the base parameters)."""
     entry = OBJECTIVES[objective]
     if entry.imported:
         raise ParamError(f"{objective}'s weights are imported, not pre-trained here: {IMPORT[objective]} "
@@ -120,28 +114,57 @@ def pretrain(params, stop_after=None, log=None):
         raise ParamError(f"'base.arch' is {base['arch']} but {objective} trains the "
                          f"{entry.arch} encoder; use --objective {objective} "
                          f"(params/objectives/{objective}.yaml sets it)")
-    device = pick_device(params["device"])
-    seed_everything(params["seed"])
-    data = experiment_data(params, device, log)
-    out = Path(params["out_dir"]) / "pretrain" / objective
-    nets = build_networks(objective, data.in_channels, p, base["leak"], params["seed"],
+    return entry
+
+
+def _networks(params, data, device, state_path, log):
+    """(networks, optimisers, the state's meta, (iteration, loss history, seconds)) of the
+    pre-training of `params` on `data`: new, or resumed from the state at state_path where
+    pretrain.resume allows (one made for other settings is refused: state_meta)."""
+    p, base = params["pretrain"], params["base"]
+    nets = build_networks(p["objective"], data.in_channels, p, base["leak"], params["seed"],
                           data.num_classes)
     nets = {k: v.to(device) for k, v in nets.items()}
     opts = optimisers(nets, p)
     meta = state_meta(p, data, base["leak"])
-    state_path, start, history, seconds = out / "state.pt", 0, [], 0.0
+    done = 0, [], 0.0
     if p["resume"] and state_path.is_file():
-        start, history, seconds = load_state(state_path, nets, opts, meta)
-        log(f"resuming {objective} from iteration {start} ({state_path})")
+        done = load_state(state_path, nets, opts, meta)
+        log(f"resuming {p['objective']} from iteration {done[0]} ({state_path})")
+    return nets, opts, meta, done
+
+
+def _batches_after(n, p, per_step, start, seed):
+    """The pre-training's batch order over n images (p: the pretrain parameters, per_step
+    batches an update), past the batches of the `start` updates a checkpoint already made."""
+    order = batch_order(n, p["batch_size"], p["iterations"] * per_step, torch.Generator().manual_seed(seed))
+    for _ in range(start * per_step):
+        next(order)
+    return order
+
+
+def pretrain(params, stop_after=None, log=None):
+    """Train (or resume) the base network of `params`; returns the result dict written to
+    pretrain.json. stop_after: return after this many iterations of this call (as if killed after
+    a checkpoint). pretrain.max_minutes > 0: this call checkpoints and returns, status
+    'interrupted', once it has trained that long (a notebook's or a cluster job's time limit),
+    and the next call resumes there."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    start_time = time.perf_counter()
+    p, base, objective = params["pretrain"], params["base"], params["pretrain"]["objective"]
+    entry = _trainable(objective, base)
+    device = pick_device(params["device"])
+    seed_everything(params["seed"])
+    data = experiment_data(params, device, log)
+    out = Path(params["out_dir"]) / "pretrain" / objective
+    state_path = out / "state.pt"
+    nets, opts, meta, (start, history, seconds) = _networks(params, data, device, state_path, log)
 
     def elapsed():  # seconds of this run, earlier sessions of it included
         return seconds + time.perf_counter() - start_time
 
     per_step = entry.batches(p)
-    order = batch_order(len(data.x_train), p["batch_size"], p["iterations"] * per_step,
-                        torch.Generator().manual_seed(params["seed"]))
-    for _ in range(start * per_step):  # the batches the checkpointed iterations already used
-        next(order)
+    order = _batches_after(len(data.x_train), p, per_step, start, params["seed"])
     end = p["iterations"] if stop_after is None else min(p["iterations"], start + stop_after)
     if start == 0 and 0 in p["snapshots"]:
         save_snapshot(out, nets, base, objective, data, 0)
