@@ -302,36 +302,12 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None, w
     tried, several = [chosen[0]] if chosen else every, len(every) > 1
     chosen_on = None if not several else "validation" if validate else "test"  # test: alternatives
     on_test = len(tried) > 1 and chosen_on == "test"  # only, without a split (params.validate)
-    records, best = [], None  # every trial's record; (score, trial, model, training, seconds, test logits)
-    for trial in tried:
-        seed_everything(params["seed"])  # every trial from the same start and batches
-        model = build_model(model_p, data, nets, omega, base["random_seed"]).to(device)
-        began = time.perf_counter()
-        training = train(model, *fit, dict(train_p[head], **trial), train_p["batch_size"],
-                         train_p["clip_grad_norm"], train_p["log_every"], params["seed"],
-                         desc=f"{head} {model_p['layers']} {trial['optimizer']} lr {trial['lr']:g}",
-                         validate=validate, eval_every=train_p["eval_every"], patience=train_p["patience"],
-                         min_iterations=train_p["min_iterations"])
-        seconds = time.perf_counter() - began - training.validation_seconds
-        val_score = validate(model).score if validate else None
-        logits = predict(model, test_inputs, train_p["eval_batch_size"]) if on_test else None
-        test_score = score(logits, data.y_test) if on_test else None
-        records.append({**trial, "validation_accuracy": val_score, "test_score": test_score,
-                        "iterations": training.iterations,
-                        "convergence": training.convergence, "train_seconds": seconds,
-                        "validation_curve": training.validation})
-        kept = test_score if on_test else val_score
-        if best is None or (kept or 0.0) > (best[0] or 0.0):  # the first on ties; only it is kept
-            best = (kept, trial, model, training, seconds, logits)
-    _, trial, model, training, train_seconds, logits = best
+    records, (_, trial, model, training, train_seconds, logits) = _train_trials(
+        params, tried, on_test, (data, nets, omega, device), fit, validate, test_inputs)
     if logits is None:
         logits = predict(model, test_inputs, train_p["eval_batch_size"])
     test = test_scores(logits, data.y_test)
-    views = None
-    if view_inputs:  # Table 4's protocol: each test image's views scored, their scores averaged
-        logits = mean_over_views(predict(model, view_inputs[0], train_p["eval_batch_size"]), data.test_views)
-        views = dict(test_scores(logits, data.y_test), test_views=data.test_views)
-        views = {k: views[k] for k in ("test_views", "mean_ap", "mean_ap_voc07", "test_jackknife")}
+    views = _view_scores(model, view_inputs[0], data, train_p["eval_batch_size"]) if view_inputs else None
     result = RunResult(
         head=head, layers=model_p["layers"], dataset=data.name, theta1=model_p["theta1"],
         theta2=model_p["theta2"], omega=model_p["omega"], seed=params["seed"], **test,
@@ -358,6 +334,45 @@ def run_head(params, data=None, nets=None, log=None, inputs=None, chosen=None, w
     log(f"{head} {model_p['layers']} on {data.name}: test {result.metric} "
         f"{result.score:.4f} ({result.path or result.checkpoint})")
     return result
+
+
+def _train_trials(params, tried, on_test, built, fit, validate, test_inputs):
+    """(every trial's record, the kept one's (score, trial, model, training, seconds, test
+    logits)): each trial of `tried` trained from the same start and batches on `fit`, kept by its
+    validation score, or with `on_test` by its test score (the first on ties); built: (data,
+    nets, ω̄, device) the models are made of."""
+    data, nets, omega, device = built
+    model_p, train_p, head = params["model"], params["train"], params["model"]["head"]
+    records, best = [], None
+    for trial in tried:
+        seed_everything(params["seed"])  # every trial from the same start and batches
+        model = build_model(model_p, data, nets, omega, params["base"]["random_seed"]).to(device)
+        began = time.perf_counter()
+        training = train(model, *fit, dict(train_p[head], **trial), train_p["batch_size"],
+                         train_p["clip_grad_norm"], train_p["log_every"], params["seed"],
+                         desc=f"{head} {model_p['layers']} {trial['optimizer']} lr {trial['lr']:g}",
+                         validate=validate, eval_every=train_p["eval_every"], patience=train_p["patience"],
+                         min_iterations=train_p["min_iterations"])
+        seconds = time.perf_counter() - began - training.validation_seconds
+        val_score = validate(model).score if validate else None
+        logits = predict(model, test_inputs, train_p["eval_batch_size"]) if on_test else None
+        test_score = score(logits, data.y_test) if on_test else None
+        records.append({**trial, "validation_accuracy": val_score, "test_score": test_score,
+                        "iterations": training.iterations,
+                        "convergence": training.convergence, "train_seconds": seconds,
+                        "validation_curve": training.validation})
+        kept = test_score if on_test else val_score
+        if best is None or (kept or 0.0) > (best[0] or 0.0):  # the first on ties; only it is kept
+            best = (kept, trial, model, training, seconds, logits)
+    return records, best
+
+
+def _view_scores(model, view_inputs, data, batch_size):
+    """Table 4's protocol: each test image's views scored, their scores averaged; the
+    RunResult.views record of them."""
+    logits = mean_over_views(predict(model, view_inputs, batch_size), data.test_views)
+    views = dict(test_scores(logits, data.y_test), test_views=data.test_views)
+    return {k: views[k] for k in ("test_views", "mean_ap", "mean_ap_voc07", "test_jackknife")}
 
 
 def result_path(params):
