@@ -412,13 +412,7 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
     summaries, runs, entries, lin_path = [], [], [], None
     base = base_network(params)
     pretrainings = other_pretrainings(params, common, overrides, executor, runs_dir, sets)
-    for name in (objective, *params["reproduce"]["other_bases"]):  # the paper's networks, imported
-        if not OBJECTIVES[name].imported:
-            continue
-        path = (params if name == objective else load_params(profile, sets, objective=name))["base"]["checkpoint"]
-        if not Path(path).is_file():
-            raise ParamError(f"'base.checkpoint' {path}, {name}'s weights, does not exist: "
-                             f"{IMPORT[name]} writes it (docs/tables-2-and-4.md)")
+    _check_imported(params, profile, sets)
     if base["source"] == "imported":
         log(f"pre-training: none, the profile's base network is {objective}'s imported weights {base['path']}")
     elif base["source"] == "committed":
@@ -449,18 +443,40 @@ def reproduce(profile, sets=(), objective=None, log=None, executor="local"):
     if len(frame) and (frame.status == "done").all():
         sensitivity_stage(params, common, overrides, grid, frame, lin_path, executor, log).to_csv(
             out / "sensitivity.csv", index=False)
+    write_report_inputs(out, profile, params, base, entries, lin_path, time.perf_counter() - started)
+    report(out, profile, log)
+    frame.attrs["report"] = str(out / "report.html")  # where this run's report went (out_dir's)
+    return frame
+
+
+def _check_imported(params, profile, sets):
+    """Each of the paper's networks the profile runs on (its own base network, reproduce.other_bases)
+    that is imported, not pre-trained here, has its weights' file: else one line naming the
+    command that writes it."""
+    objective = params["pretrain"]["objective"]
+    for name in (objective, *params["reproduce"]["other_bases"]):
+        if not OBJECTIVES[name].imported:
+            continue
+        path = (params if name == objective else load_params(profile, sets, objective=name))["base"]["checkpoint"]
+        if not Path(path).is_file():
+            raise ParamError(f"'base.checkpoint' {path}, {name}'s weights, does not exist: "
+                             f"{IMPORT[name]} writes it (docs/tables-2-and-4.md)")
+
+
+def write_report_inputs(out, profile, params, base, entries, lin_path, seconds):
+    """out/report-inputs.json: what the report reads (render.Report.load): the parameters, the
+    base network and its pre-training record, the other base networks' records, each
+    experiment's result file (entries: (Experiment, Run)), the linearisation's, and the seconds
+    this call of reproduce took."""
     write_json(out / "report-inputs.json", {
-        "profile": profile, "objective": objective, "params": params,
+        "profile": profile, "objective": params["pretrain"]["objective"], "params": params,
         "pretrain": base["pretrain_json"] if base.get("sha256") else None, "base_network": base,
         "other_pretrainings": [str(path) for path in (out / "pretrain" / o / "pretrain.json"
                                                       for o in params["reproduce"]["other_bases"]) if path.is_file()],
         "experiments": [{"path": str(r.result), "experiment": e.name, "table": e.table}
                         for e, r in entries if r.result.is_file()],
         "linearization": str(lin_path) if lin_path else None,
-        "seconds_this_call": time.perf_counter() - started})
-    report(out, profile, log)
-    frame.attrs["report"] = str(out / "report.html")  # where this run's report went (out_dir's)
-    return frame
+        "seconds_this_call": seconds})
 
 
 def report(out, profile, log):
