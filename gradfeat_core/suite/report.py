@@ -511,9 +511,21 @@ def conclusion(params, frame, claims):
     encoder (C3's and C4's precondition, on the profile's own base network: the number their detail
     shows), where the random encoder's effect is as large as the pre-trained one's (controls), what
     the sensitivity stage found, how many runs did not converge, what is not covered. Every number is the claims' (claims.verdicts)."""
-    paper, what = stand_in(params)
     runs = distinct_runs(frame[frame.status == "done"])
     numbers = sorted(set(frame[frame.status == "done"].table), reverse=True)
+    lines = [_what_ran(params, runs, numbers), _what_held(params, claims), rules_line(claims)]
+    lines += _pretraining_line(frame)
+    lines += controlled(claims) + top_map_line(params)
+    lines += sensitivity_line(claims)
+    lines += _convergence_lines(runs)
+    lines += _not_covered_line(params, numbers, claims)
+    return lines
+
+
+def _what_ran(params, runs, numbers):
+    """The conclusion's first sentence: how many runs of which tables, on what, with how many
+    seeds (runs: each finished run once; numbers: the tables they ran, highest first)."""
+    paper, _ = stand_in(params)
     tables = ("Tables " if len(numbers) > 1 else "Table ") + " and ".join(str(t) for t in numbers)
     first = tables_run(params)[0]
     seeds = len(set(runs[runs.table == first].seed)) if (runs.table == first).any() else len(set(runs.seed))
@@ -525,6 +537,12 @@ def conclusion(params, frame, claims):
              "Jigsaw ResNets on VOC07 and COCO2014" if on_resnets(params) else
              f"{dataset} with a base network pre-trained by {made}, a stand-in for the paper's BiGAN and "
              "VAE on CIFAR and SVHN")
+    return (f"{len(runs)} runs of the paper's {tables} on {where}; {seeds} seeds per Table {first} "
+            "cell, each claim judged on effects inside these runs.")
+
+
+def _what_held(params, claims):
+    """Which claims hold, fail, ... (VERDICT_WORDS), and what each claim not run needs."""
     parts = []
     for v, (one, many) in VERDICT_WORDS.items():
         codes = [c for c, verdict in zip(claims.claim, claims.verdict) if verdict == v]
@@ -532,42 +550,54 @@ def conclusion(params, frame, claims):
             parts.append(f"{', '.join(codes)} {one if len(codes) == 1 else many}")
     not_run = [c for c, v in zip(claims.claim, claims.verdict)  # C8 off a ResNet: the last line says why
                if v == NOT_RUN and (c != "C8" or on_resnets(params))]
-    lines = [f"{len(runs)} runs of the paper's {tables} on {where}; {seeds} seeds per Table {first} "
-             "cell, each claim judged on effects inside these runs.",
-             f"Of the claims C1–C{len(claims)}: " + "; ".join(parts) + "."
-             + "".join(f" {c} needs {NEEDS[c]}, which these runs do not include." for c in not_run),
-             rules_line(claims)]
+    return (f"Of the claims C1–C{len(claims)}: " + "; ".join(parts) + "."
+            + "".join(f" {c} needs {NEEDS[c]}, which these runs do not include." for c in not_run))
+
+
+def _pretraining_line(frame):
+    """[what the base network's features gain over a random encoder's (C3's and C4's
+    precondition), and what that says when it is barely above random]; [] without the reference."""
     gain = pretraining_gain(frame)
-    if gain:
-        e = gain.effect
-        lines.append(f"The base network's features beat a random encoder's by "
-                     f"{dataclasses.replace(e, problem=None).text()} points (the activation "
-                     "baseline, pre-trained − random, on the profile's own base network: C3's and C4's "
-                     "precondition" + (f"; {e.problem}" if e.problem else "") + ")"
-                     + (f": barely above random (under the {PRETRAINING_MIN_GAIN:g} points asked of "
-                        "a base network before judging what pre-training contributes), so the heads' "
-                        "effects here owe little to pre-training." if e.low < PRETRAINING_MIN_GAIN
-                        else "."))
-    lines += controlled(claims) + top_map_line(params)
-    lines += sensitivity_line(claims)
+    if not gain:
+        return []
+    e = gain.effect
+    return [f"The base network's features beat a random encoder's by "
+            f"{dataclasses.replace(e, problem=None).text()} points (the activation "
+            "baseline, pre-trained − random, on the profile's own base network: C3's and C4's "
+            "precondition" + (f"; {e.problem}" if e.problem else "") + ")"
+            + (f": barely above random (under the {PRETRAINING_MIN_GAIN:g} points asked of "
+               "a base network before judging what pre-training contributes), so the heads' "
+               "effects here owe little to pre-training." if e.low < PRETRAINING_MIN_GAIN
+               else ".")]
+
+
+def _convergence_lines(runs):
+    """A sentence on the runs still improving at their cap and one on those that never trained,
+    where there are any."""
     flags = converged(runs).convergence
     at_cap, failed = int((flags == AT_CAP).sum()), int((flags == NEVER_TRAINED).sum())
+    lines = []
     if at_cap:
         lines.append(f"{at_cap} of {len(runs)} runs were still improving at their cap: the "
                      "verdicts that use them are inconclusive.")
     if failed:
         lines.append(f"{failed} of {len(runs)} runs never trained (best validation at their start): "
                      "failed runs, left out of every mean (Failed runs).")
+    return lines
+
+
+def _not_covered_line(params, numbers, claims):
+    """[the paper's tables (and C8) this profile does not run, and the profile that runs them]."""
     other = next(f for f in OTHER_PROFILE if f != family(params))
     missing = [t for t in other if t not in numbers]
     c8 = "C8" in set(claims.claim[claims.verdict == NOT_RUN])
-    if missing:
-        lines.append(f"Tables {' and '.join(map(str, missing))} ("
-                     + ("BiGAN and VAE encoders on CIFAR and SVHN" if on_resnets(params) else
-                        "ImageNet ResNets → VOC07/COCO2014 mAP")
-                     + ")" + (" and claim C8 are" if c8 else " are") + " not covered by this profile: "
-                     f"{OTHER_PROFILE[other][0]} runs them on a stand-in on a CPU.")
-    return lines
+    if not missing:
+        return []
+    return [f"Tables {' and '.join(map(str, missing))} ("
+            + ("BiGAN and VAE encoders on CIFAR and SVHN" if on_resnets(params) else
+               "ImageNet ResNets → VOC07/COCO2014 mAP")
+            + ")" + (" and claim C8 are" if c8 else " are") + " not covered by this profile: "
+            f"{OTHER_PROFILE[other][0]} runs them on a stand-in on a CPU."]
 
 
 def controlled(claims):
