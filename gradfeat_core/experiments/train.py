@@ -383,15 +383,26 @@ def train(model, inputs, labels, schedule, batch_size, clip_grad_norm=0.0, log_e
         out.loss.append((out.iterations, torch.stack(running).mean().item()))
     if validate is not None and patience:
         decayed = opt.param_groups[0]["lr"] <= LEARNT_NOTHING_LR * schedule["lr"]
-        plateaued = out.stopped_early or since_best >= patience
-        if not plateaued and (gain := window.gain(validate.gain_se)) is not None:
-            plateaued, out.validation_se = gain[0] <= gain[1], gain[1]
-        out.convergence = convergence(out.best_iteration, plateaued, decayed)
-        with torch.no_grad():
-            for p, best in zip(trained, best_state):
-                p.copy_(best)
+        _judge(out, window, validate, out.stopped_early or since_best >= patience, decayed)
+        _restore(trained, best_state)
     model.eval()
     return out
+
+
+def _judge(out, window, validate, plateaued, decayed):
+    """A validated run's convergence (Training.convergence): a run that did not plateau is
+    judged by its last evaluations' gain against its standard error (Window.gain; recorded as
+    validation_se)."""
+    if not plateaued and (gain := window.gain(validate.gain_se)) is not None:
+        plateaued, out.validation_se = gain[0] <= gain[1], gain[1]
+    out.convergence = convergence(out.best_iteration, plateaued, decayed)
+
+
+@torch.no_grad()
+def _restore(trained, best_state):
+    """The best evaluation's parameters back in place of `trained`."""
+    for p, best in zip(trained, best_state):
+        p.copy_(best)
 
 
 @torch.no_grad()
