@@ -373,7 +373,7 @@ def test_the_conclusion_says_what_ran_on_what_and_what_held():
     assert said[2] == "Rules v3 (changed from v2: no verdict moved on these runs)."
     assert len(said) == 4 and said[3].startswith("Tables 2 and 4 (ImageNet ResNets → VOC07/COCO2014 mAP) and "
                                                  "claim C8 are not covered by this profile: make reproduce "
-                                                 "PROFILE=fashion-mosaic runs them on a stand-in")
+                                                 "PROFILE=fashion-mosaic (a stand-in at 64 px: a GPU's run")
     # a random-encoder reference barely below the pre-trained encoder, a run not converged
     random = frame[frame["head"] == "actv"].assign(base="random", accuracy=lambda f: f.accuracy - 1.0,
                                                    notebook=lambda f: "random-" + f.notebook)

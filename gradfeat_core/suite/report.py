@@ -399,9 +399,9 @@ PAPER_TABLES = {  # the paper's tables: what they are, and the data sets its cla
 CLAIM_SHAPES = {"C1": (3,), "C2": (3,), "C3": (1,), "C4": (1,), "C5": (3,), "C6": (1, 3),
                 "C7": (3,), "C8": (4,)}
 OTHER_PROFILE = {  # how to cover a table this profile does not run: (on a stand-in here, on the paper's)
-    (1, 3): ("make reproduce PROFILE=fashion-mnist",
+    (1, 3): ("make reproduce PROFILE=fashion-mnist (a stand-in: under an hour on a CPU)",
              "make reproduce PROFILE=cifar10 (CIFAR-10 and a GPU)"),
-    (2, 4): ("make reproduce PROFILE=fashion-mosaic",
+    (2, 4): ("make reproduce PROFILE=fashion-mosaic (a stand-in at 64 px: a GPU's run, docs/tables-2-and-4.md)",
              "the ImageNet/Jigsaw ResNet weights (import-weights), the VOC07/COCO2014 archives and a GPU "
              "(docs/tables-2-and-4.md)"),
 }
@@ -442,7 +442,7 @@ def coverage(params, frame, claims):
             other = next(f for f in OTHER_PROFILE if table in f)
             if other != own:
                 stand, real = OTHER_PROFILE[other]
-                why += f"; to cover it: {stand} (a stand-in on a CPU), or on the paper's setting {real}"
+                why += f"; to cover it: {stand}, or on the paper's setting {real}"
             rows.append({"item": title, "covered": NOT_COVERED, "on": "", "notes": why})
             continue
         depths = list(dict.fromkeys(ran.layers))
@@ -597,7 +597,7 @@ def _not_covered_line(params, numbers, claims):
             + ("BiGAN and VAE encoders on CIFAR and SVHN" if on_resnets(params) else
                "ImageNet ResNets → VOC07/COCO2014 mAP")
             + ")" + (" and claim C8 are" if c8 else " are") + " not covered by this profile: "
-            f"{OTHER_PROFILE[other][0]} runs them on a stand-in on a CPU."]
+            f"{OTHER_PROFILE[other][0]} runs them."]
 
 
 def controlled(claims):
