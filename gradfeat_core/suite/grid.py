@@ -5,7 +5,7 @@ import json
 import yaml
 
 from ..experiments.params import PARAMS_DIR, ParamError, with_protocol
-from ..experiments.record import Experiment, heads_layers  # noqa: F401  (the grid's names)
+from ..experiments.record import Experiment, heads_layers
 from ..method.nets import parse_layers
 from ..method.registry import ARCHITECTURES, OBJECTIVES
 from ..method.resnet import block_names

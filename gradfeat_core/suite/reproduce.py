@@ -19,12 +19,12 @@ import pandas as pd
 from ..experiments.errors import UserError
 from ..experiments.params import ParamError, assignments, combine, load_params
 from ..experiments.progress import tqdm
-from ..experiments.record import NOTEBOOKS, RunRecord, record_of, resolve
+from ..experiments.record import NOTEBOOKS, RunRecord, heads_layers, record_of, resolve
 from ..experiments.results import ROOT, file_sha256, write_json
 from ..method.imported import IMPORT
 from ..method.registry import OBJECTIVES
 from . import cluster, sensitivity
-from .grid import experiments, heads_layers, tables, twins
+from .grid import experiments, tables, twins
 from .frame import load_summaries, results_frame
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # offline/: the lab template minus its CDN scripts
